@@ -1,0 +1,90 @@
+//! The tablet app. With no command it runs its main job on the embedded default: training
+//! mode against the built-in simulator.
+
+use clap::{Parser, Subcommand};
+use mynakyukyu::cli::CommonArgs;
+use mynakyukyu::drill;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "mynakyukyu",
+    version,
+    about = "マイナ救急: the ambulance tablet app"
+)]
+struct Cli {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Force training mode (訓練モード) against the built-in simulator.
+    #[arg(long)]
+    training: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run one scripted drill end to end and write the debrief.
+    Drill {
+        /// Scenario name (see --list).
+        #[arg(long, required_unless_present = "list")]
+        scenario: Option<String>,
+        /// Print the scenario names, one per line.
+        #[arg(long)]
+        list: bool,
+        /// Run without a display.
+        #[arg(long)]
+        headless: bool,
+        /// Write the debrief report (JSON) here.
+        #[arg(long)]
+        report: Option<PathBuf>,
+    },
+}
+
+/// The drill the app runs when started with no command, until the screens exist.
+const DEFAULT_SCENARIO: &str = "unconscious-warfarin";
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    cli.common.init_logging();
+    let result = match cli.command {
+        Some(Command::Drill { list: true, .. }) => {
+            for name in drill::scenario_names() {
+                println!("{name}");
+            }
+            Ok(true)
+        }
+        Some(Command::Drill {
+            scenario, report, ..
+        }) => run_drill(scenario.as_deref().unwrap_or(DEFAULT_SCENARIO), report),
+        None => {
+            tracing::info!(
+                training = true,
+                "starting in training mode (device not provisioned)"
+            );
+            run_drill(DEFAULT_SCENARIO, None)
+        }
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run_drill(name: &str, report_path: Option<PathBuf>) -> Result<bool, Box<dyn std::error::Error>> {
+    let scenario = drill::scenario(name)?;
+    let today = time::OffsetDateTime::now_utc().date();
+    let report = drill::run(&scenario, today)?;
+    print!("{}", drill::render_text(&report));
+    if let Some(path) = report_path {
+        let json = serde_json::to_vec_pretty(&report)?;
+        std::fs::write(&path, json)
+            .map_err(|e| format!("cannot write report {}: {e}", path.display()))?;
+    }
+    Ok(report.passed)
+}

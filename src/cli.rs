@@ -1,0 +1,55 @@
+//! What every binary shares: the data directory, the log format, and logging set-up.
+//!
+//! Logs go to stderr. Sensitive values are redacted by their own `Debug`/`Display`
+//! (see [`crate::domain::Sensitive`]), so a log line cannot carry patient data by accident.
+
+use clap::{Args, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Json,
+    #[default]
+    Pretty,
+}
+
+/// Options every command takes.
+#[derive(Clone, Debug, Args)]
+pub struct CommonArgs {
+    /// Where this command keeps its state.
+    #[arg(long, env = "MYNAKYUKYU_DATA", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Pretty, global = true)]
+    pub log_format: LogFormat,
+}
+
+impl CommonArgs {
+    /// The data directory: the option, else `$XDG_DATA_HOME/mynakyukyu`, else
+    /// `~/.local/share/mynakyukyu`, else `./mynakyukyu-data`.
+    pub fn data_dir(&self) -> PathBuf {
+        if let Some(dir) = &self.data_dir {
+            return dir.clone();
+        }
+        if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+            return PathBuf::from(xdg).join("mynakyukyu");
+        }
+        if let Some(home) = std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+            return PathBuf::from(home).join(".local/share/mynakyukyu");
+        }
+        PathBuf::from("mynakyukyu-data")
+    }
+
+    /// Install the tracing subscriber (filter from `RUST_LOG`, default `info`).
+    pub fn init_logging(&self) {
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        let builder = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr);
+        let _ = match self.log_format {
+            LogFormat::Json => builder.json().try_init(),
+            LogFormat::Pretty => builder.try_init(),
+        };
+    }
+}

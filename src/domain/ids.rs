@@ -1,0 +1,85 @@
+//! Identifiers of people, devices, incidents and patients.
+
+use super::Sensitive;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+macro_rules! plain_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub String);
+
+        impl $name {
+            pub fn new(value: impl Into<String>) -> Self {
+                Self(value.into())
+            }
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+plain_id!(
+    /// A crew member (救急隊員) on the fire department's roster; the operator of a view.
+    OperatorId
+);
+plain_id!(
+    /// The tablet itself (端末), as provisioned.
+    TerminalId
+);
+plain_id!(
+    /// The ambulance unit (救急隊) that holds the unit certificate.
+    UnitId
+);
+plain_id!(
+    /// One patient contact, from card presence to end of viewing. Idempotency key of the
+    /// emergency-info inquiry: a retried inquiry carries the same incident id.
+    IncidentId
+);
+plain_id!(
+    /// The eligibility system's reference to one qualification answer; the emergency-info
+    /// inquiry cites it instead of repeating the patient's identity.
+    QualificationRef
+);
+
+/// Who the patient is, as far as the audit log needs: a local id the system gives the
+/// patient and the individual insured number (個人単位被保険者番号). Both are redacted in logs.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PatientRef {
+    pub local_id: Sensitive<String>,
+    pub insured_number: Sensitive<String>,
+}
+
+impl fmt::Debug for PatientRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PatientRef([redacted])")
+    }
+}
+
+/// What the card gave us: the user-authentication certificate (利用者証明用電子証明書), DER.
+///
+/// Its subject is an opaque serial, not the holder's name, but it still identifies a person,
+/// so it is redacted in logs.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CardCredential {
+    pub auth_certificate_der: Vec<u8>,
+}
+
+impl fmt::Debug for CardCredential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "CardCredential({} bytes)",
+            self.auth_certificate_der.len()
+        )
+    }
+}

@@ -1,0 +1,150 @@
+//! Consent decisions and audit entries: what the law says must be recorded for every view.
+
+use super::{IncidentId, OperatorId, PatientRef, TerminalId, Timestamp, UnitId};
+use serde::{Deserialize, Serialize};
+
+/// The crew's consent decision, each an explicit choice on screen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsentDecision {
+    /// 口頭同意あり: the patient agreed verbally.
+    Verbal,
+    /// 同意取得困難: the patient cannot give consent (unconscious etc.).
+    Unobtainable,
+    /// 拒否: a conscious patient refused; an ambulance crew must not view.
+    Refused,
+}
+
+impl ConsentDecision {
+    /// The consent state an inquiry may carry, or `None` for a refusal (which never inquires).
+    pub fn inquiry_state(self) -> Option<ConsentState> {
+        match self {
+            ConsentDecision::Verbal => Some(ConsentState::Consented),
+            ConsentDecision::Unobtainable => Some(ConsentState::Unobtainable),
+            ConsentDecision::Refused => None,
+        }
+    }
+
+    pub fn label_ja(self) -> &'static str {
+        match self {
+            ConsentDecision::Verbal => "口頭同意あり",
+            ConsentDecision::Unobtainable => "同意取得困難",
+            ConsentDecision::Refused => "拒否",
+        }
+    }
+}
+
+/// The consent state carried by an emergency-info inquiry and recorded in the audit log:
+/// 「同意あり」 or 「同意取得困難」.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsentState {
+    Consented,
+    Unobtainable,
+}
+
+impl ConsentState {
+    pub fn label_ja(self) -> &'static str {
+        match self {
+            ConsentState::Consented => "同意あり",
+            ConsentState::Unobtainable => "同意取得困難",
+        }
+    }
+}
+
+/// How the patient was identified (本人確認の方法), as the audit log names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdentityMethod {
+    /// マイナ保険証: the card was read.
+    MynaCard,
+    /// 被保険者番号等: lookup by insurance number (hospital scope, kept open in the protocol).
+    InsuredNumber,
+    /// 4情報: lookup by name, birth date, sex and address (hospital scope, likewise).
+    FourItems,
+}
+
+impl IdentityMethod {
+    pub fn label_ja(self) -> &'static str {
+        match self {
+            IdentityMethod::MynaCard => "マイナ保険証",
+            IdentityMethod::InsuredNumber => "被保険者番号等",
+            IdentityMethod::FourItems => "4情報",
+        }
+    }
+}
+
+/// How the crew confirmed that the card belongs to the patient in front of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdentityCheck {
+    /// 目視確認: the card photo matches the patient.
+    Photo,
+    /// The patient entered the card's PIN (fallback when the photo cannot be checked).
+    Pin,
+}
+
+/// The kind of information viewed (閲覧した情報の種類).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InfoKind {
+    /// 救急用サマリー
+    EmergencySummary,
+    /// 全量版
+    FullData,
+}
+
+impl InfoKind {
+    pub fn label_ja(self) -> &'static str {
+        match self {
+            InfoKind::EmergencySummary => "救急用サマリー",
+            InfoKind::FullData => "全量版",
+        }
+    }
+}
+
+/// A consent decision as recorded (同意記録), including refusals.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsentRecord {
+    pub at: Timestamp,
+    pub incident: IncidentId,
+    pub operator: OperatorId,
+    pub unit: UnitId,
+    pub terminal: TerminalId,
+    pub patient: PatientRef,
+    pub decision: ConsentDecision,
+}
+
+/// What an audit entry records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum AuditAction {
+    /// The qualification check answered with this patient's coverage.
+    QualificationCheck,
+    /// The qualification check answered that the patient opted out (no patient data).
+    QualificationOptOut,
+    /// An emergency-info inquiry was made (once per incident, however often it is retried).
+    EmergencyInfoInquiry,
+    /// Information of this kind was shown on screen.
+    View { kind: InfoKind },
+}
+
+/// One line of the audit log, with the items DESIGN.md §2 lists: operator, date-time,
+/// terminal, patient, consent state, identity method, kind of information viewed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub at: Timestamp,
+    pub incident: IncidentId,
+    pub operator: OperatorId,
+    pub unit: UnitId,
+    pub terminal: TerminalId,
+    /// None only for an opt-out answer, which reveals no patient.
+    pub patient: Option<PatientRef>,
+    /// None before a consent decision (the qualification check needs none).
+    pub consent: Option<ConsentState>,
+    pub identity_method: IdentityMethod,
+    /// None before the crew confirmed the identity.
+    pub identity_check: Option<IdentityCheck>,
+    #[serde(flatten)]
+    pub action: AuditAction,
+}

@@ -1,0 +1,26 @@
+//! Mynakyukyu (マイナ救急): read a patient's My Number health-insurance card in an
+//! ambulance, check the patient's coverage, record consent, and show the emergency summary.
+//!
+//! # Module map
+//!
+//! The flow runs card → session → eligibility → store/sync, with the UI on top. Modules
+//! only depend downwards; the session state machine depends on nothing but [`domain`].
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`domain`] | the shared vocabulary (glossary types): coverage, emergency info, consent, audit entries; redacted `Debug` for anything sensitive |
+//! | [`session`] | the incident flow as a pure state machine: events in, screen phase and effects out; the rules from the official documents |
+//! | [`pki`] | issuing certificates with rcgen: the test JPKI CA and the virtual cards' certificates |
+//! | [`sim`] | the eligibility simulator's logic: synthetic patients, virtual cards issued to them, qualification and emergency-info answers |
+//! | [`drill`] | training drills: scenario files, a runner that carries out the session's effects against the simulator, the debrief report |
+//! | [`cli`] | what every binary shares: `--data-dir`, `--log-format`, logging set-up |
+//!
+//! The binaries are thin: `src/bin/mynakyukyu.rs` (the tablet app) and
+//! `src/bin/mynakyukyu-sim.rs` (the simulator). docs/ARCHITECTURE.md has the whole picture.
+
+pub mod cli;
+pub mod domain;
+pub mod drill;
+pub mod pki;
+pub mod session;
+pub mod sim;

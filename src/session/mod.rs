@@ -1,0 +1,756 @@
+//! The incident flow as a pure, synchronous state machine.
+//!
+//! card → qualification → identity + consent → emergency info → views → end.
+//!
+//! [`Session::handle`] takes the current time and one [`Event`] and returns the
+//! [`Effect`]s the effects layer must carry out (read the card, send a request, append a
+//! record, purge data). It knows nothing of Slint, PC/SC, sockets or clocks, so every path
+//! is a plain unit test. The rules from the official documents live here and only here:
+//!
+//! - no emergency-info inquiry before an explicit consent decision, and the inquiry carries
+//!   exactly the consent chosen (同意取得困難 is never a default);
+//! - a refusal never inquires and is recorded;
+//! - every view (summary, full data) yields an audit entry;
+//! - ending the viewing, an idle timeout or signing out purges the patient's data;
+//! - a card removed mid-read never leaves a half-read identity on screen;
+//! - a lost link keeps the consent decision and resends the same inquiry when the link
+//!   returns, without asking the crew again;
+//! - only a crew member with viewing permission (閲覧権限) can start an incident.
+//!
+//! Patient data lives only in the current [`Incident`]; dropping it is the purge.
+
+mod notice;
+#[cfg(test)]
+mod tests;
+
+pub use notice::Notice;
+
+use crate::domain::{
+    AuditAction, AuditEntry, CardCredential, ConsentDecision, ConsentRecord, ConsentState,
+    Coverage, EmergencyInfo, IdentityCheck, IdentityMethod, IncidentId, InfoKind, OperatorId,
+    QualificationRef, TerminalId, Timestamp, UnitId,
+};
+use thiserror::Error;
+
+/// The device this session runs on; stamped on every record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Station {
+    pub unit: UnitId,
+    pub terminal: TerminalId,
+}
+
+/// Why a card could not be read, in kinds a crew can act on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CardFailure {
+    NoReader,
+    ReaderServiceDown,
+    NotMyNumberCard,
+    RemovedDuringRead,
+    Unresponsive,
+    ReaderBusy,
+    /// The card's certificate is expired or not yet valid.
+    CertificateNotValid,
+}
+
+/// Why a request to the eligibility system failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServiceFailure {
+    /// The line is down or the server unreachable: wait for the link, then resend.
+    LinkDown,
+    /// No answer in time: treated like a lost link.
+    Timeout,
+    /// The server refused our unit certificate.
+    CertificateRefused,
+    /// The server's certificate is not the provisioned one.
+    ServerCertificateWrong,
+    /// The card's certificate is unknown, revoked or expired at the eligibility system.
+    CardNotAccepted,
+    /// No coverage found for this card.
+    NoCoverage,
+    /// The answer did not follow the protocol.
+    Protocol,
+    /// Patient-related requests are refused because the IPsec tunnel is down.
+    TunnelRequired,
+}
+
+impl ServiceFailure {
+    /// Whether the request should wait for the link and be resent automatically.
+    pub fn waits_for_link(self) -> bool {
+        matches!(self, ServiceFailure::LinkDown | ServiceFailure::Timeout)
+    }
+}
+
+/// Something that happened: a tap, a card, an answer, the line, the clock.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    CrewSignedIn {
+        operator: OperatorId,
+        viewing_permission: bool,
+    },
+    CrewSignedOut,
+    /// A card was placed on the reader; the effects layer chose a fresh incident id.
+    CardDetected {
+        incident: IncidentId,
+    },
+    CardReadOk {
+        incident: IncidentId,
+        credential: CardCredential,
+    },
+    CardReadFailed {
+        incident: IncidentId,
+        failure: CardFailure,
+    },
+    CardRemoved,
+    QualificationAnswered {
+        incident: IncidentId,
+        qualification: QualificationRef,
+        coverage: Coverage,
+    },
+    QualificationOptOut {
+        incident: IncidentId,
+    },
+    QualificationFailed {
+        incident: IncidentId,
+        failure: ServiceFailure,
+    },
+    IdentityConfirmed {
+        check: IdentityCheck,
+    },
+    ConsentChosen {
+        decision: ConsentDecision,
+    },
+    EmergencyInfoAnswered {
+        incident: IncidentId,
+        info: EmergencyInfo,
+    },
+    EmergencyInfoFailed {
+        incident: IncidentId,
+        failure: ServiceFailure,
+    },
+    LinkLost,
+    LinkRestored,
+    /// The crew asks to resend a request that failed for a reason other than the link.
+    Retry,
+    ViewFullData,
+    BackToSummary,
+    EndViewing,
+    IdleTimeout,
+}
+
+impl Event {
+    /// A short name for logs and reports (carries no patient data).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::CrewSignedIn { .. } => "crew_signed_in",
+            Event::CrewSignedOut => "crew_signed_out",
+            Event::CardDetected { .. } => "card_detected",
+            Event::CardReadOk { .. } => "card_read_ok",
+            Event::CardReadFailed { .. } => "card_read_failed",
+            Event::CardRemoved => "card_removed",
+            Event::QualificationAnswered { .. } => "qualification_answered",
+            Event::QualificationOptOut { .. } => "qualification_opt_out",
+            Event::QualificationFailed { .. } => "qualification_failed",
+            Event::IdentityConfirmed { .. } => "identity_confirmed",
+            Event::ConsentChosen { .. } => "consent_chosen",
+            Event::EmergencyInfoAnswered { .. } => "emergency_info_answered",
+            Event::EmergencyInfoFailed { .. } => "emergency_info_failed",
+            Event::LinkLost => "link_lost",
+            Event::LinkRestored => "link_restored",
+            Event::Retry => "retry",
+            Event::ViewFullData => "view_full_data",
+            Event::BackToSummary => "back_to_summary",
+            Event::EndViewing => "end_viewing",
+            Event::IdleTimeout => "idle_timeout",
+        }
+    }
+}
+
+/// The qualification request the effects layer sends.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QualificationRequest {
+    pub incident: IncidentId,
+    pub credential: CardCredential,
+}
+
+/// The emergency-info inquiry, with the consent decision attached.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EmergencyInquiry {
+    pub incident: IncidentId,
+    pub qualification: QualificationRef,
+    pub consent: ConsentState,
+    pub operator: OperatorId,
+    pub unit: UnitId,
+    pub terminal: TerminalId,
+    pub identity_method: IdentityMethod,
+    pub identity_check: IdentityCheck,
+}
+
+/// Work for the effects layer, in the order given.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Effect {
+    ReadCard {
+        incident: IncidentId,
+    },
+    SendQualification(QualificationRequest),
+    SendEmergencyInquiry(EmergencyInquiry),
+    AppendConsentRecord(ConsentRecord),
+    AppendAudit(AuditEntry),
+    /// Drop every copy of this incident's patient data (caches, screen models).
+    PurgePatientData {
+        incident: IncidentId,
+    },
+}
+
+/// What the screen shows; the UI renders one screen per phase.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Phase {
+    /// Crew sign-in (locked).
+    SignedOut,
+    /// Waiting for a card.
+    Ready,
+    ReadingCard,
+    CheckingQualification,
+    /// Coverage shown; photo confirmation and consent on one screen.
+    IdentityAndConsent,
+    AwaitingEmergencyInfo,
+    ViewingSummary,
+    ViewingFullData,
+    /// The refusal was recorded; nothing will be viewed.
+    Refused,
+    /// The patient opted out; the system returns nothing.
+    OptedOut,
+    /// A request failed for a reason the crew must see (retry or end).
+    Failed,
+}
+
+impl Phase {
+    /// The snake_case name used in drill reports and scenario files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::SignedOut => "signed_out",
+            Phase::Ready => "ready",
+            Phase::ReadingCard => "reading_card",
+            Phase::CheckingQualification => "checking_qualification",
+            Phase::IdentityAndConsent => "identity_and_consent",
+            Phase::AwaitingEmergencyInfo => "awaiting_emergency_info",
+            Phase::ViewingSummary => "viewing_summary",
+            Phase::ViewingFullData => "viewing_full_data",
+            Phase::Refused => "refused",
+            Phase::OptedOut => "opted_out",
+            Phase::Failed => "failed",
+        }
+    }
+}
+
+/// A request that could not go out (or got no answer) and must be resent unchanged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pending {
+    Qualification,
+    EmergencyInfo,
+}
+
+/// One patient contact. All patient data of the session lives here and nowhere else.
+#[derive(Clone, Debug)]
+pub struct Incident {
+    pub id: IncidentId,
+    pub credential: Option<CardCredential>,
+    pub qualification: Option<QualificationRef>,
+    pub coverage: Option<Coverage>,
+    pub identity_check: Option<IdentityCheck>,
+    pub consent: Option<ConsentDecision>,
+    pub info: Option<EmergencyInfo>,
+    /// The request that failed, kept so that Retry or LinkRestored can resend it.
+    waiting: Option<Pending>,
+}
+
+impl Incident {
+    fn new(id: IncidentId) -> Self {
+        Incident {
+            id,
+            credential: None,
+            qualification: None,
+            coverage: None,
+            identity_check: None,
+            consent: None,
+            info: None,
+            waiting: None,
+        }
+    }
+}
+
+/// Why an event was not applied. The state is unchanged and no effect is produced.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum SessionError {
+    #[error("event {event} does not apply in phase {phase:?}")]
+    NotApplicable { event: &'static str, phase: Phase },
+    #[error("answer for incident {0} is stale")]
+    StaleAnswer(IncidentId),
+    #[error("crew member has no viewing permission")]
+    NoViewingPermission,
+    #[error("consent cannot be chosen before the identity is confirmed")]
+    ConsentBeforeIdentity,
+}
+
+/// The incident state machine for one tablet.
+#[derive(Clone, Debug)]
+pub struct Session {
+    station: Station,
+    operator: Option<OperatorId>,
+    phase: Phase,
+    link_up: bool,
+    notice: Option<Notice>,
+    incident: Option<Incident>,
+}
+
+impl Session {
+    pub fn new(station: Station) -> Self {
+        Session {
+            station,
+            operator: None,
+            phase: Phase::SignedOut,
+            link_up: true,
+            notice: None,
+            incident: None,
+        }
+    }
+
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// The message the screen shows with the phase, if any.
+    pub fn notice(&self) -> Option<Notice> {
+        self.notice
+    }
+
+    pub fn link_up(&self) -> bool {
+        self.link_up
+    }
+
+    pub fn operator(&self) -> Option<&OperatorId> {
+        self.operator.as_ref()
+    }
+
+    pub fn station(&self) -> &Station {
+        &self.station
+    }
+
+    /// The current incident, with whatever patient data it holds.
+    pub fn incident(&self) -> Option<&Incident> {
+        self.incident.as_ref()
+    }
+
+    /// The coverage to show, only in phases where the screen shows it.
+    pub fn coverage(&self) -> Option<&Coverage> {
+        match self.phase {
+            Phase::IdentityAndConsent
+            | Phase::AwaitingEmergencyInfo
+            | Phase::ViewingSummary
+            | Phase::ViewingFullData
+            | Phase::Refused
+            | Phase::Failed => self.incident.as_ref()?.coverage.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// The emergency info to show, only while viewing.
+    pub fn emergency_info(&self) -> Option<&EmergencyInfo> {
+        match self.phase {
+            Phase::ViewingSummary | Phase::ViewingFullData => self.incident.as_ref()?.info.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// Whether any patient data is held (coverage, credential or emergency info).
+    pub fn holds_patient_data(&self) -> bool {
+        self.incident
+            .as_ref()
+            .is_some_and(|i| i.coverage.is_some() || i.info.is_some() || i.credential.is_some())
+    }
+
+    /// Whether a request is waiting for the link (shown as "回線待ち・自動再送").
+    pub fn waiting_for_link(&self) -> bool {
+        !self.link_up && self.incident.as_ref().is_some_and(|i| i.waiting.is_some())
+    }
+
+    /// Apply one event at time `now`.
+    pub fn handle(&mut self, now: Timestamp, event: Event) -> Result<Vec<Effect>, SessionError> {
+        let name = event.name();
+        let phase = self.phase;
+        let not_applicable = || SessionError::NotApplicable { event: name, phase };
+        match event {
+            Event::CrewSignedIn {
+                operator,
+                viewing_permission,
+            } => {
+                if phase != Phase::SignedOut {
+                    return Err(not_applicable());
+                }
+                if !viewing_permission {
+                    self.notice = Some(Notice::NoViewingPermission);
+                    return Err(SessionError::NoViewingPermission);
+                }
+                self.operator = Some(operator);
+                self.enter(Phase::Ready, None);
+                Ok(vec![])
+            }
+            Event::CrewSignedOut => {
+                if phase == Phase::SignedOut {
+                    return Err(not_applicable());
+                }
+                let effects = self.purge();
+                self.operator = None;
+                self.enter(Phase::SignedOut, None);
+                Ok(effects)
+            }
+            Event::CardDetected { incident } => {
+                if phase != Phase::Ready {
+                    return Err(not_applicable());
+                }
+                self.incident = Some(Incident::new(incident.clone()));
+                self.enter(Phase::ReadingCard, None);
+                Ok(vec![Effect::ReadCard { incident }])
+            }
+            Event::CardReadOk {
+                incident,
+                credential,
+            } => {
+                self.expect(Phase::ReadingCard, name)?;
+                let current = self.current_incident(&incident)?;
+                current.credential = Some(credential);
+                self.enter(Phase::CheckingQualification, None);
+                Ok(self.send_qualification())
+            }
+            Event::CardReadFailed { incident, failure } => {
+                self.expect(Phase::ReadingCard, name)?;
+                self.current_incident(&incident)?;
+                let effects = self.purge();
+                self.enter(Phase::Ready, Some(Notice::from_card_failure(failure)));
+                Ok(effects)
+            }
+            Event::CardRemoved => match phase {
+                // Mid-read: whatever was read is dropped, nothing half-read stays.
+                Phase::ReadingCard => {
+                    let effects = self.purge();
+                    self.enter(Phase::Ready, Some(Notice::CardRemovedDuringRead));
+                    Ok(effects)
+                }
+                // After a complete read the card is no longer needed; handing it back to
+                // the patient is normal.
+                _ => Err(not_applicable()),
+            },
+            Event::QualificationAnswered {
+                incident,
+                qualification,
+                coverage,
+            } => {
+                self.expect(Phase::CheckingQualification, name)?;
+                let current = self.current_incident(&incident)?;
+                current.waiting = None;
+                current.qualification = Some(qualification);
+                current.coverage = Some(coverage);
+                let audit = self.audit(now, AuditAction::QualificationCheck);
+                self.enter(Phase::IdentityAndConsent, None);
+                Ok(audit.into_iter().collect())
+            }
+            Event::QualificationOptOut { incident } => {
+                self.expect(Phase::CheckingQualification, name)?;
+                let current = self.current_incident(&incident)?;
+                current.waiting = None;
+                let audit = self.audit(now, AuditAction::QualificationOptOut);
+                self.enter(Phase::OptedOut, Some(Notice::OptedOut));
+                Ok(audit.into_iter().collect())
+            }
+            Event::QualificationFailed { incident, failure } => {
+                self.expect(Phase::CheckingQualification, name)?;
+                self.current_incident(&incident)?.waiting = Some(Pending::Qualification);
+                self.fail(failure);
+                Ok(vec![])
+            }
+            Event::IdentityConfirmed { check } => {
+                self.expect(Phase::IdentityAndConsent, name)?;
+                let current = self.incident.as_mut().ok_or_else(not_applicable)?;
+                current.identity_check = Some(check);
+                self.notice = None;
+                Ok(vec![])
+            }
+            Event::ConsentChosen { decision } => {
+                self.expect(Phase::IdentityAndConsent, name)?;
+                let current = self.incident.as_mut().ok_or_else(not_applicable)?;
+                if decision != ConsentDecision::Refused && current.identity_check.is_none() {
+                    return Err(SessionError::ConsentBeforeIdentity);
+                }
+                current.consent = Some(decision);
+                let mut effects = vec![];
+                effects.extend(self.consent_record(now, decision));
+                if decision == ConsentDecision::Refused {
+                    self.enter(Phase::Refused, Some(Notice::RefusalRecorded));
+                    return Ok(effects);
+                }
+                effects.extend(self.audit(now, AuditAction::EmergencyInfoInquiry));
+                self.enter(Phase::AwaitingEmergencyInfo, None);
+                effects.extend(self.send_inquiry());
+                Ok(effects)
+            }
+            Event::EmergencyInfoAnswered { incident, info } => {
+                // An answer that arrives after a Failed screen is still the answer the crew
+                // is waiting for.
+                if !matches!(phase, Phase::AwaitingEmergencyInfo | Phase::Failed) {
+                    return Err(not_applicable());
+                }
+                let current = self.current_incident(&incident)?;
+                if current
+                    .consent
+                    .and_then(ConsentDecision::inquiry_state)
+                    .is_none()
+                {
+                    return Err(not_applicable());
+                }
+                current.waiting = None;
+                current.info = Some(info);
+                self.enter(Phase::ViewingSummary, None);
+                Ok(self
+                    .audit(
+                        now,
+                        AuditAction::View {
+                            kind: InfoKind::EmergencySummary,
+                        },
+                    )
+                    .into_iter()
+                    .collect())
+            }
+            Event::EmergencyInfoFailed { incident, failure } => {
+                self.expect(Phase::AwaitingEmergencyInfo, name)?;
+                self.current_incident(&incident)?.waiting = Some(Pending::EmergencyInfo);
+                self.fail(failure);
+                Ok(vec![])
+            }
+            Event::LinkLost => {
+                if !self.link_up {
+                    return Err(not_applicable());
+                }
+                self.link_up = false;
+                // A request in flight will not be answered; resend it when the link returns.
+                if let Some(incident) = self.incident.as_mut() {
+                    match phase {
+                        Phase::CheckingQualification => {
+                            incident.waiting = Some(Pending::Qualification)
+                        }
+                        Phase::AwaitingEmergencyInfo => {
+                            incident.waiting = Some(Pending::EmergencyInfo)
+                        }
+                        _ => {}
+                    }
+                }
+                Ok(vec![])
+            }
+            Event::LinkRestored => {
+                if self.link_up {
+                    return Err(not_applicable());
+                }
+                self.link_up = true;
+                Ok(self.resend_waiting())
+            }
+            Event::Retry => {
+                if phase != Phase::Failed || !self.link_up {
+                    return Err(not_applicable());
+                }
+                Ok(self.resend_waiting())
+            }
+            Event::ViewFullData => {
+                self.expect(Phase::ViewingSummary, name)?;
+                self.enter(Phase::ViewingFullData, None);
+                Ok(self
+                    .audit(
+                        now,
+                        AuditAction::View {
+                            kind: InfoKind::FullData,
+                        },
+                    )
+                    .into_iter()
+                    .collect())
+            }
+            Event::BackToSummary => {
+                self.expect(Phase::ViewingFullData, name)?;
+                self.enter(Phase::ViewingSummary, None);
+                Ok(self
+                    .audit(
+                        now,
+                        AuditAction::View {
+                            kind: InfoKind::EmergencySummary,
+                        },
+                    )
+                    .into_iter()
+                    .collect())
+            }
+            Event::EndViewing => {
+                if matches!(phase, Phase::SignedOut | Phase::Ready) {
+                    return Err(not_applicable());
+                }
+                let effects = self.purge();
+                self.enter(Phase::Ready, None);
+                Ok(effects)
+            }
+            Event::IdleTimeout => match phase {
+                Phase::SignedOut => Err(not_applicable()),
+                // Idle at Ready: lock the tablet.
+                Phase::Ready => {
+                    self.operator = None;
+                    self.enter(Phase::SignedOut, Some(Notice::LockedAfterIdle));
+                    Ok(vec![])
+                }
+                _ => {
+                    let effects = self.purge();
+                    self.enter(Phase::Ready, Some(Notice::ViewingEndedAfterIdle));
+                    Ok(effects)
+                }
+            },
+        }
+    }
+
+    fn enter(&mut self, phase: Phase, notice: Option<Notice>) {
+        self.phase = phase;
+        self.notice = notice;
+    }
+
+    fn expect(&self, phase: Phase, event: &'static str) -> Result<(), SessionError> {
+        if self.phase == phase {
+            Ok(())
+        } else {
+            Err(SessionError::NotApplicable {
+                event,
+                phase: self.phase,
+            })
+        }
+    }
+
+    /// The current incident if `id` names it; an answer for any other incident is stale.
+    fn current_incident(&mut self, id: &IncidentId) -> Result<&mut Incident, SessionError> {
+        match self.incident.as_mut() {
+            Some(incident) if incident.id == *id => Ok(incident),
+            _ => Err(SessionError::StaleAnswer(id.clone())),
+        }
+    }
+
+    fn fail(&mut self, failure: ServiceFailure) {
+        if failure.waits_for_link() {
+            // Keep the phase (and the consent decision); the link monitor will report the
+            // link's return and the request goes out again unchanged.
+            self.link_up = false;
+            self.notice = Some(Notice::WaitingForLink);
+        } else {
+            self.enter(Phase::Failed, Some(Notice::from_service_failure(failure)));
+        }
+    }
+
+    fn resend_waiting(&mut self) -> Vec<Effect> {
+        let Some(waiting) = self.incident.as_ref().and_then(|i| i.waiting) else {
+            if self.notice == Some(Notice::WaitingForLink) {
+                self.notice = None;
+            }
+            return vec![];
+        };
+        match waiting {
+            Pending::Qualification => {
+                self.enter(Phase::CheckingQualification, None);
+                self.send_qualification()
+            }
+            Pending::EmergencyInfo => {
+                self.enter(Phase::AwaitingEmergencyInfo, None);
+                self.send_inquiry()
+            }
+        }
+    }
+
+    fn send_qualification(&mut self) -> Vec<Effect> {
+        let Some(incident) = self.incident.as_mut() else {
+            return vec![];
+        };
+        let Some(credential) = incident.credential.clone() else {
+            return vec![];
+        };
+        if !self.link_up {
+            incident.waiting = Some(Pending::Qualification);
+            self.notice = Some(Notice::WaitingForLink);
+            return vec![];
+        }
+        incident.waiting = None;
+        vec![Effect::SendQualification(QualificationRequest {
+            incident: incident.id.clone(),
+            credential,
+        })]
+    }
+
+    /// The inquiry for the current incident; only reachable with a consent decision that
+    /// allows viewing and a confirmed identity.
+    fn send_inquiry(&mut self) -> Vec<Effect> {
+        let Some(operator) = self.operator.clone() else {
+            return vec![];
+        };
+        let Some(incident) = self.incident.as_mut() else {
+            return vec![];
+        };
+        let (Some(consent), Some(qualification), Some(check)) = (
+            incident.consent.and_then(ConsentDecision::inquiry_state),
+            incident.qualification.clone(),
+            incident.identity_check,
+        ) else {
+            return vec![];
+        };
+        if !self.link_up {
+            incident.waiting = Some(Pending::EmergencyInfo);
+            self.notice = Some(Notice::WaitingForLink);
+            return vec![];
+        }
+        incident.waiting = None;
+        vec![Effect::SendEmergencyInquiry(EmergencyInquiry {
+            incident: incident.id.clone(),
+            qualification,
+            consent,
+            operator,
+            unit: self.station.unit.clone(),
+            terminal: self.station.terminal.clone(),
+            identity_method: IdentityMethod::MynaCard,
+            identity_check: check,
+        })]
+    }
+
+    fn audit(&self, now: Timestamp, action: AuditAction) -> Option<Effect> {
+        let incident = self.incident.as_ref()?;
+        Some(Effect::AppendAudit(AuditEntry {
+            at: now,
+            incident: incident.id.clone(),
+            operator: self.operator.clone()?,
+            unit: self.station.unit.clone(),
+            terminal: self.station.terminal.clone(),
+            patient: incident.coverage.as_ref().map(|c| c.patient.clone()),
+            consent: incident.consent.and_then(ConsentDecision::inquiry_state),
+            identity_method: IdentityMethod::MynaCard,
+            identity_check: incident.identity_check,
+            action,
+        }))
+    }
+
+    fn consent_record(&self, now: Timestamp, decision: ConsentDecision) -> Option<Effect> {
+        let incident = self.incident.as_ref()?;
+        Some(Effect::AppendConsentRecord(ConsentRecord {
+            at: now,
+            incident: incident.id.clone(),
+            operator: self.operator.clone()?,
+            unit: self.station.unit.clone(),
+            terminal: self.station.terminal.clone(),
+            patient: incident.coverage.as_ref()?.patient.clone(),
+            decision,
+        }))
+    }
+
+    /// Drop the incident and everything it held; tell the effects layer to do the same.
+    fn purge(&mut self) -> Vec<Effect> {
+        match self.incident.take() {
+            Some(incident) => vec![Effect::PurgePatientData {
+                incident: incident.id,
+            }],
+            None => vec![],
+        }
+    }
+}

@@ -1,0 +1,1062 @@
+//! Every transition of the incident flow, and property tests over random event sequences.
+
+use super::*;
+use crate::domain::{CoverageStatus, PatientRef, Sensitive, Sex};
+use proptest::prelude::*;
+
+fn station() -> Station {
+    Station {
+        unit: UnitId::new("U-01"),
+        terminal: TerminalId::new("T-01"),
+    }
+}
+
+fn coverage() -> Coverage {
+    Coverage {
+        patient: PatientRef {
+            local_id: Sensitive("P0001".into()),
+            insured_number: Sensitive("12345678-01".into()),
+        },
+        name: Sensitive("山田 太郎".into()),
+        kana: Sensitive("ヤマダ タロウ".into()),
+        birth_date: Sensitive(time::macros::date!(1948 - 03 - 02)),
+        sex: Sex::Male,
+        insurer_name: Sensitive("東京都後期高齢者医療広域連合".into()),
+        insurer_number: Sensitive("39131001".into()),
+        status: CoverageStatus::Current,
+    }
+}
+
+fn credential() -> CardCredential {
+    CardCredential {
+        auth_certificate_der: vec![0x30, 0x03, 0x02, 0x01, 0x01],
+    }
+}
+
+fn inc(n: u32) -> IncidentId {
+    IncidentId(format!("I-{n}"))
+}
+
+const T: Timestamp = Timestamp(1_000);
+
+fn ok(s: &mut Session, e: Event) -> Vec<Effect> {
+    let name = e.name();
+    s.handle(T, e)
+        .unwrap_or_else(|err| panic!("{name} rejected: {err}"))
+}
+
+fn signed_in() -> Session {
+    let mut s = Session::new(station());
+    ok(
+        &mut s,
+        Event::CrewSignedIn {
+            operator: OperatorId::new("EMT-7"),
+            viewing_permission: true,
+        },
+    );
+    s
+}
+
+/// Signed in, card read, coverage on screen.
+fn at_consent() -> Session {
+    let mut s = signed_in();
+    ok(&mut s, Event::CardDetected { incident: inc(1) });
+    ok(
+        &mut s,
+        Event::CardReadOk {
+            incident: inc(1),
+            credential: credential(),
+        },
+    );
+    ok(
+        &mut s,
+        Event::QualificationAnswered {
+            incident: inc(1),
+            qualification: QualificationRef::new("Q-1"),
+            coverage: coverage(),
+        },
+    );
+    s
+}
+
+fn viewing(decision: ConsentDecision) -> Session {
+    let mut s = at_consent();
+    ok(
+        &mut s,
+        Event::IdentityConfirmed {
+            check: IdentityCheck::Photo,
+        },
+    );
+    ok(&mut s, Event::ConsentChosen { decision });
+    ok(
+        &mut s,
+        Event::EmergencyInfoAnswered {
+            incident: inc(1),
+            info: EmergencyInfo::default(),
+        },
+    );
+    s
+}
+
+fn inquiries(effects: &[Effect]) -> Vec<&EmergencyInquiry> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::SendEmergencyInquiry(i) => Some(i),
+            _ => None,
+        })
+        .collect()
+}
+
+fn audits(effects: &[Effect]) -> Vec<&AuditEntry> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::AppendAudit(a) => Some(a),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn starts_signed_out_and_sign_in_needs_viewing_permission() {
+    let mut s = Session::new(station());
+    assert_eq!(s.phase(), Phase::SignedOut);
+    let err = s
+        .handle(
+            T,
+            Event::CrewSignedIn {
+                operator: OperatorId::new("EMT-X"),
+                viewing_permission: false,
+            },
+        )
+        .unwrap_err();
+    assert_eq!(err, SessionError::NoViewingPermission);
+    assert_eq!(s.phase(), Phase::SignedOut);
+    assert_eq!(s.notice(), Some(Notice::NoViewingPermission));
+    assert!(s.operator().is_none());
+    // and without sign-in no card can start an incident
+    assert!(
+        s.handle(T, Event::CardDetected { incident: inc(1) })
+            .is_err()
+    );
+    assert!(s.incident().is_none());
+}
+
+#[test]
+fn card_detected_reads_the_card() {
+    let mut s = signed_in();
+    let fx = ok(&mut s, Event::CardDetected { incident: inc(1) });
+    assert_eq!(fx, vec![Effect::ReadCard { incident: inc(1) }]);
+    assert_eq!(s.phase(), Phase::ReadingCard);
+}
+
+#[test]
+fn card_read_sends_the_qualification_check() {
+    let mut s = signed_in();
+    ok(&mut s, Event::CardDetected { incident: inc(1) });
+    let fx = ok(
+        &mut s,
+        Event::CardReadOk {
+            incident: inc(1),
+            credential: credential(),
+        },
+    );
+    assert_eq!(
+        fx,
+        vec![Effect::SendQualification(QualificationRequest {
+            incident: inc(1),
+            credential: credential()
+        })]
+    );
+    assert_eq!(s.phase(), Phase::CheckingQualification);
+    assert!(s.coverage().is_none());
+}
+
+#[test]
+fn each_card_failure_returns_to_ready_with_its_own_notice() {
+    let cases = [
+        (CardFailure::NoReader, Notice::NoReader),
+        (CardFailure::ReaderServiceDown, Notice::ReaderServiceDown),
+        (CardFailure::NotMyNumberCard, Notice::NotMyNumberCard),
+        (
+            CardFailure::RemovedDuringRead,
+            Notice::CardRemovedDuringRead,
+        ),
+        (CardFailure::Unresponsive, Notice::CardUnresponsive),
+        (CardFailure::ReaderBusy, Notice::ReaderBusy),
+        (
+            CardFailure::CertificateNotValid,
+            Notice::CardCertificateNotValid,
+        ),
+    ];
+    for (failure, notice) in cases {
+        let mut s = signed_in();
+        ok(&mut s, Event::CardDetected { incident: inc(1) });
+        let fx = ok(
+            &mut s,
+            Event::CardReadFailed {
+                incident: inc(1),
+                failure,
+            },
+        );
+        assert_eq!(s.phase(), Phase::Ready);
+        assert_eq!(s.notice(), Some(notice));
+        assert!(s.incident().is_none());
+        assert_eq!(fx, vec![Effect::PurgePatientData { incident: inc(1) }]);
+    }
+}
+
+#[test]
+fn card_removed_mid_read_leaves_nothing_on_screen_and_late_answers_are_stale() {
+    let mut s = signed_in();
+    ok(&mut s, Event::CardDetected { incident: inc(1) });
+    let fx = ok(&mut s, Event::CardRemoved);
+    assert_eq!(fx, vec![Effect::PurgePatientData { incident: inc(1) }]);
+    assert_eq!(s.phase(), Phase::Ready);
+    assert_eq!(s.notice(), Some(Notice::CardRemovedDuringRead));
+    assert!(!s.holds_patient_data());
+    // the read that was under way finishes late: it must not resurrect the incident
+    let err = s
+        .handle(
+            T,
+            Event::CardReadOk {
+                incident: inc(1),
+                credential: credential(),
+            },
+        )
+        .unwrap_err();
+    assert!(matches!(err, SessionError::NotApplicable { .. }));
+    assert!(s.coverage().is_none());
+    // a new card starts a new incident; an answer for the old one is stale
+    ok(&mut s, Event::CardDetected { incident: inc(2) });
+    ok(
+        &mut s,
+        Event::CardReadOk {
+            incident: inc(2),
+            credential: credential(),
+        },
+    );
+    let err = s
+        .handle(
+            T,
+            Event::QualificationAnswered {
+                incident: inc(1),
+                qualification: QualificationRef::new("Q-old"),
+                coverage: coverage(),
+            },
+        )
+        .unwrap_err();
+    assert_eq!(err, SessionError::StaleAnswer(inc(1)));
+    assert!(s.incident().unwrap().coverage.is_none());
+}
+
+#[test]
+fn card_removed_after_a_complete_read_does_not_disturb_the_flow() {
+    let mut s = at_consent();
+    assert!(s.handle(T, Event::CardRemoved).is_err());
+    assert_eq!(s.phase(), Phase::IdentityAndConsent);
+    assert!(s.coverage().is_some());
+}
+
+#[test]
+fn qualification_answer_shows_coverage_and_is_audited() {
+    let s = at_consent();
+    assert_eq!(s.phase(), Phase::IdentityAndConsent);
+    assert_eq!(s.coverage(), Some(&coverage()));
+    assert!(s.emergency_info().is_none());
+
+    let mut s = signed_in();
+    ok(&mut s, Event::CardDetected { incident: inc(1) });
+    ok(
+        &mut s,
+        Event::CardReadOk {
+            incident: inc(1),
+            credential: credential(),
+        },
+    );
+    let fx = ok(
+        &mut s,
+        Event::QualificationAnswered {
+            incident: inc(1),
+            qualification: QualificationRef::new("Q-1"),
+            coverage: coverage(),
+        },
+    );
+    let a = audits(&fx);
+    assert_eq!(a.len(), 1);
+    assert_eq!(a[0].action, AuditAction::QualificationCheck);
+    assert_eq!(a[0].consent, None);
+    assert_eq!(a[0].patient, Some(coverage().patient));
+    assert_eq!(a[0].identity_method, IdentityMethod::MynaCard);
+}
+
+#[test]
+fn opt_out_shows_nothing_and_is_audited_without_patient() {
+    let mut s = signed_in();
+    ok(&mut s, Event::CardDetected { incident: inc(1) });
+    ok(
+        &mut s,
+        Event::CardReadOk {
+            incident: inc(1),
+            credential: credential(),
+        },
+    );
+    let fx = ok(&mut s, Event::QualificationOptOut { incident: inc(1) });
+    assert_eq!(s.phase(), Phase::OptedOut);
+    assert_eq!(s.notice(), Some(Notice::OptedOut));
+    assert!(s.coverage().is_none());
+    let a = audits(&fx);
+    assert_eq!(a.len(), 1);
+    assert_eq!(a[0].action, AuditAction::QualificationOptOut);
+    assert_eq!(a[0].patient, None);
+    // nothing to consent to
+    assert!(
+        s.handle(
+            T,
+            Event::ConsentChosen {
+                decision: ConsentDecision::Verbal
+            }
+        )
+        .is_err()
+    );
+    let fx = ok(&mut s, Event::EndViewing);
+    assert_eq!(fx, vec![Effect::PurgePatientData { incident: inc(1) }]);
+    assert_eq!(s.phase(), Phase::Ready);
+}
+
+#[test]
+fn no_coverage_is_shown_plainly_without_retry() {
+    let mut s = signed_in();
+    ok(&mut s, Event::CardDetected { incident: inc(1) });
+    ok(
+        &mut s,
+        Event::CardReadOk {
+            incident: inc(1),
+            credential: credential(),
+        },
+    );
+    ok(
+        &mut s,
+        Event::QualificationFailed {
+            incident: inc(1),
+            failure: ServiceFailure::NoCoverage,
+        },
+    );
+    assert_eq!(s.phase(), Phase::Failed);
+    assert_eq!(s.notice(), Some(Notice::NoCoverage));
+    assert!(!Notice::NoCoverage.offers_retry());
+}
+
+#[test]
+fn consent_needs_the_identity_confirmed_first() {
+    let mut s = at_consent();
+    let err = s
+        .handle(
+            T,
+            Event::ConsentChosen {
+                decision: ConsentDecision::Verbal,
+            },
+        )
+        .unwrap_err();
+    assert_eq!(err, SessionError::ConsentBeforeIdentity);
+    assert_eq!(s.phase(), Phase::IdentityAndConsent);
+    assert!(s.incident().unwrap().consent.is_none());
+}
+
+#[test]
+fn verbal_consent_sends_the_inquiry_with_consent_attached_and_records_it() {
+    let mut s = at_consent();
+    ok(
+        &mut s,
+        Event::IdentityConfirmed {
+            check: IdentityCheck::Photo,
+        },
+    );
+    let fx = ok(
+        &mut s,
+        Event::ConsentChosen {
+            decision: ConsentDecision::Verbal,
+        },
+    );
+    assert_eq!(s.phase(), Phase::AwaitingEmergencyInfo);
+    let q = inquiries(&fx);
+    assert_eq!(q.len(), 1);
+    assert_eq!(q[0].consent, ConsentState::Consented);
+    assert_eq!(q[0].identity_check, IdentityCheck::Photo);
+    assert_eq!(q[0].qualification, QualificationRef::new("Q-1"));
+    assert_eq!(q[0].operator, OperatorId::new("EMT-7"));
+    assert_eq!(q[0].terminal, TerminalId::new("T-01"));
+    let consent = fx.iter().find_map(|e| match e {
+        Effect::AppendConsentRecord(r) => Some(r),
+        _ => None,
+    });
+    assert_eq!(consent.unwrap().decision, ConsentDecision::Verbal);
+    let a = audits(&fx);
+    assert_eq!(a.len(), 1);
+    assert_eq!(a[0].action, AuditAction::EmergencyInfoInquiry);
+    assert_eq!(a[0].consent, Some(ConsentState::Consented));
+    // the consent record comes before the inquiry goes out
+    let pos_record = fx
+        .iter()
+        .position(|e| matches!(e, Effect::AppendConsentRecord(_)))
+        .unwrap();
+    let pos_send = fx
+        .iter()
+        .position(|e| matches!(e, Effect::SendEmergencyInquiry(_)))
+        .unwrap();
+    assert!(pos_record < pos_send);
+}
+
+#[test]
+fn unobtainable_consent_is_carried_as_such() {
+    let mut s = at_consent();
+    ok(
+        &mut s,
+        Event::IdentityConfirmed {
+            check: IdentityCheck::Photo,
+        },
+    );
+    let fx = ok(
+        &mut s,
+        Event::ConsentChosen {
+            decision: ConsentDecision::Unobtainable,
+        },
+    );
+    assert_eq!(inquiries(&fx)[0].consent, ConsentState::Unobtainable);
+}
+
+#[test]
+fn refusal_never_inquires_and_is_recorded() {
+    let mut s = at_consent();
+    let fx = ok(
+        &mut s,
+        Event::ConsentChosen {
+            decision: ConsentDecision::Refused,
+        },
+    );
+    assert!(inquiries(&fx).is_empty());
+    assert_eq!(s.phase(), Phase::Refused);
+    assert_eq!(s.notice(), Some(Notice::RefusalRecorded));
+    let record = fx
+        .iter()
+        .find_map(|e| match e {
+            Effect::AppendConsentRecord(r) => Some(r),
+            _ => None,
+        })
+        .expect("refusal recorded");
+    assert_eq!(record.decision, ConsentDecision::Refused);
+    // nothing after a refusal can inquire: link flaps, retries, identity
+    for e in [
+        Event::LinkLost,
+        Event::LinkRestored,
+        Event::Retry,
+        Event::IdentityConfirmed {
+            check: IdentityCheck::Photo,
+        },
+        Event::ConsentChosen {
+            decision: ConsentDecision::Verbal,
+        },
+    ] {
+        if let Ok(fx) = s.handle(T, e) {
+            assert!(inquiries(&fx).is_empty());
+        }
+    }
+    assert!(s.emergency_info().is_none());
+}
+
+#[test]
+fn answer_shows_summary_and_audits_the_view() {
+    let mut s = at_consent();
+    ok(
+        &mut s,
+        Event::IdentityConfirmed {
+            check: IdentityCheck::Pin,
+        },
+    );
+    ok(
+        &mut s,
+        Event::ConsentChosen {
+            decision: ConsentDecision::Verbal,
+        },
+    );
+    let fx = ok(
+        &mut s,
+        Event::EmergencyInfoAnswered {
+            incident: inc(1),
+            info: EmergencyInfo::default(),
+        },
+    );
+    assert_eq!(s.phase(), Phase::ViewingSummary);
+    assert!(s.emergency_info().is_some());
+    let a = audits(&fx);
+    assert_eq!(a.len(), 1);
+    assert_eq!(
+        a[0].action,
+        AuditAction::View {
+            kind: InfoKind::EmergencySummary
+        }
+    );
+    assert_eq!(a[0].consent, Some(ConsentState::Consented));
+    assert_eq!(a[0].identity_check, Some(IdentityCheck::Pin));
+    assert_eq!(a[0].operator, OperatorId::new("EMT-7"));
+    assert_eq!(a[0].terminal, TerminalId::new("T-01"));
+    assert_eq!(a[0].unit, UnitId::new("U-01"));
+    assert_eq!(a[0].patient, Some(coverage().patient));
+    assert_eq!(a[0].at, T);
+}
+
+#[test]
+fn full_data_and_back_each_audit_a_view() {
+    let mut s = viewing(ConsentDecision::Unobtainable);
+    let fx = ok(&mut s, Event::ViewFullData);
+    assert_eq!(s.phase(), Phase::ViewingFullData);
+    assert_eq!(
+        audits(&fx)[0].action,
+        AuditAction::View {
+            kind: InfoKind::FullData
+        }
+    );
+    assert_eq!(audits(&fx)[0].consent, Some(ConsentState::Unobtainable));
+    let fx = ok(&mut s, Event::BackToSummary);
+    assert_eq!(s.phase(), Phase::ViewingSummary);
+    assert_eq!(
+        audits(&fx)[0].action,
+        AuditAction::View {
+            kind: InfoKind::EmergencySummary
+        }
+    );
+}
+
+#[test]
+fn end_viewing_purges_and_returns_to_ready() {
+    let mut s = viewing(ConsentDecision::Verbal);
+    ok(&mut s, Event::ViewFullData);
+    let fx = ok(&mut s, Event::EndViewing);
+    assert_eq!(fx, vec![Effect::PurgePatientData { incident: inc(1) }]);
+    assert_eq!(s.phase(), Phase::Ready);
+    assert!(!s.holds_patient_data());
+    assert!(s.incident().is_none());
+    assert_eq!(s.operator(), Some(&OperatorId::new("EMT-7")));
+}
+
+#[test]
+fn idle_timeout_purges_then_locks() {
+    let mut s = viewing(ConsentDecision::Verbal);
+    let fx = ok(&mut s, Event::IdleTimeout);
+    assert_eq!(fx, vec![Effect::PurgePatientData { incident: inc(1) }]);
+    assert_eq!(s.phase(), Phase::Ready);
+    assert_eq!(s.notice(), Some(Notice::ViewingEndedAfterIdle));
+    assert!(!s.holds_patient_data());
+    ok(&mut s, Event::IdleTimeout);
+    assert_eq!(s.phase(), Phase::SignedOut);
+    assert_eq!(s.notice(), Some(Notice::LockedAfterIdle));
+    assert!(s.operator().is_none());
+}
+
+#[test]
+fn sign_out_mid_incident_purges() {
+    let mut s = at_consent();
+    let fx = ok(&mut s, Event::CrewSignedOut);
+    assert_eq!(fx, vec![Effect::PurgePatientData { incident: inc(1) }]);
+    assert_eq!(s.phase(), Phase::SignedOut);
+    assert!(!s.holds_patient_data());
+}
+
+#[test]
+fn link_lost_during_inquiry_keeps_consent_and_resends_the_same_inquiry() {
+    let mut s = at_consent();
+    ok(
+        &mut s,
+        Event::IdentityConfirmed {
+            check: IdentityCheck::Photo,
+        },
+    );
+    let first = ok(
+        &mut s,
+        Event::ConsentChosen {
+            decision: ConsentDecision::Unobtainable,
+        },
+    );
+    let sent = inquiries(&first)[0].clone();
+    ok(&mut s, Event::LinkLost);
+    // the client reports the failure too
+    ok(
+        &mut s,
+        Event::EmergencyInfoFailed {
+            incident: inc(1),
+            failure: ServiceFailure::LinkDown,
+        },
+    );
+    assert_eq!(s.phase(), Phase::AwaitingEmergencyInfo);
+    assert_eq!(s.notice(), Some(Notice::WaitingForLink));
+    assert!(s.waiting_for_link());
+    assert_eq!(
+        s.incident().unwrap().consent,
+        Some(ConsentDecision::Unobtainable)
+    );
+    // consent is not asked again
+    assert!(
+        s.handle(
+            T,
+            Event::ConsentChosen {
+                decision: ConsentDecision::Verbal
+            }
+        )
+        .is_err()
+    );
+    let fx = ok(&mut s, Event::LinkRestored);
+    let resent = inquiries(&fx);
+    assert_eq!(resent.len(), 1);
+    assert_eq!(*resent[0], sent, "the very same inquiry goes out again");
+    // no second consent record, no second inquiry audit
+    assert!(audits(&fx).is_empty());
+    assert!(
+        !fx.iter()
+            .any(|e| matches!(e, Effect::AppendConsentRecord(_)))
+    );
+    ok(
+        &mut s,
+        Event::EmergencyInfoAnswered {
+            incident: inc(1),
+            info: EmergencyInfo::default(),
+        },
+    );
+    assert_eq!(s.phase(), Phase::ViewingSummary);
+}
+
+#[test]
+fn consent_chosen_while_link_is_down_waits_and_goes_out_on_restore() {
+    let mut s = at_consent();
+    ok(&mut s, Event::LinkLost);
+    ok(
+        &mut s,
+        Event::IdentityConfirmed {
+            check: IdentityCheck::Photo,
+        },
+    );
+    let fx = ok(
+        &mut s,
+        Event::ConsentChosen {
+            decision: ConsentDecision::Verbal,
+        },
+    );
+    assert!(inquiries(&fx).is_empty());
+    // the consent is recorded even though nothing can be sent
+    assert!(
+        fx.iter()
+            .any(|e| matches!(e, Effect::AppendConsentRecord(_)))
+    );
+    assert!(s.waiting_for_link());
+    let fx = ok(&mut s, Event::LinkRestored);
+    assert_eq!(inquiries(&fx).len(), 1);
+}
+
+#[test]
+fn timeout_in_qualification_waits_for_link_and_resends() {
+    let mut s = signed_in();
+    ok(&mut s, Event::CardDetected { incident: inc(1) });
+    ok(
+        &mut s,
+        Event::CardReadOk {
+            incident: inc(1),
+            credential: credential(),
+        },
+    );
+    ok(
+        &mut s,
+        Event::QualificationFailed {
+            incident: inc(1),
+            failure: ServiceFailure::Timeout,
+        },
+    );
+    assert_eq!(s.phase(), Phase::CheckingQualification);
+    assert!(!s.link_up());
+    let fx = ok(&mut s, Event::LinkRestored);
+    assert!(matches!(fx.as_slice(), [Effect::SendQualification(_)]));
+}
+
+#[test]
+fn server_refusal_fails_with_retry_that_resends() {
+    let mut s = at_consent();
+    ok(
+        &mut s,
+        Event::IdentityConfirmed {
+            check: IdentityCheck::Photo,
+        },
+    );
+    ok(
+        &mut s,
+        Event::ConsentChosen {
+            decision: ConsentDecision::Verbal,
+        },
+    );
+    ok(
+        &mut s,
+        Event::EmergencyInfoFailed {
+            incident: inc(1),
+            failure: ServiceFailure::CertificateRefused,
+        },
+    );
+    assert_eq!(s.phase(), Phase::Failed);
+    assert_eq!(s.notice(), Some(Notice::CertificateRefused));
+    assert!(s.coverage().is_some(), "the crew still sees who it was for");
+    let fx = ok(&mut s, Event::Retry);
+    assert_eq!(inquiries(&fx).len(), 1);
+    assert_eq!(s.phase(), Phase::AwaitingEmergencyInfo);
+}
+
+#[test]
+fn events_out_of_place_change_nothing() {
+    let mut s = signed_in();
+    for e in [
+        Event::ViewFullData,
+        Event::BackToSummary,
+        Event::Retry,
+        Event::EndViewing,
+        Event::CardRemoved,
+        Event::IdentityConfirmed {
+            check: IdentityCheck::Photo,
+        },
+        Event::ConsentChosen {
+            decision: ConsentDecision::Unobtainable,
+        },
+    ] {
+        let before = (s.phase(), s.notice());
+        assert!(s.handle(T, e).is_err());
+        assert_eq!((s.phase(), s.notice()), before);
+    }
+}
+
+#[test]
+fn notices_have_messages_in_both_languages() {
+    use Notice::*;
+    for n in [
+        NoViewingPermission,
+        LockedAfterIdle,
+        ViewingEndedAfterIdle,
+        NoReader,
+        ReaderServiceDown,
+        NotMyNumberCard,
+        CardRemovedDuringRead,
+        CardUnresponsive,
+        ReaderBusy,
+        CardCertificateNotValid,
+        WaitingForLink,
+        CertificateRefused,
+        ServerCertificateWrong,
+        CardNotAccepted,
+        NoCoverage,
+        ProtocolError,
+        TunnelRequired,
+        OptedOut,
+        RefusalRecorded,
+    ] {
+        assert!(!n.message_ja().is_ascii(), "{n:?}");
+        assert!(n.message_en().is_ascii(), "{n:?}");
+    }
+}
+
+// ---- properties over random event sequences ----
+
+fn arb_event() -> impl Strategy<Value = Event> {
+    let incident = (0u32..3).prop_map(inc);
+    prop_oneof![
+        any::<bool>().prop_map(|p| Event::CrewSignedIn {
+            operator: OperatorId::new("EMT-7"),
+            viewing_permission: p
+        }),
+        Just(Event::CrewSignedOut),
+        incident
+            .clone()
+            .prop_map(|incident| Event::CardDetected { incident }),
+        incident.clone().prop_map(|incident| Event::CardReadOk {
+            incident,
+            credential: credential()
+        }),
+        (incident.clone(), 0usize..7).prop_map(|(incident, k)| Event::CardReadFailed {
+            incident,
+            failure: [
+                CardFailure::NoReader,
+                CardFailure::ReaderServiceDown,
+                CardFailure::NotMyNumberCard,
+                CardFailure::RemovedDuringRead,
+                CardFailure::Unresponsive,
+                CardFailure::ReaderBusy,
+                CardFailure::CertificateNotValid
+            ][k]
+        }),
+        Just(Event::CardRemoved),
+        incident
+            .clone()
+            .prop_map(|incident| Event::QualificationAnswered {
+                incident,
+                qualification: QualificationRef::new("Q"),
+                coverage: coverage()
+            }),
+        incident
+            .clone()
+            .prop_map(|incident| Event::QualificationOptOut { incident }),
+        (incident.clone(), arb_failure())
+            .prop_map(|(incident, failure)| Event::QualificationFailed { incident, failure }),
+        prop_oneof![Just(IdentityCheck::Photo), Just(IdentityCheck::Pin)]
+            .prop_map(|check| Event::IdentityConfirmed { check }),
+        prop_oneof![
+            Just(ConsentDecision::Verbal),
+            Just(ConsentDecision::Unobtainable),
+            Just(ConsentDecision::Refused)
+        ]
+        .prop_map(|decision| Event::ConsentChosen { decision }),
+        incident
+            .clone()
+            .prop_map(|incident| Event::EmergencyInfoAnswered {
+                incident,
+                info: EmergencyInfo::default()
+            }),
+        (incident, arb_failure())
+            .prop_map(|(incident, failure)| Event::EmergencyInfoFailed { incident, failure }),
+        Just(Event::LinkLost),
+        Just(Event::LinkRestored),
+        Just(Event::Retry),
+        Just(Event::ViewFullData),
+        Just(Event::BackToSummary),
+        Just(Event::EndViewing),
+        Just(Event::IdleTimeout),
+    ]
+}
+
+fn arb_failure() -> impl Strategy<Value = ServiceFailure> {
+    prop_oneof![
+        Just(ServiceFailure::LinkDown),
+        Just(ServiceFailure::Timeout),
+        Just(ServiceFailure::CertificateRefused),
+        Just(ServiceFailure::ServerCertificateWrong),
+        Just(ServiceFailure::CardNotAccepted),
+        Just(ServiceFailure::NoCoverage),
+        Just(ServiceFailure::Protocol),
+        Just(ServiceFailure::TunnelRequired),
+    ]
+}
+
+/// The event a crew and a healthy system would produce next; the property test mixes these
+/// with random events so that deep phases (viewing, full data) are reached often.
+fn guided(s: &Session, k: u8, fresh: &mut u32) -> Event {
+    let current = s.incident().map(|i| i.id.clone()).unwrap_or_else(|| inc(0));
+    match s.phase() {
+        Phase::SignedOut => Event::CrewSignedIn {
+            operator: OperatorId::new("EMT-7"),
+            viewing_permission: true,
+        },
+        Phase::Ready => {
+            *fresh += 1;
+            Event::CardDetected {
+                incident: inc(100 + *fresh),
+            }
+        }
+        Phase::ReadingCard => Event::CardReadOk {
+            incident: current,
+            credential: credential(),
+        },
+        Phase::CheckingQualification if !s.link_up() => Event::LinkRestored,
+        Phase::CheckingQualification if k % 7 == 0 => {
+            Event::QualificationOptOut { incident: current }
+        }
+        Phase::CheckingQualification => Event::QualificationAnswered {
+            incident: current,
+            qualification: QualificationRef::new("Q"),
+            coverage: coverage(),
+        },
+        Phase::IdentityAndConsent if s.incident().is_some_and(|i| i.identity_check.is_none()) => {
+            Event::IdentityConfirmed {
+                check: if k % 2 == 0 {
+                    IdentityCheck::Photo
+                } else {
+                    IdentityCheck::Pin
+                },
+            }
+        }
+        Phase::IdentityAndConsent => Event::ConsentChosen {
+            decision: [
+                ConsentDecision::Verbal,
+                ConsentDecision::Unobtainable,
+                ConsentDecision::Refused,
+            ][usize::from(k % 3)],
+        },
+        Phase::AwaitingEmergencyInfo if !s.link_up() => Event::LinkRestored,
+        Phase::AwaitingEmergencyInfo => Event::EmergencyInfoAnswered {
+            incident: current,
+            info: EmergencyInfo::default(),
+        },
+        Phase::ViewingSummary if k % 3 != 0 => Event::ViewFullData,
+        Phase::ViewingFullData if k % 3 != 0 => Event::BackToSummary,
+        Phase::Failed if k % 2 == 0 => Event::Retry,
+        _ => Event::EndViewing,
+    }
+}
+
+/// Random events whose incident id is often the current one, so that answers apply.
+fn aim(e: Event, s: &Session, k: u8) -> Event {
+    let Some(current) = s.incident().map(|i| i.id.clone()) else {
+        return e;
+    };
+    if k % 4 == 0 {
+        return e;
+    }
+    match e {
+        Event::CardReadOk { credential, .. } => Event::CardReadOk {
+            incident: current,
+            credential,
+        },
+        Event::CardReadFailed { failure, .. } => Event::CardReadFailed {
+            incident: current,
+            failure,
+        },
+        Event::QualificationAnswered {
+            qualification,
+            coverage,
+            ..
+        } => Event::QualificationAnswered {
+            incident: current,
+            qualification,
+            coverage,
+        },
+        Event::QualificationOptOut { .. } => Event::QualificationOptOut { incident: current },
+        Event::QualificationFailed { failure, .. } => Event::QualificationFailed {
+            incident: current,
+            failure,
+        },
+        Event::EmergencyInfoAnswered { info, .. } => Event::EmergencyInfoAnswered {
+            incident: current,
+            info,
+        },
+        Event::EmergencyInfoFailed { failure, .. } => Event::EmergencyInfoFailed {
+            incident: current,
+            failure,
+        },
+        other => other,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2_000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_rules_hold_for_any_sequence_of_events(
+        moves in proptest::collection::vec((any::<u8>(), any::<u8>(), arb_event()), 1..80)
+    ) {
+        let mut s = Session::new(station());
+        let mut fresh = 0;
+        // what the crew decided, per incident, as seen from outside
+        let mut decided: Option<(IncidentId, ConsentDecision)> = None;
+        for (step, (choice, k, random)) in moves.into_iter().enumerate() {
+            // two moves in three follow the flow, one in three is anything at all
+            let e = if choice % 3 != 0 { guided(&s, k, &mut fresh) } else { aim(random, &s, k) };
+            let before = s.phase();
+            let current = s.incident().map(|i| i.id.clone());
+            let chose = match &e { Event::ConsentChosen { decision } => Some(*decision), _ => None };
+            let purging = matches!(e, Event::EndViewing | Event::IdleTimeout | Event::CrewSignedOut);
+            let name = e.name();
+            let result = s.handle(Timestamp(step as i64), e);
+            let Ok(fx) = result else {
+                // a rejected event changes nothing visible
+                prop_assert_eq!(s.phase(), before, "rejected {} moved the phase", name);
+                continue;
+            };
+            if let (Some(d), Some(id)) = (chose, current.clone()) {
+                decided = Some((id, d));
+            }
+            // never an inquiry without an explicit consent decision that allows viewing,
+            // and it carries exactly that decision
+            for q in inquiries(&fx) {
+                let (id, d) = decided.clone().expect("inquiry without any consent decision");
+                prop_assert_eq!(&q.incident, &id);
+                prop_assert_ne!(d, ConsentDecision::Refused, "a refusal inquired");
+                prop_assert_eq!(Some(q.consent), d.inquiry_state());
+            }
+            // every view is audited, with the kind shown
+            let after = s.phase();
+            let entered_view = after != before || matches!(name, "view_full_data" | "back_to_summary");
+            if entered_view && matches!(after, Phase::ViewingSummary | Phase::ViewingFullData) {
+                let kind = if after == Phase::ViewingSummary { InfoKind::EmergencySummary } else { InfoKind::FullData };
+                let audited = audits(&fx).iter().any(|a| {
+                    a.action == AuditAction::View { kind }
+                        && a.consent.is_some()
+                        && a.patient.is_some()
+                        && a.identity_check.is_some()
+                });
+                prop_assert!(audited, "view of {:?} not audited", kind);
+            }
+            // ending purges
+            if purging {
+                prop_assert!(!s.holds_patient_data());
+                if let Some(id) = current {
+                    let purge = Effect::PurgePatientData { incident: id };
+                    prop_assert!(fx.contains(&purge), "no purge effect");
+                }
+            }
+            // no patient data where the screen shows none
+            if matches!(after, Phase::SignedOut | Phase::Ready) {
+                prop_assert!(!s.holds_patient_data());
+            }
+            if after == Phase::ReadingCard || after == Phase::CheckingQualification {
+                prop_assert!(s.coverage().is_none());
+            }
+            if s.emergency_info().is_some() {
+                let d = s.incident().and_then(|i| i.consent);
+                prop_assert!(matches!(d, Some(ConsentDecision::Verbal | ConsentDecision::Unobtainable)));
+            }
+            if after != Phase::SignedOut {
+                prop_assert!(s.operator().is_some());
+            }
+        }
+    }
+}
+
+thread_local! {
+    static REACHED: std::cell::RefCell<std::collections::HashSet<Phase>> = Default::default();
+}
+
+/// The property test is only worth something if it reaches every screen.
+#[test]
+fn the_property_test_reaches_every_phase() {
+    REACHED.with(|r| r.borrow_mut().clear());
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: 300,
+        ..ProptestConfig::default()
+    });
+    runner
+        .run(
+            &proptest::collection::vec((any::<u8>(), any::<u8>(), arb_event()), 1..80),
+            |moves| {
+                let mut s = Session::new(station());
+                let mut fresh = 0;
+                for (choice, k, random) in moves {
+                    let e = if choice % 3 != 0 {
+                        guided(&s, k, &mut fresh)
+                    } else {
+                        aim(random, &s, k)
+                    };
+                    let _ = s.handle(T, e);
+                    REACHED.with(|r| r.borrow_mut().insert(s.phase()));
+                }
+                Ok(())
+            },
+        )
+        .unwrap();
+    let reached = REACHED.with(|r| r.borrow().clone());
+    for phase in [
+        Phase::SignedOut,
+        Phase::Ready,
+        Phase::ReadingCard,
+        Phase::CheckingQualification,
+        Phase::IdentityAndConsent,
+        Phase::AwaitingEmergencyInfo,
+        Phase::ViewingSummary,
+        Phase::ViewingFullData,
+        Phase::Refused,
+        Phase::OptedOut,
+        Phase::Failed,
+    ] {
+        assert!(reached.contains(&phase), "never reached {phase:?}");
+    }
+}

@@ -1,0 +1,282 @@
+//! The eligibility simulator: synthetic patients, the virtual cards issued to them, and the
+//! answers the national system would give (qualification check, emergency-info inquiry).
+//!
+//! [`Simulator`] is the service's logic with no transport; the drills call it in-process.
+
+pub mod patients;
+
+use crate::domain::{
+    CardCredential, ConsentState, Coverage, EmergencyInfo, IncidentId, OperatorId,
+    QualificationRef, TerminalId, Timestamp, UnitId,
+};
+use crate::pki::{CardCertificate, JpkiTestCa, PkiError};
+use patients::{Patient, PatientScenario};
+use sha2::{Digest, Sha256};
+use std::collections::{HashMap, HashSet};
+use thiserror::Error;
+use time::Date;
+
+#[derive(Debug, Error)]
+pub enum SimError {
+    #[error("no synthetic patient with id {0}")]
+    UnknownPatient(String),
+    #[error(transparent)]
+    Pki(#[from] PkiError),
+}
+
+/// The qualification check's possible answers.
+#[derive(Clone, Debug, PartialEq)]
+pub enum QualificationAnswer {
+    Coverage {
+        qualification: QualificationRef,
+        coverage: Coverage,
+    },
+    /// The patient opted out: nothing is returned.
+    OptOut,
+    /// The card's certificate is unknown or revoked.
+    CardNotAccepted,
+}
+
+/// Why an emergency-info inquiry was refused.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum InquiryRefusal {
+    #[error("unknown qualification reference")]
+    UnknownQualification,
+}
+
+/// What the simulator logs of every inquiry (DESIGN.md §2 items).
+#[derive(Clone, Debug)]
+pub struct SimAuditEntry {
+    pub at: Timestamp,
+    pub incident: IncidentId,
+    pub operator: OperatorId,
+    pub unit: UnitId,
+    pub terminal: TerminalId,
+    pub patient_id: String,
+    pub consent: ConsentState,
+}
+
+/// The fields of an inquiry the simulator needs.
+pub struct InquiryFields<'a> {
+    pub incident: &'a IncidentId,
+    pub qualification: &'a QualificationRef,
+    pub consent: ConsentState,
+    pub operator: &'a OperatorId,
+    pub unit: &'a UnitId,
+    pub terminal: &'a TerminalId,
+}
+
+/// The simulated national system.
+pub struct Simulator {
+    patients: Vec<Patient>,
+    today: Date,
+    jpki: JpkiTestCa,
+    cards: HashMap<[u8; 32], usize>,
+    revoked: HashSet<[u8; 32]>,
+    qualifications: HashMap<String, usize>,
+    next_qualification: u64,
+    audit: Vec<SimAuditEntry>,
+}
+
+fn fingerprint(der: &[u8]) -> [u8; 32] {
+    Sha256::digest(der).into()
+}
+
+impl Simulator {
+    /// The default population as of `today`, with a fresh test JPKI CA.
+    pub fn new(today: Date) -> Result<Self, SimError> {
+        Self::with_population(
+            patients::population(patients::DEFAULT_SEED, patients::DEFAULT_POPULATION, today),
+            today,
+        )
+    }
+
+    pub fn with_population(patients: Vec<Patient>, today: Date) -> Result<Self, SimError> {
+        Ok(Simulator {
+            patients,
+            today,
+            jpki: JpkiTestCa::generate()?,
+            cards: HashMap::new(),
+            revoked: HashSet::new(),
+            qualifications: HashMap::new(),
+            next_qualification: 1,
+            audit: Vec::new(),
+        })
+    }
+
+    pub fn patients(&self) -> &[Patient] {
+        &self.patients
+    }
+
+    pub fn patient(&self, id: &str) -> Option<&Patient> {
+        self.patients.iter().find(|p| p.id == id)
+    }
+
+    /// The first patient of a scenario.
+    pub fn scenario_patient(&self, scenario: PatientScenario) -> Option<&Patient> {
+        self.patients.iter().find(|p| p.scenario == Some(scenario))
+    }
+
+    /// Issue a virtual card to a patient. The revoked-card patient's card is revoked at once.
+    pub fn issue_card(&mut self, patient_id: &str) -> Result<CardCertificate, SimError> {
+        let index = self
+            .patients
+            .iter()
+            .position(|p| p.id == patient_id)
+            .ok_or_else(|| SimError::UnknownPatient(patient_id.to_string()))?;
+        let serial = 0x4d4e_0000_0000_0000 | ((index as u64 + 1) << 16) | self.cards.len() as u64;
+        let card = self.jpki.issue_card(serial)?;
+        let fp = fingerprint(&card.auth_certificate_der);
+        self.cards.insert(fp, index);
+        if self.patients[index].scenario == Some(PatientScenario::RevokedCard) {
+            self.revoked.insert(fp);
+        }
+        Ok(card)
+    }
+
+    /// The qualification check by the card's authentication certificate.
+    pub fn qualification(&mut self, credential: &CardCredential) -> QualificationAnswer {
+        let fp = fingerprint(&credential.auth_certificate_der);
+        let Some(&index) = self.cards.get(&fp) else {
+            return QualificationAnswer::CardNotAccepted;
+        };
+        if self.revoked.contains(&fp) {
+            return QualificationAnswer::CardNotAccepted;
+        }
+        let patient = &self.patients[index];
+        if patient.scenario == Some(PatientScenario::OptOut) {
+            return QualificationAnswer::OptOut;
+        }
+        let reference = format!("Q{:08}", self.next_qualification);
+        self.next_qualification += 1;
+        self.qualifications.insert(reference.clone(), index);
+        QualificationAnswer::Coverage {
+            qualification: QualificationRef(reference),
+            coverage: patient.coverage(),
+        }
+    }
+
+    /// The emergency-info inquiry; logged whatever the outcome of the lookup.
+    pub fn emergency_info(
+        &mut self,
+        at: Timestamp,
+        inquiry: InquiryFields<'_>,
+    ) -> Result<EmergencyInfo, InquiryRefusal> {
+        let index = *self
+            .qualifications
+            .get(inquiry.qualification.as_str())
+            .ok_or(InquiryRefusal::UnknownQualification)?;
+        let patient = &self.patients[index];
+        self.audit.push(SimAuditEntry {
+            at,
+            incident: inquiry.incident.clone(),
+            operator: inquiry.operator.clone(),
+            unit: inquiry.unit.clone(),
+            terminal: inquiry.terminal.clone(),
+            patient_id: patient.id.clone(),
+            consent: inquiry.consent,
+        });
+        Ok(patient.emergency_info(self.today))
+    }
+
+    /// The server-side log of inquiries.
+    pub fn audit_log(&self) -> &[SimAuditEntry] {
+        &self.audit
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::date;
+
+    fn sim() -> Simulator {
+        Simulator::with_population(
+            patients::population(patients::DEFAULT_SEED, 20, date!(2026 - 11 - 22)),
+            date!(2026 - 11 - 22),
+        )
+        .unwrap()
+    }
+
+    fn cred(card: &CardCertificate) -> CardCredential {
+        CardCredential {
+            auth_certificate_der: card.auth_certificate_der.clone(),
+        }
+    }
+
+    #[test]
+    fn issued_card_is_answered_with_its_patients_coverage() {
+        let mut s = sim();
+        let card = s.issue_card("P0012").unwrap();
+        match s.qualification(&cred(&card)) {
+            QualificationAnswer::Coverage { coverage, .. } => {
+                assert_eq!(coverage.patient.local_id.expose(), "P0012")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn unknown_revoked_and_opt_out_cards_are_answered_distinctly() {
+        let mut s = sim();
+        let stranger = JpkiTestCa::generate().unwrap().issue_card(9).unwrap();
+        assert_eq!(
+            s.qualification(&cred(&stranger)),
+            QualificationAnswer::CardNotAccepted
+        );
+        let revoked = s
+            .scenario_patient(PatientScenario::RevokedCard)
+            .unwrap()
+            .id
+            .clone();
+        let card = s.issue_card(&revoked).unwrap();
+        assert_eq!(
+            s.qualification(&cred(&card)),
+            QualificationAnswer::CardNotAccepted
+        );
+        let opt_out = s
+            .scenario_patient(PatientScenario::OptOut)
+            .unwrap()
+            .id
+            .clone();
+        let card = s.issue_card(&opt_out).unwrap();
+        assert_eq!(s.qualification(&cred(&card)), QualificationAnswer::OptOut);
+        assert!(matches!(
+            s.issue_card("P9999"),
+            Err(SimError::UnknownPatient(_))
+        ));
+    }
+
+    #[test]
+    fn inquiry_needs_a_known_qualification_and_is_logged_with_consent() {
+        let mut s = sim();
+        let (incident, operator) = (IncidentId::new("I-1"), OperatorId::new("EMT-1"));
+        let (unit, terminal) = (UnitId::new("U-1"), TerminalId::new("T-1"));
+        let fields = |qualification| InquiryFields {
+            incident: &incident,
+            qualification,
+            consent: ConsentState::Unobtainable,
+            operator: &operator,
+            unit: &unit,
+            terminal: &terminal,
+        };
+        let bogus = QualificationRef::new("Qx");
+        assert_eq!(
+            s.emergency_info(Timestamp(0), fields(&bogus)).unwrap_err(),
+            InquiryRefusal::UnknownQualification
+        );
+        assert!(s.audit_log().is_empty());
+        let card = s.issue_card("P0004").unwrap();
+        let QualificationAnswer::Coverage { qualification, .. } = s.qualification(&cred(&card))
+        else {
+            panic!("no coverage")
+        };
+        let info = s
+            .emergency_info(Timestamp(5), fields(&qualification))
+            .unwrap();
+        assert!(!info.summary.medications.is_empty());
+        assert_eq!(s.audit_log().len(), 1);
+        assert_eq!(s.audit_log()[0].consent, ConsentState::Unobtainable);
+        assert_eq!(s.audit_log()[0].patient_id, "P0004");
+    }
+}

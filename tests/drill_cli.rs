@@ -1,0 +1,182 @@
+//! The headless drill through the real binary: every scenario follows its expected path,
+//! and the debrief carries no patient names.
+
+use serde_json::Value;
+use std::process::Command;
+
+fn app() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_mynakyukyu"))
+}
+
+fn scenario_names() -> Vec<String> {
+    let out = app().args(["drill", "--list"]).output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn patients() -> Vec<Value> {
+    let out = Command::new(env!("CARGO_BIN_EXE_mynakyukyu-sim"))
+        .args(["patients", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    serde_json::from_slice::<Value>(&out.stdout)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[test]
+fn drill_list_names_every_scenario_once() {
+    let names = scenario_names();
+    assert!(names.len() >= 9, "{names:?}");
+    let mut sorted = names.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), names.len());
+}
+
+#[test]
+fn every_scenario_runs_headless_along_its_expected_path() {
+    let dir = tempdir();
+    let names_by_id: std::collections::HashMap<String, String> = patients()
+        .iter()
+        .map(|p| {
+            (
+                p["id"].as_str().unwrap().to_string(),
+                p["name"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    for name in scenario_names() {
+        let report_path = dir.join(format!("{name}.json"));
+        let out = app()
+            .args(["drill", "--scenario", &name, "--headless", "--report"])
+            .arg(&report_path)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{name}: {stdout}");
+        assert!(stdout.contains("訓練 TRAINING"), "{name}: {stdout}");
+        let text = std::fs::read_to_string(&report_path).unwrap();
+        let report: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(report["passed"], true, "{name}");
+        assert_eq!(report["training"], true);
+        assert_eq!(report["path"], report["expected_path"], "{name}");
+        // the debrief names the synthetic patient by id only
+        let id = report["patient_id"].as_str().unwrap();
+        let patient_name = &names_by_id[id];
+        assert!(!text.contains(patient_name.as_str()), "{name}: name leaked");
+        assert!(
+            !stdout.contains(patient_name.as_str()),
+            "{name}: name leaked"
+        );
+        let viewed = report["audit"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["action"].as_str().unwrap().starts_with("view"))
+            .count();
+        let path = report["path"].as_array().unwrap();
+        let views_in_path = path
+            .iter()
+            .filter(|p| p.as_str().unwrap().starts_with("viewing"))
+            .count();
+        assert_eq!(viewed, views_in_path, "{name}: every view audited");
+    }
+}
+
+#[test]
+fn refusal_drill_records_the_refusal_and_never_inquires() {
+    let dir = tempdir();
+    let path = dir.join("r.json");
+    let out = app()
+        .args(["drill", "--scenario", "refusal", "--headless", "--report"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let report: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(report["consent_records"], serde_json::json!(["refused"]));
+    assert_eq!(report["server_inquiries"], 0);
+}
+
+#[test]
+fn line_drop_drill_resends_once_without_asking_again() {
+    let dir = tempdir();
+    let path = dir.join("t.json");
+    let out = app()
+        .args(["drill", "--scenario", "tunnel-line-drop", "--report"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let report: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(report["consent_records"].as_array().unwrap().len(), 1);
+    assert_eq!(report["server_inquiries"], 1);
+    let errors = report["errors_met"].as_array().unwrap();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.as_str().unwrap().contains("link down"))
+    );
+}
+
+#[test]
+fn unknown_scenario_is_a_clear_error() {
+    let out = app()
+        .args(["drill", "--scenario", "no-such-thing"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown scenario"), "{err}");
+}
+
+#[test]
+fn app_with_no_command_runs_the_training_drill() {
+    let out = app().output().unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("訓練 TRAINING"), "{stdout}");
+    assert!(stdout.contains("viewing_summary"), "{stdout}");
+}
+
+#[test]
+fn simulator_lists_at_least_200_patients_with_scenarios() {
+    let list = patients();
+    assert!(list.len() >= 200);
+    for p in &list {
+        assert!(p["id"].is_string() && p["name"].is_string());
+        assert!(p.get("scenario").is_some());
+    }
+    let scenarios: Vec<&str> = list.iter().filter_map(|p| p["scenario"].as_str()).collect();
+    for s in [
+        "opt-out",
+        "invalid-coverage",
+        "revoked-card",
+        "elderly-warfarin",
+        "child",
+        "pregnant",
+    ] {
+        assert!(scenarios.contains(&s), "{s}");
+    }
+}
+
+fn tempdir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "mynakyukyu-test-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
