@@ -10,17 +10,20 @@
 //! |---|---|
 //! | [`domain`] | the shared vocabulary (glossary types): coverage, emergency info, consent, audit entries; redacted `Debug` for anything sensitive |
 //! | [`session`] | the incident flow as a pure state machine: events in, screen phase and effects out; the rules from the official documents |
-//! | [`pki`] | issuing certificates with rcgen: the test JPKI CA and the virtual cards' certificates |
-//! | [`sim`] | the eligibility simulator's logic: synthetic patients, virtual cards issued to them, qualification and emergency-info answers |
+//! | [`pki`] | certificates: issuing with rcgen (development PKI, test JPKI CA, card certificates), reading with x509-parser (serial, issuer, validity, signatures) |
+//! | [`eligibility`] | protocol v1: wire types, minimal HTTP/1.1 with hard limits, the mutual-TLS client (rustls, TLS 1.3, pinned CA, keep-alive, resumption, retries) |
+//! | [`sim`] | the eligibility simulator: synthetic patients, virtual cards issued to them, qualification and emergency-info answers, and its mTLS server with fault injection |
 //! | [`drill`] | training drills: scenario files, a runner that carries out the session's effects against the simulator, the debrief report |
 //! | [`cli`] | what every binary shares: `--data-dir`, `--log-format`, logging set-up |
 //!
-//! The binaries are thin: `src/bin/mynakyukyu.rs` (the tablet app) and
-//! `src/bin/mynakyukyu-sim.rs` (the simulator). docs/ARCHITECTURE.md has the whole picture.
+//! The binaries are thin: `src/bin/mynakyukyu.rs` (the tablet app),
+//! `src/bin/mynakyukyu-admin.rs` (provisioning) and `src/bin/mynakyukyu-sim.rs` (the
+//! simulator). docs/ARCHITECTURE.md has the whole picture.
 
 pub mod cli;
 pub mod domain;
 pub mod drill;
+pub mod eligibility;
 pub mod pki;
 pub mod session;
 pub mod sim;

@@ -161,6 +161,18 @@ pub struct EmergencyInfo {
     pub full: FullData,
 }
 
+impl fmt::Debug for EmergencySummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("EmergencySummary([redacted])")
+    }
+}
+
+impl fmt::Debug for FullData {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("FullData([redacted])")
+    }
+}
+
 impl fmt::Debug for EmergencyInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("EmergencyInfo([redacted])")

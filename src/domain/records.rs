@@ -148,3 +148,19 @@ pub struct AuditEntry {
     #[serde(flatten)]
     pub action: AuditAction,
 }
+
+/// A record the tablet keeps and uploads: an audit entry or a consent decision.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "entry", rename_all = "snake_case")]
+pub enum RecordBody {
+    Audit(AuditEntry),
+    Consent(ConsentRecord),
+}
+
+/// A record with its unique id, the idempotency key of the upload.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    pub id: String,
+    #[serde(flatten)]
+    pub body: RecordBody,
+}

@@ -275,7 +275,7 @@ impl Runner {
                     QualificationAnswer::OptOut => vec![Event::QualificationOptOut {
                         incident: request.incident,
                     }],
-                    QualificationAnswer::CardNotAccepted => vec![Event::QualificationFailed {
+                    QualificationAnswer::CardNotAccepted(_) => vec![Event::QualificationFailed {
                         incident: request.incident,
                         failure: ServiceFailure::CardNotAccepted,
                     }],

@@ -170,6 +170,9 @@ impl Event {
 pub struct QualificationRequest {
     pub incident: IncidentId,
     pub credential: CardCredential,
+    pub operator: OperatorId,
+    pub unit: UnitId,
+    pub terminal: TerminalId,
 }
 
 /// The emergency-info inquiry, with the consent decision attached.
@@ -663,6 +666,9 @@ impl Session {
     }
 
     fn send_qualification(&mut self) -> Vec<Effect> {
+        let Some(operator) = self.operator.clone() else {
+            return vec![];
+        };
         let Some(incident) = self.incident.as_mut() else {
             return vec![];
         };
@@ -678,6 +684,9 @@ impl Session {
         vec![Effect::SendQualification(QualificationRequest {
             incident: incident.id.clone(),
             credential,
+            operator,
+            unit: self.station.unit.clone(),
+            terminal: self.station.terminal.clone(),
         })]
     }
 

@@ -166,7 +166,10 @@ fn card_read_sends_the_qualification_check() {
         fx,
         vec![Effect::SendQualification(QualificationRequest {
             incident: inc(1),
-            credential: credential()
+            credential: credential(),
+            operator: OperatorId::new("EMT-7"),
+            unit: UnitId::new("U-01"),
+            terminal: TerminalId::new("T-01"),
         })]
     );
     assert_eq!(s.phase(), Phase::CheckingQualification);

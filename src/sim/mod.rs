@@ -4,15 +4,15 @@
 //! [`Simulator`] is the service's logic with no transport; the drills call it in-process.
 
 pub mod patients;
+pub mod server;
 
 use crate::domain::{
     CardCredential, ConsentState, Coverage, EmergencyInfo, IncidentId, OperatorId,
     QualificationRef, TerminalId, Timestamp, UnitId,
 };
-use crate::pki::{CardCertificate, JpkiTestCa, PkiError};
+use crate::pki::{self, CardCertificate, JpkiTestCa, PkiError};
 use patients::{Patient, PatientScenario};
-use sha2::{Digest, Sha256};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use thiserror::Error;
 use time::Date;
 
@@ -24,6 +24,17 @@ pub enum SimError {
     Pki(#[from] PkiError),
 }
 
+/// Issue the `nth` card of the patient at `index` with the given JPKI CA. Any process that
+/// holds the CA (the simulator server, the virtual card) makes cards the simulator knows.
+pub fn issue_patient_card(
+    jpki: &JpkiTestCa,
+    index: usize,
+    nth: u64,
+) -> Result<CardCertificate, PkiError> {
+    let serial = CARD_SERIAL_TAG | (((index as u64 + 1) & 0xff_ffff) << 24) | (nth & 0xff_ffff);
+    jpki.issue_card(serial)
+}
+
 /// The qualification check's possible answers.
 #[derive(Clone, Debug, PartialEq)]
 pub enum QualificationAnswer {
@@ -33,8 +44,17 @@ pub enum QualificationAnswer {
     },
     /// The patient opted out: nothing is returned.
     OptOut,
-    /// The card's certificate is unknown or revoked.
-    CardNotAccepted,
+    /// The card's certificate is not one the system can accept.
+    CardNotAccepted(CardRejection),
+}
+
+/// Why a card's certificate was not accepted; answered distinctly on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CardRejection {
+    /// Not issued by the (test) JPKI CA, or unreadable.
+    Unknown,
+    Revoked,
+    Expired,
 }
 
 /// Why an emergency-info inquiry was refused.
@@ -45,9 +65,10 @@ pub enum InquiryRefusal {
 }
 
 /// What the simulator logs of every inquiry (DESIGN.md §2 items).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize)]
 pub struct SimAuditEntry {
     pub at: Timestamp,
+    pub qualification: QualificationRef,
     pub incident: IncidentId,
     pub operator: OperatorId,
     pub unit: UnitId,
@@ -71,16 +92,14 @@ pub struct Simulator {
     patients: Vec<Patient>,
     today: Date,
     jpki: JpkiTestCa,
-    cards: HashMap<[u8; 32], usize>,
-    revoked: HashSet<[u8; 32]>,
+    cards_issued: u64,
     qualifications: HashMap<String, usize>,
     next_qualification: u64,
     audit: Vec<SimAuditEntry>,
 }
 
-fn fingerprint(der: &[u8]) -> [u8; 32] {
-    Sha256::digest(der).into()
-}
+/// Card serials carry the patient's index: `4D4E` tag, 24-bit index + 1, 24-bit counter.
+const CARD_SERIAL_TAG: u64 = 0x4d4e << 48;
 
 impl Simulator {
     /// The default population as of `today`, with a fresh test JPKI CA.
@@ -92,16 +111,25 @@ impl Simulator {
     }
 
     pub fn with_population(patients: Vec<Patient>, today: Date) -> Result<Self, SimError> {
-        Ok(Simulator {
+        Ok(Self::with_jpki(patients, today, JpkiTestCa::generate()?))
+    }
+
+    /// A simulator whose cards are issued by (and checked against) this JPKI CA, so that
+    /// cards made by another process with the same CA are recognised.
+    pub fn with_jpki(patients: Vec<Patient>, today: Date, jpki: JpkiTestCa) -> Self {
+        Simulator {
             patients,
             today,
-            jpki: JpkiTestCa::generate()?,
-            cards: HashMap::new(),
-            revoked: HashSet::new(),
+            jpki,
+            cards_issued: 0,
             qualifications: HashMap::new(),
             next_qualification: 1,
             audit: Vec::new(),
-        })
+        }
+    }
+
+    pub fn jpki(&self) -> &JpkiTestCa {
+        &self.jpki
     }
 
     pub fn patients(&self) -> &[Patient] {
@@ -117,35 +145,44 @@ impl Simulator {
         self.patients.iter().find(|p| p.scenario == Some(scenario))
     }
 
-    /// Issue a virtual card to a patient. The revoked-card patient's card is revoked at once.
+    /// Issue a virtual card to a patient.
     pub fn issue_card(&mut self, patient_id: &str) -> Result<CardCertificate, SimError> {
         let index = self
             .patients
             .iter()
             .position(|p| p.id == patient_id)
             .ok_or_else(|| SimError::UnknownPatient(patient_id.to_string()))?;
-        let serial = 0x4d4e_0000_0000_0000 | ((index as u64 + 1) << 16) | self.cards.len() as u64;
-        let card = self.jpki.issue_card(serial)?;
-        let fp = fingerprint(&card.auth_certificate_der);
-        self.cards.insert(fp, index);
-        if self.patients[index].scenario == Some(PatientScenario::RevokedCard) {
-            self.revoked.insert(fp);
-        }
-        Ok(card)
+        self.cards_issued += 1;
+        Ok(issue_patient_card(&self.jpki, index, self.cards_issued)?)
     }
 
     /// The qualification check by the card's authentication certificate.
     pub fn qualification(&mut self, credential: &CardCredential) -> QualificationAnswer {
-        let fp = fingerprint(&credential.auth_certificate_der);
-        let Some(&index) = self.cards.get(&fp) else {
-            return QualificationAnswer::CardNotAccepted;
-        };
-        if self.revoked.contains(&fp) {
-            return QualificationAnswer::CardNotAccepted;
+        let der = &credential.auth_certificate_der;
+        if !pki::is_signed_by(der, self.jpki.certificate_der()) {
+            return QualificationAnswer::CardNotAccepted(CardRejection::Unknown);
         }
+        let now = time::OffsetDateTime::now_utc();
+        match pki::inspect(der, now).map(|s| s.validity) {
+            Ok(pki::Validity::Valid) => {}
+            Ok(_) => return QualificationAnswer::CardNotAccepted(CardRejection::Expired),
+            Err(_) => return QualificationAnswer::CardNotAccepted(CardRejection::Unknown),
+        }
+        let Some(index) = pki::serial_u64(der)
+            .filter(|s| s >> 48 == CARD_SERIAL_TAG >> 48)
+            .map(|s| ((s >> 24) & 0xff_ffff) as usize)
+            .and_then(|i| i.checked_sub(1))
+            .filter(|i| *i < self.patients.len())
+        else {
+            return QualificationAnswer::CardNotAccepted(CardRejection::Unknown);
+        };
         let patient = &self.patients[index];
-        if patient.scenario == Some(PatientScenario::OptOut) {
-            return QualificationAnswer::OptOut;
+        match patient.scenario {
+            Some(PatientScenario::RevokedCard) => {
+                return QualificationAnswer::CardNotAccepted(CardRejection::Revoked);
+            }
+            Some(PatientScenario::OptOut) => return QualificationAnswer::OptOut,
+            _ => {}
         }
         let reference = format!("Q{:08}", self.next_qualification);
         self.next_qualification += 1;
@@ -167,7 +204,16 @@ impl Simulator {
             .get(inquiry.qualification.as_str())
             .ok_or(InquiryRefusal::UnknownQualification)?;
         let patient = &self.patients[index];
+        // Idempotent by incident: a resent inquiry is answered again but logged once.
+        let repeat = self
+            .audit
+            .iter()
+            .any(|a| a.incident == *inquiry.incident && a.qualification == *inquiry.qualification);
+        if repeat {
+            return Ok(patient.emergency_info(self.today));
+        }
         self.audit.push(SimAuditEntry {
+            qualification: inquiry.qualification.clone(),
             at,
             incident: inquiry.incident.clone(),
             operator: inquiry.operator.clone(),
@@ -180,6 +226,7 @@ impl Simulator {
     }
 
     /// The server-side log of inquiries.
+    /// (Kept in memory; the server also appends it to a file when asked.)
     pub fn audit_log(&self) -> &[SimAuditEntry] {
         &self.audit
     }
@@ -222,7 +269,7 @@ mod tests {
         let stranger = JpkiTestCa::generate().unwrap().issue_card(9).unwrap();
         assert_eq!(
             s.qualification(&cred(&stranger)),
-            QualificationAnswer::CardNotAccepted
+            QualificationAnswer::CardNotAccepted(CardRejection::Unknown)
         );
         let revoked = s
             .scenario_patient(PatientScenario::RevokedCard)
@@ -232,7 +279,7 @@ mod tests {
         let card = s.issue_card(&revoked).unwrap();
         assert_eq!(
             s.qualification(&cred(&card)),
-            QualificationAnswer::CardNotAccepted
+            QualificationAnswer::CardNotAccepted(CardRejection::Revoked)
         );
         let opt_out = s
             .scenario_patient(PatientScenario::OptOut)
@@ -245,6 +292,20 @@ mod tests {
             s.issue_card("P9999"),
             Err(SimError::UnknownPatient(_))
         ));
+        // a card from the same CA for a patient index beyond the population is unknown
+        let beyond = issue_patient_card(s.jpki(), 5_000, 1).unwrap();
+        assert_eq!(
+            s.qualification(&cred(&beyond)),
+            QualificationAnswer::CardNotAccepted(CardRejection::Unknown)
+        );
+        // garbage is unknown, not a panic
+        let junk = CardCredential {
+            auth_certificate_der: vec![0x30, 0x82, 0xff, 0xff, 1],
+        };
+        assert_eq!(
+            s.qualification(&junk),
+            QualificationAnswer::CardNotAccepted(CardRejection::Unknown)
+        );
     }
 
     #[test]

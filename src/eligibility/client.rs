@@ -1,0 +1,626 @@
+//! The mutual-TLS client: TLS 1.3 only, the unit certificate as client certificate, the
+//! server CA pinned to the provisioned one and the host name checked; one kept-alive
+//! connection reused across calls, TLS session resumption, timeouts, bounded jittered
+//! retries for idempotent calls, and a cap on every response.
+
+use super::http::{self, HttpError};
+use super::wire::{self, Problem, problem};
+use crate::domain::{CardCredential, EmergencyInfo, IdentityMethod, Record};
+use crate::session::{EmergencyInquiry, QualificationRequest, ServiceFailure};
+use base64::Engine;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use thiserror::Error;
+use tokio::io::BufReader;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+/// Why a call failed, in kinds the UI can turn into a Japanese message.
+#[derive(Debug, Error)]
+pub enum ClientError {
+    #[error("endpoint {0:?} is not an https://host:port URL")]
+    BadEndpoint(String),
+    #[error("TLS set-up: {0}")]
+    Setup(String),
+    #[error("eligibility server unreachable: {0}")]
+    Unreachable(std::io::Error),
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    #[error("the server refused our unit certificate ({0})")]
+    CertificateRefused(String),
+    #[error("the server's certificate is not the provisioned one: {0}")]
+    ServerCertificateWrong(String),
+    #[error("card not accepted: {0}")]
+    CardNotAccepted(CardProblem),
+    #[error("no coverage found")]
+    NoCoverage,
+    #[error("the server refused the request: {} ({})", .0.title, .0.kind)]
+    Refused(Problem),
+    #[error("the server is temporarily unavailable (HTTP {0})")]
+    Unavailable(u16),
+    #[error("response larger than the {0}-byte limit")]
+    ResponseTooLarge(usize),
+    #[error("protocol error: {0}")]
+    Protocol(String),
+}
+
+/// Why the eligibility system did not accept a card.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CardProblem {
+    Unknown,
+    Revoked,
+    Expired,
+}
+
+impl std::fmt::Display for CardProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CardProblem::Unknown => "unknown certificate",
+            CardProblem::Revoked => "certificate revoked",
+            CardProblem::Expired => "certificate expired",
+        })
+    }
+}
+
+impl ClientError {
+    /// The session's view of this failure.
+    pub fn service_failure(&self) -> ServiceFailure {
+        match self {
+            ClientError::Unreachable(_) | ClientError::Unavailable(_) => ServiceFailure::LinkDown,
+            ClientError::Timeout(_) => ServiceFailure::Timeout,
+            ClientError::CertificateRefused(_) => ServiceFailure::CertificateRefused,
+            ClientError::ServerCertificateWrong(_) => ServiceFailure::ServerCertificateWrong,
+            ClientError::CardNotAccepted(_) => ServiceFailure::CardNotAccepted,
+            ClientError::NoCoverage => ServiceFailure::NoCoverage,
+            ClientError::BadEndpoint(_)
+            | ClientError::Setup(_)
+            | ClientError::Refused(_)
+            | ClientError::ResponseTooLarge(_)
+            | ClientError::Protocol(_) => ServiceFailure::Protocol,
+        }
+    }
+
+    /// Whether sending the same idempotent request again may succeed.
+    fn retryable(&self) -> bool {
+        matches!(
+            self,
+            ClientError::Unreachable(_) | ClientError::Timeout(_) | ClientError::Unavailable(_)
+        )
+    }
+}
+
+/// Where the eligibility system is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    pub host: String,
+    pub port: u16,
+}
+
+impl Endpoint {
+    /// Parse `https://host:port` (IPv6 in brackets); the port defaults to 443.
+    pub fn parse(url: &str) -> Result<Self, ClientError> {
+        let bad = || ClientError::BadEndpoint(url.to_string());
+        let rest = url.strip_prefix("https://").ok_or_else(bad)?;
+        let authority = rest.split('/').next().unwrap_or_default();
+        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+            let (host, after) = v6.split_once(']').ok_or_else(bad)?;
+            let port = match after.strip_prefix(':') {
+                Some(p) => p.parse().map_err(|_| bad())?,
+                None if after.is_empty() => 443,
+                None => return Err(bad()),
+            };
+            (host.to_string(), port)
+        } else {
+            match authority.rsplit_once(':') {
+                Some((h, p)) => (h.to_string(), p.parse().map_err(|_| bad())?),
+                None => (authority.to_string(), 443),
+            }
+        };
+        if host.is_empty() {
+            return Err(bad());
+        }
+        Ok(Endpoint { host, port })
+    }
+}
+
+/// How the client behaves; the defaults suit a moving ambulance.
+#[derive(Clone, Debug)]
+pub struct ClientSettings {
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    /// Retries after the first attempt, for idempotent calls only.
+    pub retries: u32,
+    pub backoff_base: Duration,
+    pub max_response_bytes: usize,
+}
+
+impl Default for ClientSettings {
+    fn default() -> Self {
+        ClientSettings {
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(10),
+            retries: 2,
+            backoff_base: Duration::from_millis(200),
+            max_response_bytes: 4 * 1024 * 1024,
+        }
+    }
+}
+
+/// The identity material of the unit: its certificate chain, key, and the pinned server CA.
+pub struct UnitIdentity {
+    pub chain: Vec<CertificateDer<'static>>,
+    pub key: PrivateKeyDer<'static>,
+    pub server_ca: Vec<CertificateDer<'static>>,
+}
+
+impl UnitIdentity {
+    /// Load from PEM files (unit cert [+ chain], unit key, server CA).
+    pub fn from_files(cert: &Path, key: &Path, server_ca: &Path) -> Result<Self, ClientError> {
+        let setup = |what: &str, p: &Path, e: &dyn std::fmt::Display| {
+            ClientError::Setup(format!("{what} {}: {e}", p.display()))
+        };
+        let chain = CertificateDer::pem_file_iter(cert)
+            .map_err(|e| setup("unit certificate", cert, &e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| setup("unit certificate", cert, &e))?;
+        let key = PrivateKeyDer::from_pem_file(key).map_err(|e| setup("unit key", key, &e))?;
+        let server_ca = CertificateDer::pem_file_iter(server_ca)
+            .map_err(|e| setup("server CA", server_ca, &e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| setup("server CA", server_ca, &e))?;
+        if chain.is_empty() || server_ca.is_empty() {
+            return Err(ClientError::Setup("empty certificate file".into()));
+        }
+        Ok(UnitIdentity {
+            chain,
+            key,
+            server_ca,
+        })
+    }
+}
+
+/// The rustls provider everything here uses (ring).
+pub fn crypto_provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// TLS 1.3 only, client auth with the unit certificate, only the provisioned CA trusted.
+pub fn tls_config(identity: UnitIdentity) -> Result<rustls::ClientConfig, ClientError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in identity.server_ca {
+        roots
+            .add(ca)
+            .map_err(|e| ClientError::Setup(format!("server CA: {e}")))?;
+    }
+    rustls::ClientConfig::builder_with_provider(crypto_provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| ClientError::Setup(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(identity.chain, identity.key)
+        .map_err(|e| ClientError::Setup(format!("unit certificate/key: {e}")))
+}
+
+type Conn = BufReader<TlsStream<TcpStream>>;
+
+/// Counters for tests and benchmarks.
+#[derive(Debug, Default)]
+pub struct ClientStats {
+    pub connections: AtomicU64,
+    pub resumed: AtomicU64,
+    pub retries: AtomicU64,
+}
+
+/// The eligibility client. Cheap to share behind an `Arc`; calls are serialised over the
+/// one kept-alive connection.
+pub struct EligibilityClient {
+    connector: TlsConnector,
+    endpoint: Endpoint,
+    server_name: ServerName<'static>,
+    settings: ClientSettings,
+    conn: tokio::sync::Mutex<Option<Conn>>,
+    pub stats: ClientStats,
+}
+
+/// A raw answer: status and body.
+struct Answer {
+    status: u16,
+    body: Vec<u8>,
+}
+
+impl EligibilityClient {
+    pub fn new(
+        endpoint: Endpoint,
+        config: rustls::ClientConfig,
+        settings: ClientSettings,
+    ) -> Result<Self, ClientError> {
+        let server_name = ServerName::try_from(endpoint.host.clone())
+            .map_err(|_| ClientError::BadEndpoint(endpoint.host.clone()))?;
+        Ok(EligibilityClient {
+            connector: TlsConnector::from(Arc::new(config)),
+            endpoint,
+            server_name,
+            settings,
+            conn: tokio::sync::Mutex::new(None),
+            stats: ClientStats::default(),
+        })
+    }
+
+    /// Like `new`, but check the certificate against a different name than the host
+    /// connected to (tests of the name check).
+    pub fn with_server_name(mut self, name: &str) -> Result<Self, ClientError> {
+        self.server_name = ServerName::try_from(name.to_string())
+            .map_err(|_| ClientError::BadEndpoint(name.to_string()))?;
+        Ok(self)
+    }
+
+    /// Drop the kept-alive connection (the next call reconnects, resuming the session).
+    pub async fn disconnect(&self) {
+        *self.conn.lock().await = None;
+    }
+
+    pub async fn health(&self) -> Result<wire::Health, ClientError> {
+        let a = self.call("GET", wire::PATH_HEALTH, None).await?;
+        decode(&a)
+    }
+
+    /// The qualification check for a card read.
+    pub async fn qualification(
+        &self,
+        request: &QualificationRequest,
+    ) -> Result<wire::QualificationResponse, ClientError> {
+        let body = wire::QualificationRequest {
+            incident_id: request.incident.clone(),
+            auth_certificate: encode_certificate(&request.credential),
+            challenge_signature: None,
+            operator_id: request.operator.clone(),
+            unit_id: request.unit.clone(),
+            terminal_id: request.terminal.clone(),
+        };
+        let a = self
+            .call("POST", wire::PATH_QUALIFICATION, Some(to_json(&body)?))
+            .await?;
+        decode(&a)
+    }
+
+    /// The consented emergency-info inquiry.
+    pub async fn emergency_info(
+        &self,
+        inquiry: &EmergencyInquiry,
+    ) -> Result<EmergencyInfo, ClientError> {
+        let body = wire::EmergencyInfoRequest {
+            incident_id: inquiry.incident.clone(),
+            qualification_ref: inquiry.qualification.clone(),
+            consent: inquiry.consent,
+            operator_id: inquiry.operator.clone(),
+            unit_id: inquiry.unit.clone(),
+            terminal_id: inquiry.terminal.clone(),
+            identity_method: IdentityMethod::MynaCard,
+            identity_check: inquiry.identity_check,
+        };
+        let a = self
+            .call("POST", wire::PATH_EMERGENCY_INFO, Some(to_json(&body)?))
+            .await?;
+        let r: wire::EmergencyInfoResponse = decode(&a)?;
+        Ok(EmergencyInfo {
+            summary: r.emergency_summary,
+            full: r.full_data,
+        })
+    }
+
+    /// Upload a batch of records (idempotent by record id).
+    pub async fn upload_records(
+        &self,
+        records: &[Record],
+    ) -> Result<wire::RecordsAccepted, ClientError> {
+        let body = wire::RecordsUpload {
+            records: records.to_vec(),
+        };
+        let a = self
+            .call("POST", wire::PATH_RECORDS, Some(to_json(&body)?))
+            .await?;
+        decode(&a)
+    }
+
+    /// Simulator only: set fault injection.
+    pub async fn set_sim_faults(&self, faults: &wire::Faults) -> Result<(), ClientError> {
+        self.call("POST", wire::PATH_SIM_FAULTS, Some(to_json(faults)?))
+            .await
+            .map(|_| ())
+    }
+
+    /// Every call of protocol v1 is idempotent (reads, or keyed by incident / record id),
+    /// so every call may be retried; the bound and the backoff keep a dead line cheap.
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<Answer, ClientError> {
+        let mut attempt = 0;
+        loop {
+            match self
+                .attempt(method, path, body.as_deref())
+                .await
+                .and_then(classify)
+            {
+                Ok(a) => return Ok(a),
+                Err(e) if e.retryable() && attempt < self.settings.retries => {
+                    attempt += 1;
+                    self.stats.retries.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(backoff(self.settings.backoff_base, attempt)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// One attempt; a kept-alive connection the server closed meanwhile is replaced once.
+    async fn attempt(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&[u8]>,
+    ) -> Result<Answer, ClientError> {
+        let mut slot = self.conn.lock().await;
+        let reused = slot.is_some();
+        let mut conn = match slot.take() {
+            Some(c) => c,
+            None => self.connect().await?,
+        };
+        let outcome = tokio::time::timeout(
+            self.settings.request_timeout,
+            self.exchange(&mut conn, method, path, body),
+        )
+        .await;
+        let result = match outcome {
+            Err(_) => return Err(ClientError::Timeout(self.settings.request_timeout)),
+            Ok(Err(Exchange::StaleConnection)) if reused => {
+                let mut fresh = self.connect().await?;
+                let again = tokio::time::timeout(
+                    self.settings.request_timeout,
+                    self.exchange(&mut fresh, method, path, body),
+                )
+                .await
+                .map_err(|_| ClientError::Timeout(self.settings.request_timeout))?;
+                conn = fresh;
+                again
+            }
+            Ok(r) => r,
+        };
+        match result {
+            Ok((answer, keep)) => {
+                if keep {
+                    *slot = Some(conn);
+                }
+                Ok(answer)
+            }
+            Err(e) => Err(e.into_client_error(self.settings.max_response_bytes)),
+        }
+    }
+
+    async fn connect(&self) -> Result<Conn, ClientError> {
+        let addr = (self.endpoint.host.as_str(), self.endpoint.port);
+        let timeout = self.settings.connect_timeout;
+        let tcp = tokio::time::timeout(timeout, TcpStream::connect(addr))
+            .await
+            .map_err(|_| ClientError::Timeout(timeout))?
+            .map_err(ClientError::Unreachable)?;
+        let _ = tcp.set_nodelay(true);
+        let tls = tokio::time::timeout(
+            timeout,
+            self.connector.connect(self.server_name.clone(), tcp),
+        )
+        .await
+        .map_err(|_| ClientError::Timeout(timeout))?
+        .map_err(tls_error)?;
+        self.stats.connections.fetch_add(1, Ordering::Relaxed);
+        if tls.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed) {
+            self.stats.resumed.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(BufReader::new(tls))
+    }
+
+    async fn exchange(
+        &self,
+        conn: &mut Conn,
+        method: &str,
+        path: &str,
+        body: Option<&[u8]>,
+    ) -> Result<(Answer, bool), Exchange> {
+        http::write_request(conn, method, path, &self.endpoint.host, body)
+            .await
+            .map_err(Exchange::Write)?;
+        let head = match http::read_head(conn).await {
+            Ok(Some(h)) => h,
+            Ok(None) => return Err(Exchange::StaleConnection),
+            Err(HttpError::Io(e)) if is_reset(&e) => return Err(Exchange::StaleConnection),
+            Err(e) => return Err(Exchange::Read(e)),
+        };
+        let status = head
+            .first
+            .get(1)
+            .and_then(|s| s.parse::<u16>().ok())
+            .ok_or_else(|| Exchange::Read(HttpError::Malformed("status line".into())))?;
+        let body = http::read_body(conn, &head, self.settings.max_response_bytes)
+            .await
+            .map_err(Exchange::Read)?;
+        Ok((Answer { status, body }, !head.wants_close()))
+    }
+}
+
+/// What went wrong inside one exchange.
+enum Exchange {
+    /// The server closed a kept-alive connection before answering: reconnect and resend.
+    StaleConnection,
+    Write(HttpError),
+    Read(HttpError),
+}
+
+impl Exchange {
+    fn into_client_error(self, cap: usize) -> ClientError {
+        match self {
+            Exchange::StaleConnection => ClientError::Unreachable(std::io::Error::new(
+                std::io::ErrorKind::ConnectionAborted,
+                "connection closed by the server",
+            )),
+            Exchange::Write(e) | Exchange::Read(e) => match e {
+                HttpError::Io(io) => tls_error(io),
+                HttpError::TooLarge(_, _) => ClientError::ResponseTooLarge(cap),
+                HttpError::Closed | HttpError::Truncated => {
+                    ClientError::Protocol("truncated response".into())
+                }
+                other => ClientError::Protocol(other.to_string()),
+            },
+        }
+    }
+}
+
+fn is_reset(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::ConnectionReset
+            | std::io::ErrorKind::BrokenPipe
+            | std::io::ErrorKind::UnexpectedEof
+    ) && rustls_error(e).is_none()
+}
+
+fn rustls_error(e: &std::io::Error) -> Option<&rustls::Error> {
+    e.get_ref()?.downcast_ref::<rustls::Error>()
+}
+
+/// Map a transport error to what it means for the crew.
+fn tls_error(e: std::io::Error) -> ClientError {
+    use rustls::AlertDescription as A;
+    match rustls_error(&e) {
+        Some(rustls::Error::InvalidCertificate(c)) => {
+            ClientError::ServerCertificateWrong(format!("{c:?}"))
+        }
+        Some(rustls::Error::AlertReceived(
+            alert @ (A::CertificateRequired
+            | A::BadCertificate
+            | A::UnknownCA
+            | A::CertificateRevoked
+            | A::CertificateExpired
+            | A::CertificateUnknown
+            | A::UnsupportedCertificate
+            | A::AccessDenied
+            | A::DecryptError),
+        )) => ClientError::CertificateRefused(format!("{alert:?}")),
+        Some(other) => ClientError::Protocol(format!("TLS: {other}")),
+        None => ClientError::Unreachable(e),
+    }
+}
+
+fn classify(a: Answer) -> Result<Answer, ClientError> {
+    if (200..300).contains(&a.status) {
+        return Ok(a);
+    }
+    if a.status == 503 || a.status == 502 || a.status == 504 {
+        return Err(ClientError::Unavailable(a.status));
+    }
+    let problem: Problem = serde_json::from_slice(&a.body)
+        .map_err(|_| ClientError::Protocol(format!("HTTP {} without problem details", a.status)))?;
+    Err(match problem.kind.as_str() {
+        problem::CARD_UNKNOWN => ClientError::CardNotAccepted(CardProblem::Unknown),
+        problem::CARD_REVOKED => ClientError::CardNotAccepted(CardProblem::Revoked),
+        problem::CARD_EXPIRED => ClientError::CardNotAccepted(CardProblem::Expired),
+        problem::NO_COVERAGE => ClientError::NoCoverage,
+        _ => ClientError::Refused(problem),
+    })
+}
+
+fn decode<T: serde::de::DeserializeOwned>(a: &Answer) -> Result<T, ClientError> {
+    serde_json::from_slice(&a.body).map_err(|e| ClientError::Protocol(format!("JSON: {e}")))
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, ClientError> {
+    serde_json::to_vec(v).map_err(|e| ClientError::Protocol(format!("JSON: {e}")))
+}
+
+pub fn encode_certificate(credential: &CardCredential) -> String {
+    base64::engine::general_purpose::STANDARD.encode(&credential.auth_certificate_der)
+}
+
+/// Exponential backoff with full jitter: uniform in [base·2^(n-1) / 2, base·2^(n-1)].
+fn backoff(base: Duration, attempt: u32) -> Duration {
+    let ceiling = base.saturating_mul(1 << attempt.saturating_sub(1).min(6));
+    let mut b = [0u8; 4];
+    let _ = getrandom::fill(&mut b);
+    let fraction = 0.5 + f64::from(u32::from_le_bytes(b)) / f64::from(u32::MAX) / 2.0;
+    ceiling.mul_f64(fraction)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_parse_or_fail_clearly() {
+        assert_eq!(
+            Endpoint::parse("https://localhost:8443").unwrap(),
+            Endpoint {
+                host: "localhost".into(),
+                port: 8443
+            }
+        );
+        assert_eq!(Endpoint::parse("https://[::1]:9/v1").unwrap().host, "::1");
+        assert_eq!(Endpoint::parse("https://example.test").unwrap().port, 443);
+        for bad in ["http://x:1", "https://:1", "https://x:notaport", "x"] {
+            assert!(
+                matches!(Endpoint::parse(bad), Err(ClientError::BadEndpoint(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn backoff_grows_and_stays_jittered_within_bounds() {
+        let base = Duration::from_millis(100);
+        for attempt in 1..5 {
+            let ceiling = base * (1 << (attempt - 1));
+            for _ in 0..20 {
+                let d = backoff(base, attempt);
+                assert!(d >= ceiling / 2 && d <= ceiling, "{attempt}: {d:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn problems_map_to_typed_errors() {
+        let answer = |status, kind: &str| Answer {
+            status,
+            body: serde_json::to_vec(&Problem::new(kind, "t", status, None)).unwrap(),
+        };
+        assert!(matches!(
+            classify(answer(422, problem::CARD_REVOKED)),
+            Err(ClientError::CardNotAccepted(CardProblem::Revoked))
+        ));
+        assert!(matches!(
+            classify(answer(404, problem::NO_COVERAGE)),
+            Err(ClientError::NoCoverage)
+        ));
+        assert!(matches!(
+            classify(answer(400, problem::BAD_REQUEST)),
+            Err(ClientError::Refused(_))
+        ));
+        assert!(matches!(
+            classify(Answer {
+                status: 503,
+                body: vec![]
+            }),
+            Err(ClientError::Unavailable(503))
+        ));
+        assert!(matches!(
+            classify(Answer {
+                status: 418,
+                body: b"<html>".to_vec()
+            }),
+            Err(ClientError::Protocol(_))
+        ));
+    }
+}

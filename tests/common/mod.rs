@@ -1,0 +1,103 @@
+//! Helpers shared by the integration tests: temp dirs, a dev PKI, a simulator server,
+//! clients with a chosen unit certificate.
+#![allow(dead_code)]
+
+use mynakyukyu::eligibility::client::tls_config;
+use mynakyukyu::eligibility::wire::Faults;
+use mynakyukyu::eligibility::{ClientSettings, EligibilityClient, Endpoint, UnitIdentity};
+use mynakyukyu::sim::server::{ServeOptions, SimServer};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// A fresh directory under the system temp dir, removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!(
+            "mynakyukyu-{tag}-{}-{n}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// One development PKI per test process (generation costs a few ms, but keep it simple).
+pub fn pki() -> &'static Path {
+    static PKI: OnceLock<TempDir> = OnceLock::new();
+    PKI.get_or_init(|| {
+        let d = TempDir::new("pki");
+        mynakyukyu::pki::dev::generate(d.path()).unwrap();
+        d
+    })
+    .path()
+}
+
+pub async fn start_sim(faults: Faults) -> SimServer {
+    SimServer::start(ServeOptions {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        pki_dir: pki().to_path_buf(),
+        faults,
+        audit_log: None,
+        today: time::OffsetDateTime::now_utc().date(),
+    })
+    .await
+    .unwrap()
+}
+
+/// A client presenting `unit` (e.g. "unit", "unit-expired") and pinning `server_ca`.
+pub fn client_with(
+    port: u16,
+    host: &str,
+    unit: &str,
+    server_ca: &str,
+    settings: ClientSettings,
+) -> EligibilityClient {
+    let dir = pki();
+    let identity = UnitIdentity::from_files(
+        &dir.join(format!("{unit}.pem")),
+        &dir.join(format!("{unit}.key")),
+        &dir.join(server_ca),
+    )
+    .unwrap();
+    EligibilityClient::new(
+        Endpoint {
+            host: host.to_string(),
+            port,
+        },
+        tls_config(identity).unwrap(),
+        settings,
+    )
+    .unwrap()
+}
+
+pub fn client(port: u16) -> EligibilityClient {
+    client_with(port, "localhost", "unit", "ca.pem", fast_settings())
+}
+
+/// Short timeouts and backoff so failure tests finish quickly.
+pub fn fast_settings() -> ClientSettings {
+    ClientSettings {
+        connect_timeout: std::time::Duration::from_secs(2),
+        request_timeout: std::time::Duration::from_secs(2),
+        retries: 2,
+        backoff_base: std::time::Duration::from_millis(10),
+        max_response_bytes: 1024 * 1024,
+    }
+}

@@ -1,0 +1,166 @@
+//! Independent TLS peers against the simulator binary: curl and `openssl s_client`.
+
+mod common;
+
+use common::*;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+/// The simulator as a child process, killed by PID when dropped.
+struct Sim {
+    child: Child,
+    port: u16,
+}
+
+impl Sim {
+    fn start() -> Sim {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mynakyukyu-sim"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--pki"])
+            .arg(pki())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .trim()
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no port in {line:?}"));
+        Sim { child, port }
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn curl(port: u16, extra: &[&str]) -> (bool, String) {
+    let dir = pki();
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "5", "--cacert"])
+        .arg(dir.join("ca.pem"))
+        .args(extra)
+        .arg(format!("https://localhost:{port}/v1/health"))
+        .current_dir(dir)
+        .output()
+        .expect("curl installed by scripts/setup");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+#[test]
+fn curl_with_the_unit_certificate_gets_200_and_everything_else_is_refused() {
+    let sim = Sim::start();
+    let (ok, text) = curl(sim.port, &["--cert", "unit.pem", "--key", "unit.key"]);
+    assert!(ok, "{text}");
+    assert!(text.contains("\"status\":\"ok\""), "{text}");
+
+    let (ok, text) = curl(sim.port, &[]);
+    assert!(!ok, "no client cert accepted: {text}");
+    assert!(text.contains("certificate required"), "{text}");
+
+    let (ok, text) = curl(
+        sim.port,
+        &["--cert", "unit-expired.pem", "--key", "unit-expired.key"],
+    );
+    assert!(!ok && text.contains("expired"), "{text}");
+
+    let (ok, text) = curl(
+        sim.port,
+        &["--cert", "unit-revoked.pem", "--key", "unit-revoked.key"],
+    );
+    assert!(!ok && text.contains("revoked"), "{text}");
+
+    let (ok, text) = curl(
+        sim.port,
+        &["--cert", "other-unit.pem", "--key", "other-unit.key"],
+    );
+    assert!(!ok && text.contains("unknown ca"), "{text}");
+
+    let (ok, text) = curl(
+        sim.port,
+        &[
+            "--tls-max",
+            "1.2",
+            "--cert",
+            "unit.pem",
+            "--key",
+            "unit.key",
+        ],
+    );
+    assert!(!ok && text.contains("protocol version"), "TLS 1.2: {text}");
+
+    // plaintext HTTP to the TLS port gets nothing
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "3"])
+        .arg(format!("http://127.0.0.1:{}/v1/health", sim.port))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}
+
+#[test]
+fn curl_posts_get_problem_details_for_bad_json() {
+    let sim = Sim::start();
+    let (ok, text) = {
+        let dir = pki();
+        let out = Command::new("curl")
+            .args(["-sS", "--max-time", "5", "--cacert"])
+            .arg(dir.join("ca.pem"))
+            .args(["--cert", "unit.pem", "--key", "unit.key", "-d", "{\"broken"])
+            .arg(format!("https://localhost:{}/v1/qualification", sim.port))
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+        )
+    };
+    assert!(ok);
+    let problem: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(problem["status"], 400);
+    assert_eq!(problem["type"], "urn:mynakyukyu:problem:bad-request");
+}
+
+#[test]
+fn openssl_s_client_negotiates_tls13_with_the_unit_certificate() {
+    let sim = Sim::start();
+    let dir = pki();
+    let out = Command::new("openssl")
+        .args(["s_client", "-connect"])
+        .arg(format!("127.0.0.1:{}", sim.port))
+        .args([
+            "-tls1_3", "-cert", "unit.pem", "-key", "unit.key", "-CAfile", "ca.pem",
+        ])
+        .args(["-servername", "localhost", "-verify_return_error", "-brief"])
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("TLSv1.3"), "{text}");
+    assert!(text.contains("Verification: OK"), "{text}");
+
+    let out = Command::new("openssl")
+        .args(["s_client", "-connect"])
+        .arg(format!("127.0.0.1:{}", sim.port))
+        .args(["-tls1_2", "-CAfile", "ca.pem", "-brief"])
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success(), "TLS 1.2 accepted: {text}");
+}
