@@ -4,6 +4,7 @@
 //! [`Simulator`] is the service's logic with no transport; the drills call it in-process.
 
 pub mod patients;
+pub mod proxy;
 pub mod server;
 
 use crate::domain::{

@@ -1,0 +1,265 @@
+//! Eligibility link benchmark: warm and cold inquiry latency through a delay proxy at
+//! 0, 50 and 150 ms RTT, side by side with curl using the same client certificate, and
+//! the simulator under 200 concurrent tablets. Writes a Markdown fragment for
+//! docs/BENCHMARKS.md (scripts/bench assembles it).
+//!
+//! Run: `cargo bench --bench eligibility` (or `scripts/bench`).
+
+use mynakyukyu::domain::{
+    CardCredential, ConsentState, IdentityCheck, IdentityMethod, IncidentId, OperatorId,
+    QualificationRef, TerminalId, UnitId,
+};
+use mynakyukyu::eligibility::client::tls_config;
+use mynakyukyu::eligibility::wire::{self, Faults, QualificationResponse};
+use mynakyukyu::eligibility::{ClientSettings, EligibilityClient, Endpoint, UnitIdentity};
+use mynakyukyu::session::{EmergencyInquiry, QualificationRequest};
+use mynakyukyu::sim::proxy::DelayProxy;
+use mynakyukyu::sim::server::{ServeOptions, SimServer};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const WARM_N: usize = 50;
+const COLD_N: usize = 20;
+const LOAD_CLIENTS: usize = 200;
+const LOAD_PER_CLIENT: usize = 5;
+
+fn client(dir: &Path, port: u16) -> EligibilityClient {
+    let identity = UnitIdentity::from_files(
+        &dir.join("unit.pem"),
+        &dir.join("unit.key"),
+        &dir.join("ca.pem"),
+    )
+    .unwrap();
+    EligibilityClient::new(
+        Endpoint {
+            host: "localhost".into(),
+            port,
+        },
+        tls_config(identity).unwrap(),
+        ClientSettings::default(),
+    )
+    .unwrap()
+}
+
+fn inquiry(incident: &str, q: &QualificationRef) -> EmergencyInquiry {
+    EmergencyInquiry {
+        incident: IncidentId::new(incident),
+        qualification: q.clone(),
+        consent: ConsentState::Consented,
+        operator: OperatorId::new("EMT-B"),
+        unit: UnitId::new("U-B"),
+        terminal: TerminalId::new("T-B"),
+        identity_method: IdentityMethod::MynaCard,
+        identity_check: IdentityCheck::Photo,
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn quantile(v: &mut [f64], q: f64) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((v.len() - 1) as f64 * q).round() as usize;
+    v[i]
+}
+
+async fn qualify(c: &EligibilityClient, server: &SimServer, patient: &str) -> QualificationRef {
+    let der = server.with_simulator(|s| s.issue_card(patient).unwrap().auth_certificate_der);
+    match c
+        .qualification(&QualificationRequest {
+            incident: IncidentId::new(format!("Q-{patient}")),
+            credential: CardCredential {
+                auth_certificate_der: der,
+            },
+            operator: OperatorId::new("EMT-B"),
+            unit: UnitId::new("U-B"),
+            terminal: TerminalId::new("T-B"),
+        })
+        .await
+        .unwrap()
+    {
+        QualificationResponse::Coverage {
+            qualification_ref, ..
+        } => qualification_ref,
+        QualificationResponse::OptOut => panic!("opt-out patient in benchmark"),
+    }
+}
+
+/// curl doing the same POST `n` times in one process (first cold, then kept alive).
+fn curl_times(dir: &Path, port: u16, body: &Path, n: usize) -> Option<Vec<f64>> {
+    let url = format!("https://localhost:{port}{}", wire::PATH_EMERGENCY_INFO);
+    let mut cmd = Command::new("curl");
+    cmd.current_dir(dir);
+    for i in 0..n {
+        if i > 0 {
+            cmd.arg("--next");
+        }
+        cmd.args(["-sS", "-o", "/dev/null", "-w", "%{time_total}\\n"])
+            .args([
+                "--cacert", "ca.pem", "--cert", "unit.pem", "--key", "unit.key",
+            ])
+            .args(["-H", "content-type: application/json", "--data-binary"])
+            .arg(format!("@{}", body.display()))
+            .arg(&url);
+    }
+    let out = cmd.output().ok()?;
+    if !out.status.success() {
+        eprintln!("curl failed: {}", String::from_utf8_lossy(&out.stderr));
+        return None;
+    }
+    Some(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.trim().parse::<f64>().ok())
+            .map(|s| s * 1e3)
+            .collect(),
+    )
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let out_dir = std::env::var_os("BENCH_OUT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("target/bench"));
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let pki = std::env::temp_dir().join(format!("bench-pki-{}", std::process::id()));
+    mynakyukyu::pki::dev::generate(&pki).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut md = String::new();
+    rt.block_on(async {
+        let server = SimServer::start(ServeOptions {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            pki_dir: pki.clone(),
+            faults: Faults::default(),
+            audit_log: None,
+            today: time::OffsetDateTime::now_utc().date(),
+        })
+        .await
+        .unwrap();
+        let target = server.local_addr;
+
+        md.push_str("## Eligibility link: one emergency-info inquiry (ours vs curl, same client certificate)\n\n");
+        md.push_str("Command: `cargo bench --bench eligibility` (release build; simulator in-process, delay proxy in-process, curl as a separate process).\n\n");
+        md.push_str(&format!("Warm: {WARM_N} inquiries on one kept-alive connection. Cold: {COLD_N} inquiries each on a new connection with a full TLS 1.3 handshake (fresh client, no resumption). curl: one process doing {WARM_N}+1 requests with `--next` (first is its cold request). Times in ms, median / p95.\n\n"));
+        md.push_str("| RTT | ours warm | curl warm | warm ratio ours/curl | target warm ≤ RTT+10 | ours cold | curl cold (1 sample) | target cold ≤ 2·RTT+20 |\n|---|---|---|---|---|---|---|---|\n");
+        for rtt_ms in [0u64, 50, 150] {
+            let rtt = Duration::from_millis(rtt_ms);
+            let proxy = DelayProxy::start(target, rtt).await.unwrap();
+            let port = proxy.local_addr.port();
+            // warm
+            let c = client(&pki, port);
+            let q = qualify(&c, &server, "P0010").await;
+            c.emergency_info(&inquiry("warmup", &q)).await.unwrap();
+            let mut warm = Vec::new();
+            for i in 0..WARM_N {
+                let t = Instant::now();
+                c.emergency_info(&inquiry(&format!("W{rtt_ms}-{i}"), &q))
+                    .await
+                    .unwrap();
+                warm.push(ms(t.elapsed()));
+            }
+            // cold: a new client each time (new config: no session to resume)
+            let mut cold = Vec::new();
+            for i in 0..COLD_N {
+                let fresh = client(&pki, port);
+                let t = Instant::now();
+                fresh
+                    .emergency_info(&inquiry(&format!("C{rtt_ms}-{i}"), &q))
+                    .await
+                    .unwrap();
+                cold.push(ms(t.elapsed()));
+            }
+            // curl, same request body
+            let body = pki.join(format!("inquiry-{rtt_ms}.json"));
+            let req = wire::EmergencyInfoRequest {
+                incident_id: IncidentId::new(format!("CURL-{rtt_ms}")),
+                qualification_ref: q.clone(),
+                consent: ConsentState::Consented,
+                operator_id: OperatorId::new("EMT-B"),
+                unit_id: UnitId::new("U-B"),
+                terminal_id: TerminalId::new("T-B"),
+                identity_method: IdentityMethod::MynaCard,
+                identity_check: IdentityCheck::Photo,
+            };
+            std::fs::write(&body, serde_json::to_vec(&req).unwrap()).unwrap();
+            let curl = tokio::task::spawn_blocking({
+                let pki = pki.clone();
+                move || curl_times(&pki, port, &body, WARM_N + 1)
+            })
+            .await
+            .unwrap();
+            let (w50, w95) = (quantile(&mut warm, 0.5), quantile(&mut warm, 0.95));
+            let (c50, c95) = (quantile(&mut cold, 0.5), quantile(&mut cold, 0.95));
+            let (curl_cold, curl_w50, curl_w95) = match curl {
+                Some(mut t) if t.len() == WARM_N + 1 => {
+                    let first = t.remove(0);
+                    (first, quantile(&mut t, 0.5), quantile(&mut t, 0.95))
+                }
+                _ => (f64::NAN, f64::NAN, f64::NAN),
+            };
+            let warm_target = rtt_ms as f64 + 10.0;
+            let cold_target = 2.0 * rtt_ms as f64 + 20.0;
+            md.push_str(&format!(
+                "| {rtt_ms} ms | {w50:.2} / {w95:.2} | {curl_w50:.2} / {curl_w95:.2} | {:.2} | {} | {c50:.2} / {c95:.2} | {curl_cold:.2} | {} |\n",
+                w50 / curl_w50,
+                if w50 <= warm_target { "met" } else { "missed" },
+                if c50 <= cold_target { "met" } else { "missed" },
+            ));
+            eprintln!("rtt {rtt_ms}: warm {w50:.2}/{w95:.2} curl {curl_w50:.2}/{curl_w95:.2}; cold {c50:.2}/{c95:.2} curl {curl_cold:.2}");
+        }
+
+        // load: 200 tablets at once, each with its own connection
+        let server = Arc::new(server);
+        let mut refs = Vec::new();
+        {
+            let c = client(&pki, target.port());
+            for i in 0..LOAD_CLIENTS {
+                refs.push(qualify(&c, &server, &format!("P{:04}", 10 + i % 200)).await);
+            }
+        }
+        let started = Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for (i, q) in refs.into_iter().enumerate() {
+            let pki = pki.clone();
+            tasks.spawn(async move {
+                let c = client(&pki, target.port());
+                let mut lat = Vec::new();
+                let mut errors = 0;
+                for k in 0..LOAD_PER_CLIENT {
+                    let t = Instant::now();
+                    match c.emergency_info(&inquiry(&format!("L{i}-{k}"), &q)).await {
+                        Ok(_) => lat.push(ms(t.elapsed())),
+                        Err(_) => errors += 1,
+                    }
+                }
+                (lat, errors)
+            });
+        }
+        let mut all = Vec::new();
+        let mut errors = 0;
+        while let Some(r) = tasks.join_next().await {
+            let (lat, e) = r.unwrap();
+            all.extend(lat);
+            errors += e;
+        }
+        let wall = started.elapsed().as_secs_f64();
+        let n = all.len();
+        let p50 = quantile(&mut all, 0.5);
+        let p99 = quantile(&mut all, 0.99);
+        md.push_str(&format!(
+            "\n## Simulator under load: {LOAD_CLIENTS} concurrent tablets\n\nCommand: `cargo bench --bench eligibility`. Each tablet opens its own mTLS connection (full handshake) and makes {LOAD_PER_CLIENT} emergency-info inquiries; loopback, no added delay, both sides in one process on this 2-core machine.\n\n| inquiries | errors | wall time | throughput | p50 | p99 |\n|---|---|---|---|---|---|\n| {n} | {errors} | {wall:.2} s | {:.0} /s | {p50:.2} ms | {p99:.2} ms |\n",
+            n as f64 / wall
+        ));
+    });
+    let _ = std::fs::remove_dir_all(&pki);
+    std::fs::write(out_dir.join("eligibility.md"), &md).unwrap();
+    println!("{md}");
+}
