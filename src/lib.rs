@@ -27,3 +27,5 @@ pub mod eligibility;
 pub mod pki;
 pub mod session;
 pub mod sim;
+pub mod store;
+pub mod sync;

@@ -1,0 +1,590 @@
+//! The tablet's offline-safe store on sled: consent and audit records in an append-only,
+//! hash-chained log with an outbox for upload, and a short-lived cache of clinical data for
+//! dead zones. Every value is sealed with ChaCha20-Poly1305 under the device key (a 0600
+//! file); tree keys are sequence numbers and incident ids, never patient data. An append
+//! returns only after sled has flushed it to disk.
+
+mod seal;
+
+pub use seal::DeviceKey;
+
+use crate::domain::{EmergencyInfo, IncidentId, Record, RecordBody, Timestamp};
+use seal::Sealer;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use sled::Transactional;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("store at {path}: {source}")]
+    Open { path: String, source: sled::Error },
+    #[error("disk full: the record was not stored")]
+    DiskFull,
+    #[error("store I/O: {0}")]
+    Io(String),
+    #[error("device key {path}: {reason}")]
+    Key { path: String, reason: String },
+    #[error("value in {tree} at {key} cannot be opened (tampered, or another device's key)")]
+    Tampered { tree: &'static str, key: String },
+    #[error("value in {tree} at {key} is not valid: {reason}")]
+    Corrupt {
+        tree: &'static str,
+        key: String,
+        reason: String,
+    },
+}
+
+fn is_disk_full(e: &sled::Error) -> bool {
+    matches!(e, sled::Error::Io(io) if io.raw_os_error() == Some(28))
+}
+
+fn tx_error(e: sled::transaction::TransactionError<()>) -> StoreError {
+    match e {
+        sled::transaction::TransactionError::Storage(s) => StoreError::from(s),
+        sled::transaction::TransactionError::Abort(()) => {
+            StoreError::Io("transaction aborted".into())
+        }
+    }
+}
+
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        if is_disk_full(&e) {
+            StoreError::DiskFull
+        } else {
+            StoreError::Io(e.to_string())
+        }
+    }
+}
+
+/// A record as stored: its place in the log and its link in the audit hash chain.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredRecord {
+    pub seq: u64,
+    pub appended_at: Timestamp,
+    pub record: Record,
+    /// Hex SHA-256 of the previous record (the chain anchor for the first one).
+    pub prev_hash: String,
+    /// Hex SHA-256 over `prev_hash`, `seq` and the record.
+    pub hash: String,
+}
+
+/// The first place the audit hash chain does not hold.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokenLink {
+    pub seq: u64,
+    /// The record id when the record could still be read.
+    pub record_id: Option<String>,
+    pub reason: String,
+}
+
+/// What `verify_chain` found.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ChainReport {
+    pub checked: usize,
+    pub first_broken: Option<BrokenLink>,
+}
+
+/// The upload state the UI's status strip shows.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SyncState {
+    pub queued: usize,
+    pub oldest_queued_at: Option<Timestamp>,
+    pub last_success: Option<Timestamp>,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<Timestamp>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct SyncMeta {
+    last_success: Option<Timestamp>,
+    last_error: Option<String>,
+    last_error_at: Option<Timestamp>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct ChainHead {
+    next_seq: u64,
+    last_hash: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct CachedInfo {
+    expires_at: Timestamp,
+    info: EmergencyInfo,
+}
+
+const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+const META_HEAD: &[u8] = b"chain_head";
+const META_ANCHOR: &[u8] = b"chain_anchor";
+const META_SYNC: &[u8] = b"sync";
+const META_GAP: &[u8] = b"chain_gap";
+const HEAD_FILE: &str = "chain.head";
+
+/// The store. Share it behind an `Arc`; appends are serialised internally.
+pub struct Store {
+    dir: PathBuf,
+    /// The chain head, also kept outside sled: sled recovers a damaged log by dropping its
+    /// tail, and only a copy elsewhere shows that records went missing.
+    head_file: std::fs::File,
+    db: sled::Db,
+    records: sled::Tree,
+    outbox: sled::Tree,
+    cache: sled::Tree,
+    meta: sled::Tree,
+    sealer: Sealer,
+    head: Mutex<ChainHead>,
+}
+
+fn record_hash(prev_hash: &str, seq: u64, record: &Record) -> String {
+    let mut h = Sha256::new();
+    h.update(prev_hash.as_bytes());
+    h.update(seq.to_be_bytes());
+    h.update(serde_json::to_vec(record).unwrap_or_default());
+    hex::encode(h.finalize())
+}
+
+fn new_record_id() -> String {
+    let mut b = [0u8; 16];
+    // getrandom only fails without an OS RNG; fall back to time so ids stay unique enough
+    if getrandom::fill(&mut b).is_err() {
+        b[..16].copy_from_slice(
+            &(std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or_default())
+            .to_be_bytes(),
+        );
+    }
+    hex::encode(b)
+}
+
+impl Store {
+    /// Open (or create) the store in `dir` (sled in `dir/sled`, the chain head in
+    /// `dir/chain.head`) with the device key.
+    pub fn open(dir: &Path, key: &DeviceKey) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Io(e.to_string()))?;
+        let head_path = dir.join(HEAD_FILE);
+        let head_file = {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(&head_path)
+                .map_err(|e| StoreError::Io(format!("{}: {e}", head_path.display())))?
+        };
+        let db = sled::Config::new()
+            .path(dir.join("sled"))
+            .mode(sled::Mode::HighThroughput)
+            .open()
+            .map_err(|source| StoreError::Open {
+                path: dir.display().to_string(),
+                source,
+            })?;
+        let store = Store {
+            dir: dir.to_path_buf(),
+            head_file,
+            records: db.open_tree("records")?,
+            outbox: db.open_tree("outbox")?,
+            cache: db.open_tree("cache")?,
+            meta: db.open_tree("meta")?,
+            db,
+            sealer: Sealer::new(key),
+            head: Mutex::new(ChainHead {
+                next_seq: 0,
+                last_hash: GENESIS.to_string(),
+            }),
+        };
+        let head = match store.meta.get(META_HEAD)? {
+            Some(v) => store.open_json::<ChainHead>("meta", META_HEAD, &v)?,
+            None => ChainHead {
+                next_seq: 0,
+                last_hash: GENESIS.to_string(),
+            },
+        };
+        store.check_head_file(&head)?;
+        *store.lock_head() = head;
+        Ok(store)
+    }
+
+    /// Compare sled's chain head with the copy outside sled; if the copy is ahead, records
+    /// were lost from the log: remember the gap so `verify_chain` reports it.
+    fn check_head_file(&self, head: &ChainHead) -> Result<(), StoreError> {
+        use std::io::Read;
+        let mut sealed = Vec::new();
+        (&self.head_file)
+            .read_to_end(&mut sealed)
+            .map_err(|e| StoreError::Io(e.to_string()))?;
+        if sealed.is_empty() {
+            return Ok(());
+        }
+        let gap = match self.open_json::<ChainHead>("head", HEAD_FILE.as_bytes(), &sealed) {
+            Ok(copy) if copy.next_seq > head.next_seq => Some(BrokenLink {
+                seq: head.next_seq,
+                record_id: None,
+                reason: format!(
+                    "records {} to {} are missing from the log (truncated)",
+                    head.next_seq,
+                    copy.next_seq - 1
+                ),
+            }),
+            Ok(_) => None,
+            Err(_) => Some(BrokenLink {
+                seq: head.next_seq,
+                record_id: None,
+                reason: "the chain head copy is altered".into(),
+            }),
+        };
+        if let Some(gap) = gap
+            && self.meta.get(META_GAP)?.is_none()
+        {
+            self.meta
+                .insert(META_GAP, self.seal_json("meta", META_GAP, &gap))?;
+            self.db.flush()?;
+        }
+        Ok(())
+    }
+
+    fn write_head_file(&self, head: &ChainHead) -> Result<(), StoreError> {
+        use std::os::unix::fs::FileExt;
+        let sealed = self.seal_json("head", HEAD_FILE.as_bytes(), head);
+        let io = |e: std::io::Error| StoreError::Io(format!("chain head: {e}"));
+        self.head_file.set_len(0).map_err(io)?;
+        self.head_file.write_all_at(&sealed, 0).map_err(io)?;
+        self.head_file.sync_data().map_err(io)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn lock_head(&self) -> std::sync::MutexGuard<'_, ChainHead> {
+        self.head.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn seal_json<T: Serialize>(&self, tree: &str, key: &[u8], value: &T) -> Vec<u8> {
+        let plain = serde_json::to_vec(value).unwrap_or_default();
+        self.sealer.seal(tree.as_bytes(), key, &plain)
+    }
+
+    fn open_json<T: serde::de::DeserializeOwned>(
+        &self,
+        tree: &'static str,
+        key: &[u8],
+        sealed: &[u8],
+    ) -> Result<T, StoreError> {
+        let key_text = String::from_utf8_lossy(key).to_string();
+        let plain = self
+            .sealer
+            .open(tree.as_bytes(), key, sealed)
+            .ok_or_else(|| StoreError::Tampered {
+                tree,
+                key: key_text.clone(),
+            })?;
+        serde_json::from_slice(&plain).map_err(|e| StoreError::Corrupt {
+            tree,
+            key: key_text,
+            reason: e.to_string(),
+        })
+    }
+
+    /// Append a record: sealed, chained, queued for upload, and flushed to disk before
+    /// this returns. On error nothing is acknowledged.
+    pub fn append(&self, body: RecordBody, now: Timestamp) -> Result<StoredRecord, StoreError> {
+        let mut head = self.lock_head();
+        let seq = head.next_seq;
+        let record = Record {
+            id: new_record_id(),
+            body,
+        };
+        let hash = record_hash(&head.last_hash, seq, &record);
+        let stored = StoredRecord {
+            seq,
+            appended_at: now,
+            record,
+            prev_hash: head.last_hash.clone(),
+            hash: hash.clone(),
+        };
+        let key = seq.to_be_bytes();
+        let value = self.seal_json("records", &key, &stored);
+        let queued = self.sealer.seal(b"outbox", &key, &now.0.to_be_bytes());
+        let next = ChainHead {
+            next_seq: seq + 1,
+            last_hash: hash,
+        };
+        let head_value = self.seal_json("meta", META_HEAD, &next);
+        (&self.records, &self.outbox, &self.meta)
+            .transaction(|(r, o, m)| {
+                r.insert(&key, value.as_slice())?;
+                o.insert(&key, queued.as_slice())?;
+                m.insert(META_HEAD, head_value.as_slice())?;
+                Ok(())
+            })
+            .map_err(tx_error)?;
+        if let Err(e) = self.db.flush() {
+            // Not durable: take the record back out so nothing unacknowledged lingers.
+            let _ = self.records.remove(key);
+            let _ = self.outbox.remove(key);
+            return Err(e.into());
+        }
+        self.write_head_file(&next)?;
+        *head = next;
+        Ok(stored)
+    }
+
+    /// Every retained record, in append order.
+    pub fn records(&self) -> Result<Vec<StoredRecord>, StoreError> {
+        self.records
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv?;
+                self.open_json("records", &k, &v)
+            })
+            .collect()
+    }
+
+    /// Walk the hash chain from the oldest retained record; report the first broken link
+    /// (including records missing at the end, seen against the chain-head copy).
+    pub fn verify_chain(&self) -> Result<ChainReport, StoreError> {
+        let mut report = self.walk_chain()?;
+        if let Some(v) = self.meta.get(META_GAP)? {
+            let gap: BrokenLink = self.open_json("meta", META_GAP, &v)?;
+            if report.first_broken.as_ref().is_none_or(|b| b.seq > gap.seq) {
+                report.first_broken = Some(gap);
+            }
+        }
+        Ok(report)
+    }
+
+    fn walk_chain(&self) -> Result<ChainReport, StoreError> {
+        let mut expected_prev = match self.meta.get(META_ANCHOR)? {
+            Some(v) => self.open_json::<String>("meta", META_ANCHOR, &v)?,
+            None => GENESIS.to_string(),
+        };
+        let mut expected_seq: Option<u64> = None;
+        let mut checked = 0;
+        for kv in self.records.iter() {
+            let (k, v) = kv?;
+            let seq = k
+                .as_ref()
+                .try_into()
+                .map(u64::from_be_bytes)
+                .unwrap_or(u64::MAX);
+            let broken = |record_id: Option<String>, reason: &str| ChainReport {
+                checked,
+                first_broken: Some(BrokenLink {
+                    seq,
+                    record_id,
+                    reason: reason.to_string(),
+                }),
+            };
+            let stored: StoredRecord = match self.open_json("records", &k, &v) {
+                Ok(s) => s,
+                Err(StoreError::Tampered { .. }) => {
+                    return Ok(broken(None, "sealed value altered (authentication failed)"));
+                }
+                Err(e) => return Ok(broken(None, &e.to_string())),
+            };
+            let id = Some(stored.record.id.clone());
+            if stored.seq != seq {
+                return Ok(broken(id, "record moved to another position"));
+            }
+            if let Some(want) = expected_seq
+                && seq != want
+            {
+                return Ok(broken(id, "a record before this one is missing"));
+            }
+            if stored.prev_hash != expected_prev {
+                return Ok(broken(id, "previous-hash link does not match"));
+            }
+            if record_hash(&stored.prev_hash, stored.seq, &stored.record) != stored.hash {
+                return Ok(broken(id, "record content does not match its hash"));
+            }
+            expected_prev = stored.hash;
+            expected_seq = Some(seq + 1);
+            checked += 1;
+        }
+        Ok(ChainReport {
+            checked,
+            first_broken: None,
+        })
+    }
+
+    /// Up to `max` queued records, oldest first.
+    pub fn outbox_batch(&self, max: usize) -> Result<Vec<StoredRecord>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.outbox.iter().take(max) {
+            let (k, _) = kv?;
+            if let Some(v) = self.records.get(&k)? {
+                out.push(self.open_json("records", &k, &v)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The server accepted these records: take them out of the outbox (durably).
+    pub fn mark_uploaded(&self, seqs: &[u64], now: Timestamp) -> Result<(), StoreError> {
+        let mut meta = self.sync_meta()?;
+        meta.last_success = Some(now);
+        meta.last_error = None;
+        meta.last_error_at = None;
+        let meta_value = self.seal_json("meta", META_SYNC, &meta);
+        (&self.outbox, &self.meta)
+            .transaction(|(o, m)| {
+                for seq in seqs {
+                    o.remove(&seq.to_be_bytes())?;
+                }
+                m.insert(META_SYNC, meta_value.as_slice())?;
+                Ok(())
+            })
+            .map_err(tx_error)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Remember why the last upload failed (for the status strip).
+    pub fn record_sync_error(&self, error: &str, now: Timestamp) -> Result<(), StoreError> {
+        let mut meta = self.sync_meta()?;
+        meta.last_error = Some(error.to_string());
+        meta.last_error_at = Some(now);
+        self.meta
+            .insert(META_SYNC, self.seal_json("meta", META_SYNC, &meta))?;
+        Ok(())
+    }
+
+    fn sync_meta(&self) -> Result<SyncMeta, StoreError> {
+        match self.meta.get(META_SYNC)? {
+            Some(v) => self.open_json("meta", META_SYNC, &v),
+            None => Ok(SyncMeta::default()),
+        }
+    }
+
+    pub fn sync_state(&self) -> Result<SyncState, StoreError> {
+        let meta = self.sync_meta()?;
+        let oldest_queued_at = match self.outbox.first()? {
+            Some((k, v)) => self
+                .sealer
+                .open(b"outbox", &k, &v)
+                .and_then(|b| b.try_into().ok())
+                .map(|b: [u8; 8]| Timestamp(i64::from_be_bytes(b))),
+            None => None,
+        };
+        Ok(SyncState {
+            queued: self.outbox.len(),
+            oldest_queued_at,
+            last_success: meta.last_success,
+            last_error: meta.last_error,
+            last_error_at: meta.last_error_at,
+        })
+    }
+
+    /// Drop uploaded records appended before `cutoff` (retention). The hash of the last
+    /// dropped record becomes the chain anchor, so the rest still verifies.
+    pub fn purge_uploaded_before(&self, cutoff: Timestamp) -> Result<usize, StoreError> {
+        let _head = self.lock_head();
+        let mut removed = 0;
+        for kv in self.records.iter() {
+            let (k, v) = kv?;
+            if self.outbox.contains_key(&k)? {
+                break;
+            }
+            let stored: StoredRecord = self.open_json("records", &k, &v)?;
+            if stored.appended_at >= cutoff {
+                break;
+            }
+            let anchor = self.seal_json("meta", META_ANCHOR, &stored.hash);
+            (&self.records, &self.meta)
+                .transaction(|(r, m)| {
+                    r.remove(&k)?;
+                    m.insert(META_ANCHOR, anchor.as_slice())?;
+                    Ok(())
+                })
+                .map_err(tx_error)?;
+            removed += 1;
+        }
+        self.db.flush()?;
+        Ok(removed)
+    }
+
+    /// Cache an incident's clinical data for a dead zone, sealed, until `expires_at`.
+    pub fn cache_put(
+        &self,
+        incident: &IncidentId,
+        info: &EmergencyInfo,
+        expires_at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let key = incident.as_str().as_bytes();
+        let value = self.seal_json(
+            "cache",
+            key,
+            &CachedInfo {
+                expires_at,
+                info: info.clone(),
+            },
+        );
+        self.cache.insert(key, value)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// The cached clinical data, unless expired (an expired entry is purged on the spot).
+    pub fn cache_get(
+        &self,
+        incident: &IncidentId,
+        now: Timestamp,
+    ) -> Result<Option<EmergencyInfo>, StoreError> {
+        let key = incident.as_str().as_bytes();
+        let Some(v) = self.cache.get(key)? else {
+            return Ok(None);
+        };
+        let cached: CachedInfo = self.open_json("cache", key, &v)?;
+        if cached.expires_at <= now {
+            self.purge_incident(incident)?;
+            return Ok(None);
+        }
+        Ok(Some(cached.info))
+    }
+
+    /// End of viewing: remove the incident's clinical data from disk.
+    pub fn purge_incident(&self, incident: &IncidentId) -> Result<(), StoreError> {
+        self.cache.remove(incident.as_str().as_bytes())?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Remove every cached entry past its time; returns how many.
+    pub fn purge_expired(&self, now: Timestamp) -> Result<usize, StoreError> {
+        let mut expired = Vec::new();
+        for kv in self.cache.iter() {
+            let (k, v) = kv?;
+            match self.open_json::<CachedInfo>("cache", &k, &v) {
+                Ok(c) if c.expires_at > now => {}
+                _ => expired.push(k),
+            }
+        }
+        for k in &expired {
+            self.cache.remove(k)?;
+        }
+        self.db.flush()?;
+        Ok(expired.len())
+    }
+
+    /// How many clinical entries are cached (for tests and the status strip).
+    pub fn cached_count(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// Bytes the store occupies on disk.
+    pub fn size_on_disk(&self) -> Result<u64, StoreError> {
+        Ok(self.db.size_on_disk()?)
+    }
+}
+
+#[cfg(test)]
+mod tests;

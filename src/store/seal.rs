@@ -1,0 +1,139 @@
+//! The device key and the AEAD that seals every stored value.
+//!
+//! ChaCha20-Poly1305 with a random 96-bit nonce per value; the tree name and the key the
+//! value is stored under are authenticated data, so a value moved to another slot (or
+//! another tree) fails to open just like an altered one.
+
+use super::StoreError;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use std::path::Path;
+use zeroize::Zeroizing;
+
+/// The store's key: 32 random bytes in a file readable only by the app's user.
+pub struct DeviceKey(Zeroizing<[u8; 32]>);
+
+impl DeviceKey {
+    pub fn generate() -> Result<DeviceKey, StoreError> {
+        let mut k = Zeroizing::new([0u8; 32]);
+        getrandom::fill(k.as_mut()).map_err(|e| StoreError::Key {
+            path: "(random)".into(),
+            reason: e.to_string(),
+        })?;
+        Ok(DeviceKey(k))
+    }
+
+    /// Read the key file, refusing one that others can read.
+    pub fn load(path: &Path) -> Result<DeviceKey, StoreError> {
+        use std::os::unix::fs::PermissionsExt;
+        let err = |reason: String| StoreError::Key {
+            path: path.display().to_string(),
+            reason,
+        };
+        let meta = std::fs::metadata(path).map_err(|e| err(e.to_string()))?;
+        if meta.permissions().mode() & 0o077 != 0 {
+            return Err(err("readable by group or others; expected mode 0600".into()));
+        }
+        let bytes = Zeroizing::new(std::fs::read(path).map_err(|e| err(e.to_string()))?);
+        let arr: [u8; 32] = bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| err(format!("expected 32 bytes, found {}", bytes.len())))?;
+        Ok(DeviceKey(Zeroizing::new(arr)))
+    }
+
+    /// Write a new key file (0600). Fails if one exists: a key is never silently replaced.
+    pub fn create(path: &Path) -> Result<DeviceKey, StoreError> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let err = |reason: String| StoreError::Key {
+            path: path.display().to_string(),
+            reason,
+        };
+        let key = DeviceKey::generate()?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| err(e.to_string()))?;
+        f.write_all(key.0.as_ref())
+            .map_err(|e| err(e.to_string()))?;
+        f.sync_all().map_err(|e| err(e.to_string()))?;
+        Ok(key)
+    }
+
+    /// Load the key, or create it if there is none yet (training mode's first run).
+    pub fn load_or_create(path: &Path) -> Result<DeviceKey, StoreError> {
+        if path.exists() {
+            DeviceKey::load(path)
+        } else {
+            DeviceKey::create(path)
+        }
+    }
+
+    /// Crypto-erase: overwrite and remove the key file; whatever it sealed is unreadable.
+    pub fn destroy(path: &Path) -> Result<(), StoreError> {
+        let err = |reason: String| StoreError::Key {
+            path: path.display().to_string(),
+            reason,
+        };
+        if let Ok(meta) = std::fs::metadata(path) {
+            let zeros = vec![0u8; meta.len() as usize];
+            std::fs::write(path, zeros).map_err(|e| err(e.to_string()))?;
+            std::fs::remove_file(path).map_err(|e| err(e.to_string()))?;
+        }
+        Ok(())
+    }
+}
+
+pub(super) struct Sealer {
+    cipher: ChaCha20Poly1305,
+}
+
+impl Sealer {
+    pub(super) fn new(key: &DeviceKey) -> Sealer {
+        Sealer {
+            cipher: ChaCha20Poly1305::new(Key::from_slice(key.0.as_ref())),
+        }
+    }
+
+    fn aad(tree: &[u8], key: &[u8]) -> Vec<u8> {
+        let mut aad = Vec::with_capacity(tree.len() + key.len() + 1);
+        aad.extend_from_slice(tree);
+        aad.push(0);
+        aad.extend_from_slice(key);
+        aad
+    }
+
+    /// nonce ‖ ciphertext+tag
+    pub(super) fn seal(&self, tree: &[u8], key: &[u8], plain: &[u8]) -> Vec<u8> {
+        let mut nonce = [0u8; 12];
+        let _ = getrandom::fill(&mut nonce);
+        let aad = Self::aad(tree, key);
+        let ct = self
+            .cipher
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: plain,
+                    aad: &aad,
+                },
+            )
+            .unwrap_or_default();
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&ct);
+        out
+    }
+
+    pub(super) fn open(&self, tree: &[u8], key: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
+        if sealed.len() < 12 + 16 {
+            return None;
+        }
+        let (nonce, ct) = sealed.split_at(12);
+        let aad = Self::aad(tree, key);
+        self.cipher
+            .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: &aad })
+            .ok()
+    }
+}

@@ -1,0 +1,175 @@
+//! The uploader: drains the store's outbox to the records endpoint in batches, backs off
+//! exponentially (with jitter) while the line is down, resumes after a restart from what
+//! the outbox still holds, and relies on record ids so the server keeps each record once
+//! even when an acknowledgement is lost and a batch is sent again.
+
+use crate::domain::Timestamp;
+use crate::eligibility::{ClientError, EligibilityClient};
+use crate::store::{Store, StoreError, SyncState};
+use std::sync::Arc;
+use std::time::Duration;
+use thiserror::Error;
+use tokio::sync::{Notify, watch};
+
+#[derive(Debug, Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("upload failed: {0}")]
+    Upload(#[from] ClientError),
+    #[error("store task failed: {0}")]
+    Task(String),
+}
+
+#[derive(Clone, Debug)]
+pub struct UploaderSettings {
+    pub batch: usize,
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    /// How often to look at the outbox when nothing wakes the uploader.
+    pub idle_poll: Duration,
+}
+
+impl Default for UploaderSettings {
+    fn default() -> Self {
+        UploaderSettings {
+            batch: 200,
+            backoff_base: Duration::from_millis(500),
+            backoff_max: Duration::from_secs(60),
+            idle_poll: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Uploads the outbox through the eligibility client.
+pub struct Uploader {
+    store: Arc<Store>,
+    client: Arc<EligibilityClient>,
+    settings: UploaderSettings,
+    wake: Arc<Notify>,
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, SyncError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| SyncError::Task(e.to_string()))?
+        .map_err(SyncError::from)
+}
+
+impl Uploader {
+    pub fn new(
+        store: Arc<Store>,
+        client: Arc<EligibilityClient>,
+        settings: UploaderSettings,
+    ) -> Self {
+        Uploader {
+            store,
+            client,
+            settings,
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Notify this to make the uploader try now (a record was appended, the link returned).
+    pub fn waker(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
+    pub async fn state(&self) -> Result<SyncState, SyncError> {
+        let store = self.store.clone();
+        blocking(move || store.sync_state()).await
+    }
+
+    /// Upload until the outbox is empty; returns how many records the server took
+    /// (including ones it already had).
+    pub async fn sync_once(&self) -> Result<usize, SyncError> {
+        let mut sent = 0;
+        loop {
+            let store = self.store.clone();
+            let max = self.settings.batch;
+            let batch = blocking(move || store.outbox_batch(max)).await?;
+            if batch.is_empty() {
+                return Ok(sent);
+            }
+            let records: Vec<_> = batch.iter().map(|s| s.record.clone()).collect();
+            match self.client.upload_records(&records).await {
+                Ok(answer) => {
+                    tracing::debug!(
+                        accepted = answer.accepted,
+                        duplicates = answer.duplicates,
+                        "records uploaded"
+                    );
+                    let seqs: Vec<u64> = batch.iter().map(|s| s.seq).collect();
+                    let store = self.store.clone();
+                    blocking(move || store.mark_uploaded(&seqs, Timestamp::now())).await?;
+                    sent += records.len();
+                }
+                Err(e) => {
+                    let store = self.store.clone();
+                    let text = e.to_string();
+                    let _ =
+                        blocking(move || store.record_sync_error(&text, Timestamp::now())).await;
+                    return Err(e.into());
+                }
+            }
+        }
+    }
+
+    /// Keep the outbox empty until `stop` turns true.
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        let mut failures: u32 = 0;
+        loop {
+            let wait = match self.sync_once().await {
+                Ok(_) => {
+                    failures = 0;
+                    self.settings.idle_poll
+                }
+                Err(e) => {
+                    failures = failures.saturating_add(1);
+                    tracing::info!(error = %e, failures, "upload deferred");
+                    backoff(&self.settings, failures)
+                }
+            };
+            tokio::select! {
+                _ = stop.changed() => return,
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+            if *stop.borrow() {
+                return;
+            }
+        }
+    }
+}
+
+/// base · 2^(n-1), capped, then uniformly jittered down to half.
+fn backoff(s: &UploaderSettings, failures: u32) -> Duration {
+    let exp = s
+        .backoff_base
+        .saturating_mul(1u32 << failures.saturating_sub(1).min(16));
+    let ceiling = exp.min(s.backoff_max);
+    let mut b = [0u8; 4];
+    let _ = getrandom::fill(&mut b);
+    ceiling.mul_f64(0.5 + f64::from(u32::from_le_bytes(b)) / f64::from(u32::MAX) / 2.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_with_jitter() {
+        let s = UploaderSettings {
+            backoff_base: Duration::from_millis(100),
+            backoff_max: Duration::from_millis(1_000),
+            ..UploaderSettings::default()
+        };
+        for (n, ceiling) in [(1, 100), (2, 200), (3, 400), (5, 1_000), (30, 1_000)] {
+            let d = backoff(&s, n);
+            let c = Duration::from_millis(ceiling);
+            assert!(d <= c && d >= c / 2, "{n}: {d:?}");
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! The store under SIGKILL, and the uploader across a simulator outage: nothing
+//! acknowledged is lost, nothing is delivered twice.
+
+mod common;
+
+use common::*;
+use mynakyukyu::domain::{
+    AuditAction, AuditEntry, IdentityMethod, IncidentId, OperatorId, RecordBody, TerminalId,
+    Timestamp, UnitId,
+};
+use mynakyukyu::eligibility::wire::Faults;
+use mynakyukyu::sim::server::{ServeOptions, SimServer};
+use mynakyukyu::store::{DeviceKey, Store};
+use mynakyukyu::sync::{Uploader, UploaderSettings};
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+fn audit(i: u64) -> RecordBody {
+    RecordBody::Audit(AuditEntry {
+        at: Timestamp(i as i64),
+        incident: IncidentId::new(format!("CRASH-{i}")),
+        operator: OperatorId::new("EMT-1"),
+        unit: UnitId::new("U-1"),
+        terminal: TerminalId::new("T-1"),
+        patient: None,
+        consent: None,
+        identity_method: IdentityMethod::MynaCard,
+        identity_check: None,
+        action: AuditAction::QualificationOptOut,
+    })
+}
+
+fn open_store(dir: &Path) -> Store {
+    let key = DeviceKey::load_or_create(&dir.join("store.key")).unwrap();
+    Store::open(&dir.join("store"), &key).unwrap()
+}
+
+/// Not a test on its own: the child side of the crash test. It appends until killed and
+/// prints the id of every record whose append returned (was acknowledged).
+#[test]
+fn crash_child_appender() {
+    let Ok(dir) = std::env::var("MYNAKYUKYU_CRASH_CHILD") else {
+        return;
+    };
+    let store = open_store(Path::new(&dir));
+    let mut out = std::io::stdout().lock();
+    for i in 0..100_000 {
+        let stored = store.append(audit(i), Timestamp(i as i64)).unwrap();
+        writeln!(out, "ACK {}", stored.record.id).unwrap();
+        out.flush().unwrap();
+    }
+}
+
+/// A random number in [lo, hi) from the OS.
+fn random_between(lo: u64, hi: u64) -> u64 {
+    let mut b = [0u8; 8];
+    getrandom::fill(&mut b).unwrap();
+    lo + u64::from_le_bytes(b) % (hi - lo)
+}
+
+#[test]
+fn acknowledged_records_survive_sigkill_and_upload_exactly_once() {
+    let dir = TempDir::new("crash");
+    let mut acked: Vec<String> = Vec::new();
+    const CYCLES: usize = 100;
+    for cycle in 0..CYCLES {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "crash_child_appender",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("MYNAKYUKYU_CRASH_CHILD", dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+                .filter_map(|l| l.strip_prefix("ACK ").map(str::to_string))
+                .collect::<Vec<_>>()
+        });
+        std::thread::sleep(Duration::from_millis(random_between(15, 80)));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        acked.extend(reader.join().unwrap());
+        // after every kill: the store opens, every acknowledged record is there and intact
+        let store = open_store(dir.path());
+        let held: HashSet<String> = store
+            .records()
+            .unwrap()
+            .into_iter()
+            .map(|r| r.record.id)
+            .collect();
+        for id in &acked {
+            assert!(
+                held.contains(id),
+                "cycle {cycle}: acknowledged record {id} lost"
+            );
+        }
+        let report = store.verify_chain().unwrap();
+        assert_eq!(report.first_broken, None, "cycle {cycle}");
+    }
+    assert!(
+        acked.len() > CYCLES,
+        "the children hardly appended: {}",
+        acked.len()
+    );
+
+    // upload everything, twice over (a lost acknowledgement), and count at the server
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let server = start_sim(Faults::default()).await;
+        let store = Arc::new(open_store(dir.path()));
+        let total = store.records().unwrap().len();
+        let client = Arc::new(client(server.local_addr.port()));
+        // a first batch goes out but the tablet "crashes" before marking it uploaded
+        let first = store.outbox_batch(50).unwrap();
+        let records: Vec<_> = first.iter().map(|s| s.record.clone()).collect();
+        client.upload_records(&records).await.unwrap();
+        let uploader = Uploader::new(store.clone(), client.clone(), UploaderSettings::default());
+        let sent = uploader.sync_once().await.unwrap();
+        assert_eq!(sent, total);
+        let ids = server.record_ids();
+        assert_eq!(ids.len(), total, "each record exactly once at the server");
+        let at_server: HashSet<String> = ids.into_iter().collect();
+        for id in &acked {
+            assert!(at_server.contains(id));
+        }
+        assert_eq!(uploader.state().await.unwrap().queued, 0);
+        server.shutdown().await;
+    });
+}
+
+#[tokio::test]
+async fn records_wait_out_a_simulator_outage_and_arrive_once() {
+    let dir = TempDir::new("outage");
+    let store = Arc::new(open_store(dir.path()));
+    let mut appended = Vec::new();
+    for i in 0..120 {
+        appended.push(store.append(audit(i), Timestamp::now()).unwrap().record.id);
+    }
+    // the simulator is down: pick a port and leave it closed
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let client = Arc::new(client_with(
+        port,
+        "localhost",
+        "unit",
+        "ca.pem",
+        mynakyukyu::eligibility::ClientSettings {
+            retries: 0,
+            ..fast_settings()
+        },
+    ));
+    let uploader = Uploader::new(
+        store.clone(),
+        client,
+        UploaderSettings {
+            batch: 50,
+            backoff_base: Duration::from_millis(20),
+            backoff_max: Duration::from_millis(200),
+            idle_poll: Duration::from_millis(100),
+        },
+    );
+    let waker = uploader.waker();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(uploader.run(stopped));
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let state = store.sync_state().unwrap();
+    assert_eq!(state.queued, 120, "nothing delivered while down");
+    assert!(state.last_error.is_some());
+    assert!(state.oldest_queued_at.is_some());
+
+    // the simulator comes back on the same port
+    let server = SimServer::start(ServeOptions {
+        listen: format!("127.0.0.1:{port}").parse().unwrap(),
+        pki_dir: pki().to_path_buf(),
+        faults: Faults::default(),
+        audit_log: None,
+        today: time::OffsetDateTime::now_utc().date(),
+    })
+    .await
+    .unwrap();
+    waker.notify_one();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while store.sync_state().unwrap().queued > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "outbox never drained"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = stop.send(true);
+    task.await.unwrap();
+    let mut ids = server.record_ids();
+    ids.sort();
+    appended.sort();
+    assert_eq!(ids, appended, "every record delivered exactly once");
+    let state = store.sync_state().unwrap();
+    assert!(state.last_success.is_some());
+    assert_eq!(state.last_error, None);
+    server.shutdown().await;
+}
