@@ -4,8 +4,16 @@
 use serde_json::Value;
 use std::process::Command;
 
+/// The app with its data dir in a temp dir shared by this test process.
 fn app() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_mynakyukyu"))
+    let mut c = Command::new(env!("CARGO_BIN_EXE_mynakyukyu"));
+    c.env("MYNAKYUKYU_DATA", shared_data_dir());
+    c
+}
+
+fn shared_data_dir() -> &'static std::path::Path {
+    static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| tempdir().join("data"))
 }
 
 fn scenario_names() -> Vec<String> {
@@ -179,4 +187,92 @@ fn tempdir() -> std::path::PathBuf {
     ));
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// Every file under `dir`.
+fn files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(files(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn after_every_drill_no_patient_data_is_readable_on_disk_or_in_the_logs() {
+    let data = tempdir().join("scan");
+    let patients = patients();
+    let mut logs = Vec::new();
+    for name in scenario_names() {
+        let out = Command::new(env!("CARGO_BIN_EXE_mynakyukyu"))
+            .args(["--log-format", "json", "drill", "--scenario", &name])
+            .env("MYNAKYUKYU_DATA", &data)
+            .env("RUST_LOG", "trace")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{name}");
+        logs.extend_from_slice(&out.stderr);
+    }
+    assert!(
+        String::from_utf8_lossy(&logs).contains("drill finished"),
+        "logging was not on"
+    );
+    // what was stored is there and verifies, and no clinical data is left cached
+    let dir = data.join("training");
+    let key = mynakyukyu::store::DeviceKey::load(&dir.join("store.key")).unwrap();
+    let store = mynakyukyu::store::Store::open(&dir.join("store"), &key).unwrap();
+    assert!(store.records().unwrap().len() >= 20);
+    assert_eq!(store.verify_chain().unwrap().first_broken, None);
+    assert_eq!(
+        store.cached_count(),
+        0,
+        "clinical data left after end of viewing"
+    );
+    drop(store);
+    // the scenario patients' names, kana, insured numbers, and the drugs they were shown
+    let mut secrets: Vec<String> = Vec::new();
+    for p in patients.iter().filter(|p| !p["scenario"].is_null()) {
+        for field in ["name", "kana", "insured_number"] {
+            secrets.push(p[field].as_str().unwrap().to_string());
+        }
+    }
+    for p in patients
+        .iter()
+        .filter(|p| p["id"] == "P0020" || p["id"] == "P0031" || p["id"] == "P0042")
+    {
+        for field in ["name", "kana", "insured_number"] {
+            secrets.push(p[field].as_str().unwrap().to_string());
+        }
+    }
+    secrets.extend(
+        [
+            "ワーファリン",
+            "ノボラピッド",
+            "トレシーバ",
+            "バイアスピリン",
+            "透析",
+            "みなと循環器病院",
+        ]
+        .map(String::from),
+    );
+    let mut blobs: Vec<(String, Vec<u8>)> = files(&data)
+        .into_iter()
+        .map(|f| (f.display().to_string(), std::fs::read(&f).unwrap()))
+        .collect();
+    blobs.push(("logs".into(), logs));
+    for (what, bytes) in &blobs {
+        for secret in &secrets {
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "{secret:?} readable in {what}"
+            );
+        }
+    }
 }

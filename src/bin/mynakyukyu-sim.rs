@@ -52,7 +52,7 @@ enum Command {
     },
     /// List the synthetic patients (scenario patients first).
     Patients {
-        /// A JSON array of {"id", "name", "kana", "age", "sex", "scenario"}.
+        /// A JSON array of {"id", "name", "kana", "insured_number", "age", "sex", "scenario"}.
         #[arg(long)]
         json: bool,
         #[arg(long, default_value_t = DEFAULT_SEED)]
@@ -106,6 +106,7 @@ fn main() -> ExitCode {
                             "id": p.id,
                             "name": p.name,
                             "kana": p.kana,
+                            "insured_number": p.insured_number,
                             "age": mynakyukyu::domain::age_on(p.birth_date, today),
                             "sex": p.sex,
                             "scenario": p.scenario.map(|s| s.name()),

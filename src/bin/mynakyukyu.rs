@@ -4,6 +4,7 @@
 use clap::{Parser, Subcommand};
 use mynakyukyu::cli::CommonArgs;
 use mynakyukyu::drill;
+use mynakyukyu::store::{DeviceKey, Store};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -57,13 +58,17 @@ fn main() -> ExitCode {
         }
         Some(Command::Drill {
             scenario, report, ..
-        }) => run_drill(scenario.as_deref().unwrap_or(DEFAULT_SCENARIO), report),
+        }) => run_drill(
+            &cli.common,
+            scenario.as_deref().unwrap_or(DEFAULT_SCENARIO),
+            report,
+        ),
         None => {
             tracing::info!(
                 training = true,
                 "starting in training mode (device not provisioned)"
             );
-            run_drill(DEFAULT_SCENARIO, None)
+            run_drill(&cli.common, DEFAULT_SCENARIO, None)
         }
     };
     match result {
@@ -76,10 +81,29 @@ fn main() -> ExitCode {
     }
 }
 
-fn run_drill(name: &str, report_path: Option<PathBuf>) -> Result<bool, Box<dyn std::error::Error>> {
+/// Training keeps its own data: `<data dir>/training/` (store and its key).
+fn training_store(common: &CommonArgs) -> Result<Store, Box<dyn std::error::Error>> {
+    let dir = common.data_dir().join("training");
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| format!("cannot create training data dir {}: {e}", dir.display()))?;
+    let key = DeviceKey::load_or_create(&dir.join("store.key"))?;
+    Ok(Store::open(&dir.join("store"), &key)?)
+}
+
+fn run_drill(
+    common: &CommonArgs,
+    name: &str,
+    report_path: Option<PathBuf>,
+) -> Result<bool, Box<dyn std::error::Error>> {
     let scenario = drill::scenario(name)?;
     let today = time::OffsetDateTime::now_utc().date();
-    let report = drill::run(&scenario, today)?;
+    let store = training_store(common)?;
+    let report = drill::run(&scenario, today, Some(&store))?;
+    tracing::info!(
+        scenario = name,
+        records = report.stored_records,
+        "drill finished"
+    );
     print!("{}", drill::render_text(&report));
     if let Some(path) = report_path {
         let json = serde_json::to_vec_pretty(&report)?;

@@ -6,12 +6,13 @@
 
 use crate::domain::{
     AuditAction, AuditEntry, CardCredential, ConsentDecision, ConsentRecord, CoverageStatus,
-    IdentityCheck, IncidentId, OperatorId, TerminalId, Timestamp, UnitId,
+    IdentityCheck, IncidentId, OperatorId, RecordBody, TerminalId, Timestamp, UnitId,
 };
 use crate::pki::CardCertificate;
 use crate::session::{CardFailure, Effect, Event, ServiceFailure, Session, Station};
 use crate::sim::patients::PatientScenario;
 use crate::sim::{InquiryFields, QualificationAnswer, SimError, Simulator};
+use crate::store::{Store, StoreError};
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -30,7 +31,12 @@ pub enum DrillError {
     UnknownPatient(String, String),
     #[error(transparent)]
     Sim(#[from] SimError),
+    #[error("training store: {0}")]
+    Store(#[from] StoreError),
 }
+
+/// How long clinical data may stay cached (sealed) for a dead zone.
+pub const CACHE_TTL_MS: i64 = 30 * 60 * 1000;
 
 /// One thing the crew (or the road) does in a drill.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -158,13 +164,18 @@ pub struct Report {
     pub rejected_events: Vec<String>,
     pub errors_met: Vec<&'static str>,
     pub taps: usize,
+    /// Records appended to the training store in this drill, and store failures met.
+    pub stored_records: usize,
+    pub store_errors: Vec<String>,
     pub total_ms: f64,
     pub passed: bool,
 }
 
 /// The in-process world a drill runs in: the simulator, the card on the reader, the line.
-struct World {
+struct World<'s> {
     sim: Simulator,
+    store: Option<&'s Store>,
+    store_errors: Vec<String>,
     patient_id: String,
     card: Option<CardCertificate>,
     remove_mid_read: bool,
@@ -177,9 +188,9 @@ struct World {
     coverage_status: Option<CoverageStatus>,
 }
 
-struct Runner {
+struct Runner<'s> {
     session: Session,
-    world: World,
+    world: World<'s>,
     start: Instant,
     timeline: Vec<TimelineEntry>,
     path: Vec<&'static str>,
@@ -187,7 +198,7 @@ struct Runner {
     errors: Vec<&'static str>,
 }
 
-impl Runner {
+impl Runner<'_> {
     fn elapsed_ms(&self) -> f64 {
         self.start.elapsed().as_secs_f64() * 1e3
     }
@@ -313,6 +324,12 @@ impl Runner {
                 );
                 match answer {
                     Ok(info) => {
+                        if let Some(store) = w.store {
+                            let expires = Timestamp(Timestamp::now().0 + CACHE_TTL_MS);
+                            if let Err(e) = store.cache_put(&inquiry.incident, &info, expires) {
+                                w.store_errors.push(e.to_string());
+                            }
+                        }
                         w.alerts = info.summary.alerts().iter().map(|a| a.label_ja()).collect();
                         vec![Event::EmergencyInfoAnswered {
                             incident: inquiry.incident,
@@ -326,14 +343,32 @@ impl Runner {
                 }
             }
             Effect::AppendConsentRecord(record) => {
+                if let Some(store) = w.store
+                    && let Err(e) =
+                        store.append(RecordBody::Consent(record.clone()), Timestamp::now())
+                {
+                    w.store_errors.push(e.to_string());
+                }
                 w.consent_records.push(record);
                 vec![]
             }
             Effect::AppendAudit(entry) => {
+                if let Some(store) = w.store
+                    && let Err(e) = store.append(RecordBody::Audit(entry.clone()), Timestamp::now())
+                {
+                    w.store_errors.push(e.to_string());
+                }
                 w.audit.push(entry);
                 vec![]
             }
-            Effect::PurgePatientData { .. } => vec![],
+            Effect::PurgePatientData { incident } => {
+                if let Some(store) = w.store
+                    && let Err(e) = store.purge_incident(&incident)
+                {
+                    w.store_errors.push(e.to_string());
+                }
+                vec![]
+            }
         }
     }
 
@@ -400,7 +435,13 @@ fn is_tap(step: Step) -> bool {
 }
 
 /// Run a scenario end to end against a fresh simulator; `today` dates the patients' history.
-pub fn run(scenario: &Scenario, today: time::Date) -> Result<Report, DrillError> {
+/// With a store, records are appended to it and clinical data cached and purged as on a
+/// real call (training mode keeps its own store).
+pub fn run(
+    scenario: &Scenario,
+    today: time::Date,
+    store: Option<&Store>,
+) -> Result<Report, DrillError> {
     let sim = Simulator::new(today)?;
     let patient_id = PatientScenario::ALL
         .iter()
@@ -419,6 +460,8 @@ pub fn run(scenario: &Scenario, today: time::Date) -> Result<Report, DrillError>
         session: Session::new(station),
         world: World {
             sim,
+            store,
+            store_errors: vec![],
             patient_id: patient_id.clone(),
             card: None,
             remove_mid_read: false,
@@ -498,8 +541,17 @@ pub fn run(scenario: &Scenario, today: time::Date) -> Result<Report, DrillError>
         rejected_events: runner.rejected,
         errors_met: runner.errors,
         taps,
+        stored_records: if store.is_some() {
+            runner.world.consent_records.len() + runner.world.audit.len()
+        } else {
+            0
+        },
+        passed: path_matches
+            && alerts_match
+            && coverage_matches
+            && runner.world.store_errors.is_empty(),
+        store_errors: runner.world.store_errors,
         total_ms,
-        passed: path_matches && alerts_match && coverage_matches,
     })
 }
 

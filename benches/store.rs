@@ -1,0 +1,130 @@
+//! Store benchmark: append+flush latency and throughput, store size per 1,000 records,
+//! and the time to upload 10,000 queued records to the simulator. Writes a Markdown
+//! fragment for docs/BENCHMARKS.md. Run: `cargo bench --bench store` (or `scripts/bench`).
+
+use mynakyukyu::domain::{
+    AuditAction, AuditEntry, ConsentState, IdentityCheck, IdentityMethod, IncidentId, InfoKind,
+    OperatorId, PatientRef, RecordBody, Sensitive, TerminalId, Timestamp, UnitId,
+};
+use mynakyukyu::eligibility::client::tls_config;
+use mynakyukyu::eligibility::wire::Faults;
+use mynakyukyu::eligibility::{ClientSettings, EligibilityClient, Endpoint, UnitIdentity};
+use mynakyukyu::sim::server::{ServeOptions, SimServer};
+use mynakyukyu::store::{DeviceKey, Store};
+use mynakyukyu::sync::{Uploader, UploaderSettings};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+const APPENDS: usize = 2_000;
+const UPLOAD: usize = 10_000;
+
+fn audit(i: usize) -> RecordBody {
+    RecordBody::Audit(AuditEntry {
+        at: Timestamp(i as i64),
+        incident: IncidentId::new(format!("BENCH-{i}")),
+        operator: OperatorId::new("EMT-0001"),
+        unit: UnitId::new("TRAINING-UNIT"),
+        terminal: TerminalId::new("TRAINING-TERMINAL"),
+        patient: Some(PatientRef {
+            local_id: Sensitive(format!("P{:04}", i % 240)),
+            insured_number: Sensitive("12345678-01".into()),
+        }),
+        consent: Some(ConsentState::Consented),
+        identity_method: IdentityMethod::MynaCard,
+        identity_check: Some(IdentityCheck::Photo),
+        action: AuditAction::View {
+            kind: InfoKind::EmergencySummary,
+        },
+    })
+}
+
+fn q(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let out_dir = std::env::var_os("BENCH_OUT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("target/bench"));
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let tmp = std::env::temp_dir().join(format!("bench-store-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let key = DeviceKey::create(&tmp.join("store.key")).unwrap();
+
+    // append + flush, one at a time, as the app does
+    let store = Store::open(&tmp.join("a"), &key).unwrap();
+    let mut lat = Vec::with_capacity(APPENDS);
+    let started = Instant::now();
+    for i in 0..APPENDS {
+        let t = Instant::now();
+        store.append(audit(i), Timestamp::now()).unwrap();
+        lat.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let wall = started.elapsed().as_secs_f64();
+    let size = store.size_on_disk().unwrap();
+    let (p50, p99) = (q(&mut lat, 0.5), q(&mut lat, 0.99));
+    drop(store);
+
+    // upload 10,000 queued records
+    let pki = tmp.join("pki");
+    mynakyukyu::pki::dev::generate(&pki).unwrap();
+    let store = Arc::new(Store::open(&tmp.join("u"), &key).unwrap());
+    for i in 0..UPLOAD {
+        store.append(audit(i), Timestamp::now()).unwrap();
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (upload_s, held) = rt.block_on(async {
+        let server = SimServer::start(ServeOptions {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            pki_dir: pki.clone(),
+            faults: Faults::default(),
+            audit_log: None,
+            today: time::OffsetDateTime::now_utc().date(),
+        })
+        .await
+        .unwrap();
+        let identity = UnitIdentity::from_files(
+            &pki.join("unit.pem"),
+            &pki.join("unit.key"),
+            &pki.join("ca.pem"),
+        )
+        .unwrap();
+        let client = EligibilityClient::new(
+            Endpoint {
+                host: "localhost".into(),
+                port: server.local_addr.port(),
+            },
+            tls_config(identity).unwrap(),
+            ClientSettings::default(),
+        )
+        .unwrap();
+        let uploader = Uploader::new(store.clone(), Arc::new(client), UploaderSettings::default());
+        let t = Instant::now();
+        uploader.sync_once().await.unwrap();
+        let s = t.elapsed().as_secs_f64();
+        let held = server.record_ids().len();
+        server.shutdown().await;
+        (s, held)
+    });
+    let _ = std::fs::remove_dir_all(&tmp);
+
+    let md = format!(
+        "## Store: append + flush, size, upload\n\n\
+Command: `cargo bench --bench store` (release; sled 0.34 in a temp dir on this machine's disk; every append sealed with ChaCha20-Poly1305, hash-chained, committed and flushed (fsync) before it returns, plus the chain-head copy written and synced).\n\n\
+| measure | value |\n|---|---|\n\
+| append+flush latency, median / p99 ({APPENDS} appends) | {p50:.2} ms / {p99:.2} ms |\n\
+| append throughput, one writer | {:.0} records/s |\n\
+| store size on disk per 1,000 audit records | {:.0} KiB |\n\
+| upload {UPLOAD} queued records to the simulator (batches of 200, loopback mTLS) | {upload_s:.2} s ({:.0} records/s); server holds {held} |\n",
+        APPENDS as f64 / wall,
+        size as f64 / 1024.0 / (APPENDS as f64 / 1000.0),
+        UPLOAD as f64 / upload_s,
+    );
+    std::fs::write(out_dir.join("store.md"), &md).unwrap();
+    println!("{md}");
+}
