@@ -20,6 +20,7 @@
 //! `src/bin/mynakyukyu-admin.rs` (provisioning) and `src/bin/mynakyukyu-sim.rs` (the
 //! simulator). docs/ARCHITECTURE.md has the whole picture.
 
+pub mod card;
 pub mod cli;
 pub mod domain;
 pub mod drill;

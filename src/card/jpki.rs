@@ -1,0 +1,241 @@
+//! The JPKI dialogue: SELECT the JPKI AP, SELECT an EF, READ BINARY in 256-byte chunks with
+//! the total taken from the DER header. The first read brings the header and the first
+//! data at once, so a certificate of n bytes costs 2 + ⌈n/256⌉ APDUs.
+
+use super::apdu::{self, ApduError, Response};
+use super::virtual_card::{EF_AUTH_CA, EF_AUTH_CERT, JPKI_AID};
+use super::{CardError, Transport};
+
+/// No JPKI certificate is near this size; a card claiming more is refused.
+pub const MAX_CERT_BYTES: usize = 8 * 1024;
+/// READ BINARY offsets must stay below 0x8000.
+const MAX_OFFSET: usize = 0x7FFF;
+
+/// What a read produced, with the APDUs it took.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertificateRead {
+    pub der: Vec<u8>,
+    pub apdus: usize,
+}
+
+fn exchange(t: &mut dyn Transport, cmd: &[u8], apdus: &mut usize) -> Result<Response, CardError> {
+    *apdus += 1;
+    let raw = t.transmit(cmd)?;
+    Response::parse(&raw).map_err(|e| match e {
+        ApduError::Empty => CardError::Removed,
+        other => CardError::Unresponsive(other.to_string()),
+    })
+}
+
+/// SELECT the JPKI AP; 6A 82 means this is not a My Number card.
+pub fn select_jpki(t: &mut dyn Transport, apdus: &mut usize) -> Result<(), CardError> {
+    let r = exchange(t, &apdu::select_df(&JPKI_AID), apdus)?;
+    match r.sw {
+        sw if sw.is_ok() => Ok(()),
+        apdu::StatusWord::FILE_NOT_FOUND => Err(CardError::NotMyNumberCard),
+        sw => Err(CardError::Status {
+            what: "SELECT JPKI AP",
+            sw,
+        }),
+    }
+}
+
+/// Read the certificate in EF `fid` of the already selected JPKI AP.
+pub fn read_certificate_ef(
+    t: &mut dyn Transport,
+    fid: [u8; 2],
+    apdus: &mut usize,
+) -> Result<Vec<u8>, CardError> {
+    let r = exchange(t, &apdu::select_ef(fid), apdus)?;
+    if !r.sw.is_ok() {
+        return Err(CardError::Status {
+            what: "SELECT EF",
+            sw: r.sw,
+        });
+    }
+    let mut der: Vec<u8> = Vec::new();
+    let mut total: Option<usize> = None;
+    loop {
+        let want = match total {
+            Some(t) if der.len() >= t => break,
+            Some(t) => (t - der.len()).min(256),
+            None => 256,
+        };
+        if der.len() > MAX_OFFSET {
+            return Err(CardError::BadCertificate("offset beyond 0x7FFF".into()));
+        }
+        let r = exchange(t, &apdu::read_binary(der.len() as u16, want as u16), apdus)?;
+        if !r.sw.is_ok() {
+            return Err(CardError::Status {
+                what: "READ BINARY",
+                sw: r.sw,
+            });
+        }
+        if r.data.is_empty() {
+            return Err(CardError::Unresponsive(
+                "READ BINARY returned no data".into(),
+            ));
+        }
+        der.extend_from_slice(&r.data[..r.data.len().min(want)]);
+        if total.is_none() {
+            total = apdu::der_total_length(&der, MAX_CERT_BYTES)
+                .map_err(|e| CardError::BadCertificate(e.to_string()))?;
+            if total.is_none() && der.len() >= 8 {
+                return Err(CardError::BadCertificate("no DER length".into()));
+            }
+        }
+    }
+    if let Some(t) = total {
+        der.truncate(t);
+    }
+    Ok(der)
+}
+
+/// The user-authentication certificate (EF 000A), read without a PIN.
+pub fn read_auth_certificate(t: &mut dyn Transport) -> Result<CertificateRead, CardError> {
+    let mut apdus = 0;
+    select_jpki(t, &mut apdus)?;
+    let der = read_certificate_ef(t, EF_AUTH_CERT, &mut apdus)?;
+    Ok(CertificateRead { der, apdus })
+}
+
+/// The CA certificate of the user-authentication certificate (EF 000B).
+pub fn read_auth_ca_certificate(t: &mut dyn Transport) -> Result<CertificateRead, CardError> {
+    let mut apdus = 0;
+    select_jpki(t, &mut apdus)?;
+    let der = read_certificate_ef(t, EF_AUTH_CA, &mut apdus)?;
+    Ok(CertificateRead { der, apdus })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::card::{CardFaults, FaceItems, VirtualCard};
+    use proptest::prelude::*;
+
+    fn card() -> (VirtualCard, Vec<u8>, Vec<u8>) {
+        let ca = crate::pki::JpkiTestCa::generate().unwrap();
+        let c = ca.issue_card(0x4d4e_0001_0000_0001).unwrap();
+        (
+            VirtualCard::new(
+                &c.auth_certificate_der,
+                &c.ca_certificate_der,
+                "1234",
+                FaceItems::default(),
+            ),
+            c.auth_certificate_der,
+            c.ca_certificate_der,
+        )
+    }
+
+    #[test]
+    fn reads_the_exact_certificate_with_minimal_apdus() {
+        let (mut vc, cert, ca) = card();
+        let r = read_auth_certificate(&mut vc).unwrap();
+        assert_eq!(r.der, cert);
+        assert_eq!(r.apdus, 2 + cert.len().div_ceil(256));
+        assert_eq!(read_auth_ca_certificate(&mut vc).unwrap().der, ca);
+    }
+
+    #[test]
+    fn a_non_jpki_card_is_not_a_my_number_card() {
+        let (mut vc, _, _) = card();
+        vc.faults = CardFaults {
+            not_jpki: true,
+            ..Default::default()
+        };
+        assert!(matches!(
+            read_auth_certificate(&mut vc),
+            Err(CardError::NotMyNumberCard)
+        ));
+    }
+
+    #[test]
+    fn removal_at_every_apdu_index_is_a_clean_error_then_a_clean_read() {
+        let (mut vc, cert, _) = card();
+        let needed = 2 + cert.len().div_ceil(256);
+        for n in 0..needed {
+            vc.reset();
+            vc.faults.remove_after_apdus = Some(vc.apdu_count() + n);
+            let err = read_auth_certificate(&mut vc).unwrap_err();
+            assert!(matches!(err, CardError::Removed), "at {n}: {err}");
+            vc.faults.remove_after_apdus = None;
+            assert_eq!(read_auth_certificate(&mut vc).unwrap().der, cert);
+        }
+    }
+
+    #[test]
+    fn garbage_answers_are_unresponsive_not_data() {
+        let (mut vc, _, _) = card();
+        vc.faults.garbage = true;
+        let err = read_auth_certificate(&mut vc).unwrap_err();
+        assert!(matches!(err, CardError::Unresponsive(_)), "{err}");
+    }
+
+    #[test]
+    fn pin_tries_count_down_and_block() {
+        let (mut vc, _, _) = card();
+        let mut n = 0;
+        let mut send = |vc: &mut VirtualCard, a: Vec<u8>| {
+            n += 1;
+            Response::parse(&vc.transmit(&a).unwrap()).unwrap().sw
+        };
+        send(&mut vc, apdu::select_df(&JPKI_AID));
+        send(&mut vc, apdu::select_ef([0x00, 0x18]));
+        assert_eq!(
+            send(&mut vc, apdu::verify(0x80, &[]).unwrap()).tries_left(),
+            Some(3)
+        );
+        assert_eq!(
+            send(&mut vc, apdu::verify(0x80, b"0000").unwrap()).tries_left(),
+            Some(2)
+        );
+        assert_eq!(
+            send(&mut vc, apdu::verify(0x80, b"1234").unwrap()),
+            apdu::StatusWord::OK
+        );
+        for left in [2, 1] {
+            assert_eq!(
+                send(&mut vc, apdu::verify(0x80, b"9999").unwrap()).tries_left(),
+                Some(left)
+            );
+        }
+        assert_eq!(
+            send(&mut vc, apdu::verify(0x80, b"9999").unwrap()),
+            apdu::StatusWord::PIN_BLOCKED
+        );
+        assert_eq!(
+            send(&mut vc, apdu::verify(0x80, b"1234").unwrap()),
+            apdu::StatusWord::PIN_BLOCKED
+        );
+    }
+
+    /// A card that answers arbitrary bytes to every READ BINARY.
+    struct Hostile {
+        answers: Vec<Vec<u8>>,
+        i: usize,
+    }
+    impl Transport for Hostile {
+        fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, CardError> {
+            if apdu[1] == 0xA4 {
+                return Ok(vec![0x90, 0x00]);
+            }
+            let a = self.answers.get(self.i).cloned().unwrap_or_default();
+            self.i += 1;
+            Ok(a)
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn hostile_answers_never_panic_loop_or_overallocate(
+            answers in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 0..40)
+        ) {
+            let mut t = Hostile { answers, i: 0 };
+            if let Ok(r) = read_auth_certificate(&mut t) {
+                prop_assert!(r.der.len() <= MAX_CERT_BYTES);
+            }
+            prop_assert!(t.i <= 40, "kept reading after the answers ran out");
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! The patient's My Number card, layered apdu → transport → jpki:
+//! [`apdu`] encodes commands and checks every response and length; [`Transport`] carries
+//! APDUs to a card (pcscd through [`pcsc_reader`], or the in-process [`VirtualCard`] for
+//! drills); [`jpki`] is the dialogue that reads the user-authentication certificate without
+//! a PIN. [`vpcd`] lets a [`VirtualCard`] insert itself into pcscd's virtual reader.
+
+pub mod apdu;
+pub mod jpki;
+pub mod pcsc_reader;
+pub mod virtual_card;
+pub mod vpcd;
+
+pub use virtual_card::{CardFaults, FaceItems, VirtualCard};
+
+use crate::session::CardFailure;
+use thiserror::Error;
+
+/// Why a card could not be read, in kinds a crew can act on.
+#[derive(Debug, Error)]
+pub enum CardError {
+    #[error("no card reader found")]
+    NoReader,
+    #[error("PC/SC service (pcscd) not running")]
+    ServiceDown,
+    #[error("not a My Number card (JPKI application not found)")]
+    NotMyNumberCard,
+    #[error("card removed during the read")]
+    Removed,
+    #[error("card does not answer properly: {0}")]
+    Unresponsive(String),
+    #[error("reader busy")]
+    ReaderBusy,
+    #[error("card answered {sw} to {what}")]
+    Status {
+        what: &'static str,
+        sw: apdu::StatusWord,
+    },
+    #[error("certificate on the card is malformed: {0}")]
+    BadCertificate(String),
+    #[error("PC/SC: {0}")]
+    Pcsc(String),
+    #[error("timed out waiting for a card")]
+    Timeout,
+}
+
+impl CardError {
+    /// The session's view of this failure.
+    pub fn card_failure(&self) -> CardFailure {
+        match self {
+            CardError::NoReader => CardFailure::NoReader,
+            CardError::ServiceDown => CardFailure::ReaderServiceDown,
+            CardError::NotMyNumberCard => CardFailure::NotMyNumberCard,
+            CardError::Removed => CardFailure::RemovedDuringRead,
+            CardError::ReaderBusy => CardFailure::ReaderBusy,
+            CardError::Unresponsive(_)
+            | CardError::Status { .. }
+            | CardError::BadCertificate(_)
+            | CardError::Pcsc(_)
+            | CardError::Timeout => CardFailure::Unresponsive,
+        }
+    }
+}
+
+/// Something that carries command APDUs to a card and brings back raw responses.
+pub trait Transport {
+    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, CardError>;
+}
+
+/// The in-process reader: the virtual card answers directly.
+impl Transport for VirtualCard {
+    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, CardError> {
+        VirtualCard::transmit(self, apdu).ok_or(CardError::Removed)
+    }
+}
