@@ -50,6 +50,36 @@ enum Command {
         #[arg(long)]
         audit_log: Option<PathBuf>,
     },
+    /// A virtual My Number card for a synthetic patient that inserts itself into pcscd's
+    /// vpcd reader and answers until removed (or killed).
+    Card {
+        #[arg(long)]
+        patient: String,
+        /// The vpcd driver's address (slot 0: 35963, slot 1: 35964).
+        #[arg(long, default_value = "127.0.0.1:35963")]
+        vpcd: String,
+        /// The development PKI directory (its jpki-ca issues the card's certificate).
+        #[arg(long)]
+        pki: PathBuf,
+        /// The card's 4-digit PIN.
+        #[arg(long, default_value = "1234")]
+        pin: String,
+        /// Also write the card's authentication certificate (DER) here.
+        #[arg(long)]
+        cert_out: Option<PathBuf>,
+        /// Fault: vanish after this many APDUs (then exit).
+        #[arg(long)]
+        remove_after: Option<usize>,
+        /// Fault: answer every APDU this many milliseconds late.
+        #[arg(long, default_value_t = 0)]
+        slow_ms: u64,
+        /// Fault: answer garbage.
+        #[arg(long)]
+        garbage: bool,
+        /// Fault: not a My Number card (SELECT of the JPKI AP answers 6A 82).
+        #[arg(long)]
+        not_jpki: bool,
+    },
     /// List the synthetic patients (scenario patients first).
     Patients {
         /// A JSON array of {"id", "name", "kana", "insured_number", "age", "sex", "scenario"}.
@@ -88,6 +118,31 @@ fn main() -> ExitCode {
                 today: time::OffsetDateTime::now_utc().date(),
             };
             match serve(options) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Command::Card {
+            patient,
+            vpcd,
+            pki,
+            pin,
+            cert_out,
+            remove_after,
+            slow_ms,
+            garbage,
+            not_jpki,
+        } => {
+            let faults = mynakyukyu::card::CardFaults {
+                remove_after_apdus: remove_after,
+                garbage,
+                slow_ms,
+                not_jpki,
+            };
+            match run_card(&patient, &vpcd, &pki, &pin, cert_out, faults) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -153,4 +208,75 @@ fn serve(options: ServeOptions) -> Result<(), Box<dyn std::error::Error>> {
         server.shutdown().await;
         Ok(())
     })
+}
+
+/// Issue the patient's card from the PKI's test JPKI CA and keep it in the vpcd reader.
+fn run_card(
+    patient_id: &str,
+    vpcd: &str,
+    pki: &std::path::Path,
+    pin: &str,
+    cert_out: Option<PathBuf>,
+    faults: mynakyukyu::card::CardFaults,
+) -> Result<(), Box<dyn std::error::Error>> {
+    use mynakyukyu::card::{FaceItems, VirtualCard, vpcd};
+    if pin.len() != 4 || !pin.bytes().all(|b| b.is_ascii_digit()) {
+        return Err("the PIN must be 4 digits".into());
+    }
+    let today = time::OffsetDateTime::now_utc().date();
+    let population = patients::population(DEFAULT_SEED, DEFAULT_POPULATION, today);
+    let index = population
+        .iter()
+        .position(|p| p.id == patient_id)
+        .ok_or_else(|| {
+            format!("no synthetic patient {patient_id} (see `mynakyukyu-sim patients`)")
+        })?;
+    let p = &population[index];
+    let jpki =
+        mynakyukyu::pki::JpkiTestCa::from_authority(mynakyukyu::pki::CertAuthority::load_files(
+            &pki.join("jpki-ca.pem"),
+            &pki.join("jpki-ca.key"),
+        )?);
+    let issued = mynakyukyu::sim::issue_patient_card(&jpki, index, 1)?;
+    if let Some(path) = cert_out {
+        std::fs::write(&path, &issued.auth_certificate_der)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    let face = FaceItems {
+        name: p.name.clone(),
+        address: "東京都千代田区（訓練用）".into(),
+        birth: format!(
+            "{:04}{:02}{:02}",
+            p.birth_date.year(),
+            p.birth_date.month() as u8,
+            p.birth_date.day()
+        ),
+        sex: match p.sex {
+            mynakyukyu::domain::Sex::Male => "1",
+            mynakyukyu::domain::Sex::Female => "2",
+            mynakyukyu::domain::Sex::NotKnown => "9",
+        }
+        .into(),
+    };
+    let mut card = VirtualCard::new(
+        &issued.auth_certificate_der,
+        &issued.ca_certificate_der,
+        pin,
+        face,
+    );
+    card.faults = faults;
+    println!("card for {patient_id} inserting into vpcd at {vpcd}");
+    std::io::stdout().flush()?;
+    loop {
+        match vpcd::serve(&mut card, vpcd) {
+            Ok(vpcd::Ended::Removed) => {
+                println!("card removed");
+                return Ok(());
+            }
+            // pcscd went away or is not up yet: keep trying, as a card left on a reader would
+            Ok(vpcd::Ended::ReaderClosed) | Err(_) => {
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+        }
+    }
 }

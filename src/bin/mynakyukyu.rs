@@ -26,6 +26,19 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Wait for a card, read its user-authentication certificate, print serial, issuer and
+    /// validity.
+    CardInfo {
+        /// Use this reader only (default: the first reader that has a card).
+        #[arg(long)]
+        reader: Option<String>,
+        /// Write the certificate (DER) here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+    },
     /// Run one scripted drill end to end and write the debrief.
     Drill {
         /// Scenario name (see --list).
@@ -50,6 +63,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     cli.common.init_logging();
     let result = match cli.command {
+        Some(Command::CardInfo {
+            reader,
+            out,
+            timeout,
+        }) => card_info(reader.as_deref(), out, timeout),
         Some(Command::Drill { list: true, .. }) => {
             for name in drill::scenario_names() {
                 println!("{name}");
@@ -111,4 +129,32 @@ fn run_drill(
             .map_err(|e| format!("cannot write report {}: {e}", path.display()))?;
     }
     Ok(report.passed)
+}
+
+fn card_info(
+    reader: Option<&str>,
+    out: Option<PathBuf>,
+    timeout: u64,
+) -> Result<bool, Box<dyn std::error::Error>> {
+    use mynakyukyu::card::{jpki, pcsc_reader::Pcsc};
+    let pcsc = Pcsc::establish()?;
+    eprintln!("waiting for a card…");
+    let name = pcsc.wait_for_card(reader, std::time::Duration::from_secs(timeout))?;
+    let mut card = pcsc.connect(&name)?;
+    let read = jpki::read_auth_certificate(&mut card)?;
+    let summary = mynakyukyu::pki::inspect(&read.der, time::OffsetDateTime::now_utc())?;
+    println!("reader:     {name}");
+    println!("serial:     {}", summary.serial_hex);
+    println!("issuer:     {}", summary.issuer);
+    println!("not before: {}", summary.not_before);
+    println!("not after:  {}", summary.not_after);
+    println!(
+        "validity:   {:?} ({} days left)",
+        summary.validity, summary.days_left
+    );
+    println!("apdus:      {}", read.apdus);
+    if let Some(path) = out {
+        std::fs::write(&path, &read.der).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(summary.validity == mynakyukyu::pki::Validity::Valid)
 }

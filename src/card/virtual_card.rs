@@ -17,6 +17,13 @@ pub const EF_AUTH_CA: [u8; 2] = [0x00, 0x0B];
 pub const EF_TOKEN_INFO: [u8; 2] = [0x00, 0x06];
 pub const EF_AUTH_KEY: [u8; 2] = [0x00, 0x17];
 pub const EF_AUTH_PIN: [u8; 2] = [0x00, 0x18];
+/// Signature certificate, its CA, key and PIN (PIN-protected; present so that generic
+/// middleware such as OpenSC recognises the application).
+const EF_SIGN_CERT: [u8; 2] = [0x00, 0x01];
+const EF_SIGN_CA: [u8; 2] = [0x00, 0x02];
+const EF_SIGN_KEY: [u8; 2] = [0x00, 0x1A];
+const EF_SIGN_PIN: [u8; 2] = [0x00, 0x1B];
+const SIGN_PIN_TRIES: u8 = 5;
 const EF_FACE_PIN: [u8; 2] = [0x00, 0x11];
 const EF_FACE_BASIC: [u8; 2] = [0x00, 0x02];
 const PIN_TRIES: u8 = 3;
@@ -62,6 +69,9 @@ pub struct VirtualCard {
     auth_pin: Vec<u8>,
     auth_tries: u8,
     auth_verified: bool,
+    sign_pin: Vec<u8>,
+    sign_tries: u8,
+    sign_verified: bool,
     face_pin: Vec<u8>,
     face_tries: u8,
     face_verified: bool,
@@ -89,6 +99,9 @@ impl VirtualCard {
             auth_pin: pin.as_bytes().to_vec(),
             auth_tries: PIN_TRIES,
             auth_verified: false,
+            sign_pin: b"TRAINING1".to_vec(),
+            sign_tries: SIGN_PIN_TRIES,
+            sign_verified: false,
             face_pin: pin.as_bytes().to_vec(),
             face_tries: PIN_TRIES,
             face_verified: false,
@@ -115,6 +128,7 @@ impl VirtualCard {
         self.app = App::None;
         self.ef = None;
         self.auth_verified = false;
+        self.sign_verified = false;
         self.face_verified = false;
     }
 
@@ -186,6 +200,10 @@ impl VirtualCard {
                         EF_AUTH_CA,
                         EF_TOKEN_INFO,
                         EF_AUTH_KEY,
+                        EF_SIGN_CERT,
+                        EF_SIGN_CA,
+                        EF_SIGN_KEY,
+                        EF_SIGN_PIN,
                         EF_AUTH_PIN,
                     ]
                     .contains(&fid),
@@ -250,6 +268,11 @@ impl VirtualCard {
                 &self.auth_pin,
                 &mut self.auth_tries,
                 &mut self.auth_verified,
+            ),
+            (App::Jpki, Some(EF_SIGN_PIN), 0x80) => (
+                &self.sign_pin,
+                &mut self.sign_tries,
+                &mut self.sign_verified,
             ),
             (App::Face, Some(EF_FACE_PIN), 0x80) => (
                 &self.face_pin,

@@ -861,7 +861,7 @@ fn guided(s: &Session, k: u8, fresh: &mut u32) -> Event {
             credential: credential(),
         },
         Phase::CheckingQualification if !s.link_up() => Event::LinkRestored,
-        Phase::CheckingQualification if k % 7 == 0 => {
+        Phase::CheckingQualification if k.is_multiple_of(7) => {
             Event::QualificationOptOut { incident: current }
         }
         Phase::CheckingQualification => Event::QualificationAnswered {
@@ -871,7 +871,7 @@ fn guided(s: &Session, k: u8, fresh: &mut u32) -> Event {
         },
         Phase::IdentityAndConsent if s.incident().is_some_and(|i| i.identity_check.is_none()) => {
             Event::IdentityConfirmed {
-                check: if k % 2 == 0 {
+                check: if k.is_multiple_of(2) {
                     IdentityCheck::Photo
                 } else {
                     IdentityCheck::Pin
@@ -890,9 +890,9 @@ fn guided(s: &Session, k: u8, fresh: &mut u32) -> Event {
             incident: current,
             info: EmergencyInfo::default(),
         },
-        Phase::ViewingSummary if k % 3 != 0 => Event::ViewFullData,
-        Phase::ViewingFullData if k % 3 != 0 => Event::BackToSummary,
-        Phase::Failed if k % 2 == 0 => Event::Retry,
+        Phase::ViewingSummary if !k.is_multiple_of(3) => Event::ViewFullData,
+        Phase::ViewingFullData if !k.is_multiple_of(3) => Event::BackToSummary,
+        Phase::Failed if k.is_multiple_of(2) => Event::Retry,
         _ => Event::EndViewing,
     }
 }
@@ -902,7 +902,7 @@ fn aim(e: Event, s: &Session, k: u8) -> Event {
     let Some(current) = s.incident().map(|i| i.id.clone()) else {
         return e;
     };
-    if k % 4 == 0 {
+    if k.is_multiple_of(4) {
         return e;
     }
     match e {

@@ -577,7 +577,11 @@ fn scenario_patient(rng: &mut Rng, n: usize, scenario: PatientScenario, today: D
         PatientScenario::DiabeticInsulin => (Sex::Male, 58),
         PatientScenario::Dialysis => (Sex::Male, 71),
         _ => (
-            if n % 2 == 0 { Sex::Female } else { Sex::Male },
+            if n.is_multiple_of(2) {
+                Sex::Female
+            } else {
+                Sex::Male
+            },
             45 + n as i32,
         ),
     };

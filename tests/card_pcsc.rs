@@ -1,0 +1,173 @@
+//! The card read through the real PC/SC stack: pcscd + vsmartcard-vpcd + our virtual card
+//! (the `mynakyukyu-sim card` binary), and OpenSC reading the same card. One test, because
+//! the two vpcd slots are shared by everything here; pcscd is started and stopped by PID
+//! unless one is already serving the vpcd readers.
+
+mod common;
+
+use common::*;
+use mynakyukyu::card::pcsc_reader::{Pcsc, PcscCard};
+use mynakyukyu::card::{CardError, jpki};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Killed(Child);
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn vpcd_readers() -> Vec<String> {
+    Pcsc::establish()
+        .and_then(|p| p.readers())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r.starts_with("Virtual PCD"))
+        .collect()
+}
+
+/// pcscd with the vpcd driver: reuse a running one, else start ours.
+fn pcscd() -> Option<Killed> {
+    if vpcd_readers().len() >= 2 {
+        return None;
+    }
+    let child = Command::new("pcscd")
+        .args(["--foreground"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("pcscd installed by scripts/setup");
+    let guard = Killed(child);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while vpcd_readers().len() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "pcscd did not show the vpcd readers"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Some(guard)
+}
+
+fn card(patient: &str, slot: u16, extra: &[&str], cert_out: &Path) -> Killed {
+    Killed(
+        Command::new(env!("CARGO_BIN_EXE_mynakyukyu-sim"))
+            .args(["card", "--patient", patient, "--vpcd"])
+            .arg(format!("127.0.0.1:{}", 35963 + slot))
+            .arg("--pki")
+            .arg(pki())
+            .arg("--cert-out")
+            .arg(cert_out)
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// Wait for a card in `reader` and connect, riding out pcscd's ~400 ms presence polling.
+fn connect(pcsc: &Pcsc, reader: Option<&str>) -> PcscCard {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(name) = pcsc.wait_for_card(reader, Duration::from_secs(5))
+            && let Ok(c) = pcsc.connect(&name)
+        {
+            return c;
+        }
+        assert!(Instant::now() < deadline, "no card in {reader:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn wait_gone(pcsc: &Pcsc, reader: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while pcsc
+        .wait_for_card(Some(reader), Duration::from_millis(50))
+        .is_ok()
+    {
+        assert!(Instant::now() < deadline, "card never left {reader}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn the_virtual_card_reads_through_pcscd_like_a_real_one() {
+    let _pcscd = pcscd();
+    let pcsc = Pcsc::establish().unwrap();
+    let readers = vpcd_readers();
+    let (slot0, slot1) = (readers[0].clone(), readers[1].clone());
+    let dir = TempDir::new("card");
+    let cert: PathBuf = dir.path().join("card.der");
+
+    // 1. read the auth certificate end to end: the very bytes the card holds
+    {
+        let _card = card("P0004", 0, &[], &cert);
+        let mut c = connect(&pcsc, Some(&slot0));
+        let read = jpki::read_auth_certificate(&mut c).unwrap();
+        assert_eq!(read.der, std::fs::read(&cert).unwrap());
+        assert_eq!(read.apdus, 2 + read.der.len().div_ceil(256));
+
+        // 2. OpenSC, an independent JPKI implementation, reads the same certificate
+        let pem = dir.path().join("opensc.pem");
+        let out = Command::new("pkcs15-tool")
+            .args(["--reader", "0", "--read-certificate", "01", "-o"])
+            .arg(&pem)
+            .output()
+            .expect("opensc installed by scripts/setup");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let der = mynakyukyu::pki::pem_certificates(&std::fs::read_to_string(&pem).unwrap());
+        assert_eq!(der.first(), Some(&read.der), "OpenSC read other bytes");
+    }
+    wait_gone(&pcsc, &slot0);
+
+    // 3. a card that is not a My Number card
+    {
+        let _card = card("P0004", 0, &["--not-jpki"], &cert);
+        let mut c = connect(&pcsc, Some(&slot0));
+        assert!(matches!(
+            jpki::read_auth_certificate(&mut c),
+            Err(CardError::NotMyNumberCard)
+        ));
+    }
+    wait_gone(&pcsc, &slot0);
+
+    // 4. removed mid-read: a clean error, then a clean read when it comes back
+    {
+        let _card = card("P0005", 0, &["--remove-after", "3"], &cert);
+        let mut c = connect(&pcsc, Some(&slot0));
+        let err = jpki::read_auth_certificate(&mut c).unwrap_err();
+        assert!(matches!(err, CardError::Removed), "{err}");
+        assert_eq!(
+            err.card_failure(),
+            mynakyukyu::session::CardFailure::RemovedDuringRead
+        );
+    }
+    wait_gone(&pcsc, &slot0);
+    {
+        let _card = card("P0005", 0, &[], &cert);
+        let mut c = connect(&pcsc, Some(&slot0));
+        let read = jpki::read_auth_certificate(&mut c).unwrap();
+        assert_eq!(read.der, std::fs::read(&cert).unwrap());
+    }
+    wait_gone(&pcsc, &slot0);
+
+    // 5. two readers, the card in the second: found without naming the reader
+    {
+        let _card = card("P0006", 1, &[], &cert);
+        let name = pcsc.wait_for_card(None, Duration::from_secs(10)).unwrap();
+        assert_eq!(name, slot1);
+        let mut c = pcsc.connect(&name).unwrap();
+        assert_eq!(
+            jpki::read_auth_certificate(&mut c).unwrap().der,
+            std::fs::read(&cert).unwrap()
+        );
+    }
+}
