@@ -3,7 +3,7 @@
 //! data at once, so a certificate of n bytes costs 2 + ⌈n/256⌉ APDUs.
 
 use super::apdu::{self, ApduError, Response};
-use super::virtual_card::{EF_AUTH_CA, EF_AUTH_CERT, JPKI_AID};
+use super::virtual_card::{EF_AUTH_CA, EF_AUTH_CERT, EF_AUTH_PIN, JPKI_AID};
 use super::{CardError, Transport};
 
 /// No JPKI certificate is near this size; a card claiming more is refused.
@@ -107,6 +107,85 @@ pub fn read_auth_ca_certificate(t: &mut dyn Transport) -> Result<CertificateRead
     Ok(CertificateRead { der, apdus })
 }
 
+/// The state of the user-authentication PIN.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PinState {
+    TriesLeft(u8),
+    Blocked,
+}
+
+/// What one PIN attempt did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PinOutcome {
+    Verified,
+    Wrong { tries_left: u8 },
+    Blocked,
+}
+
+fn select_auth_pin(t: &mut dyn Transport, apdus: &mut usize) -> Result<(), CardError> {
+    select_jpki(t, apdus)?;
+    let r = exchange(t, &apdu::select_ef(EF_AUTH_PIN), apdus)?;
+    if r.sw.is_ok() {
+        Ok(())
+    } else {
+        Err(CardError::Status {
+            what: "SELECT PIN EF",
+            sw: r.sw,
+        })
+    }
+}
+
+fn pin_state_after(t: &mut dyn Transport, apdus: &mut usize) -> Result<PinState, CardError> {
+    let r = exchange(t, &apdu::verify(0x80, &[]).unwrap_or_default(), apdus)?;
+    match (r.sw.tries_left(), r.sw) {
+        (Some(n), _) => Ok(PinState::TriesLeft(n)),
+        (None, apdu::StatusWord::PIN_BLOCKED) => Ok(PinState::Blocked),
+        (None, sw) => Err(CardError::Status {
+            what: "VERIFY (tries left)",
+            sw,
+        }),
+    }
+}
+
+/// The auth PIN's remaining tries, without spending one (VERIFY with no data → 63 Cx).
+pub fn auth_pin_state(t: &mut dyn Transport) -> Result<PinState, CardError> {
+    let mut apdus = 0;
+    select_auth_pin(t, &mut apdus)?;
+    pin_state_after(t, &mut apdus)
+}
+
+/// One attempt at the 4-digit auth PIN. Never retried automatically; when only one try
+/// is left the attempt is refused unless the crew confirmed it (`last_try_confirmed`).
+pub fn verify_auth_pin(
+    t: &mut dyn Transport,
+    pin: &str,
+    last_try_confirmed: bool,
+) -> Result<PinOutcome, CardError> {
+    if pin.len() != 4 || !pin.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(CardError::PinFormat);
+    }
+    let mut apdus = 0;
+    select_auth_pin(t, &mut apdus)?;
+    match pin_state_after(t, &mut apdus)? {
+        PinState::Blocked => return Ok(PinOutcome::Blocked),
+        PinState::TriesLeft(1) if !last_try_confirmed => {
+            return Err(CardError::LastTryNeedsConfirmation);
+        }
+        PinState::TriesLeft(_) => {}
+    }
+    let r = exchange(
+        t,
+        &apdu::verify(0x80, pin.as_bytes()).unwrap_or_default(),
+        &mut apdus,
+    )?;
+    match (r.sw, r.sw.tries_left()) {
+        (sw, _) if sw.is_ok() => Ok(PinOutcome::Verified),
+        (_, Some(n)) => Ok(PinOutcome::Wrong { tries_left: n }),
+        (apdu::StatusWord::PIN_BLOCKED, _) => Ok(PinOutcome::Blocked),
+        (sw, None) => Err(CardError::Status { what: "VERIFY", sw }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,6 +287,56 @@ mod tests {
             send(&mut vc, apdu::verify(0x80, b"1234").unwrap()),
             apdu::StatusWord::PIN_BLOCKED
         );
+    }
+
+    #[test]
+    fn pin_fallback_shows_tries_never_retries_and_guards_the_last_try() {
+        let (mut vc, _, _) = card();
+        assert_eq!(auth_pin_state(&mut vc).unwrap(), PinState::TriesLeft(3));
+        assert!(matches!(
+            verify_auth_pin(&mut vc, "12a4", false),
+            Err(CardError::PinFormat)
+        ));
+        let sent = vc.apdu_count();
+        assert_eq!(
+            verify_auth_pin(&mut vc, "0000", false).unwrap(),
+            PinOutcome::Wrong { tries_left: 2 }
+        );
+        // one attempt = select AP, select EF, query, verify: no automatic retry
+        assert_eq!(vc.apdu_count() - sent, 4);
+        assert_eq!(
+            verify_auth_pin(&mut vc, "1111", false).unwrap(),
+            PinOutcome::Wrong { tries_left: 1 }
+        );
+        assert!(matches!(
+            verify_auth_pin(&mut vc, "2222", false),
+            Err(CardError::LastTryNeedsConfirmation)
+        ));
+        assert_eq!(
+            auth_pin_state(&mut vc).unwrap(),
+            PinState::TriesLeft(1),
+            "refusal spent nothing"
+        );
+        assert_eq!(
+            verify_auth_pin(&mut vc, "2222", true).unwrap(),
+            PinOutcome::Blocked
+        );
+        assert_eq!(auth_pin_state(&mut vc).unwrap(), PinState::Blocked);
+        assert_eq!(
+            verify_auth_pin(&mut vc, "1234", true).unwrap(),
+            PinOutcome::Blocked
+        );
+    }
+
+    #[test]
+    fn the_right_pin_verifies_and_resets_the_counter() {
+        let (mut vc, _, _) = card();
+        verify_auth_pin(&mut vc, "9999", false).unwrap();
+        assert_eq!(
+            verify_auth_pin(&mut vc, "1234", false).unwrap(),
+            PinOutcome::Verified
+        );
+        assert_eq!(auth_pin_state(&mut vc).unwrap(), PinState::TriesLeft(3));
     }
 
     /// A card that answers arbitrary bytes to every READ BINARY.

@@ -41,6 +41,10 @@ pub enum CardError {
     Pcsc(String),
     #[error("timed out waiting for a card")]
     Timeout,
+    #[error("the PIN must be 4 digits")]
+    PinFormat,
+    #[error("only one PIN try is left: the crew must confirm before it is spent")]
+    LastTryNeedsConfirmation,
 }
 
 impl CardError {
@@ -56,7 +60,9 @@ impl CardError {
             | CardError::Status { .. }
             | CardError::BadCertificate(_)
             | CardError::Pcsc(_)
-            | CardError::Timeout => CardFailure::Unresponsive,
+            | CardError::Timeout
+            | CardError::PinFormat
+            | CardError::LastTryNeedsConfirmation => CardFailure::Unresponsive,
         }
     }
 }

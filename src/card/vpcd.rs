@@ -47,7 +47,27 @@ pub fn serve(card: &mut VirtualCard, addr: &str) -> std::io::Result<Ended> {
     serve_stream(card, &mut s)
 }
 
+/// Like [`serve`], counting every command APDU answered in `counter` (benchmarks count the
+/// APDUs another program sends).
+pub fn serve_counted(
+    card: &mut VirtualCard,
+    addr: &str,
+    counter: &std::sync::atomic::AtomicUsize,
+) -> std::io::Result<Ended> {
+    let mut s = TcpStream::connect(addr)?;
+    s.set_nodelay(true)?;
+    serve_inner(card, &mut s, Some(counter))
+}
+
 pub fn serve_stream(card: &mut VirtualCard, s: &mut TcpStream) -> std::io::Result<Ended> {
+    serve_inner(card, s, None)
+}
+
+fn serve_inner(
+    card: &mut VirtualCard,
+    s: &mut TcpStream,
+    counter: Option<&std::sync::atomic::AtomicUsize>,
+) -> std::io::Result<Ended> {
     loop {
         let Some(msg) = read_frame(s)? else {
             return Ok(Ended::ReaderClosed);
@@ -57,6 +77,9 @@ pub fn serve_stream(card: &mut VirtualCard, s: &mut TcpStream) -> std::io::Resul
             [0x00] | [0x01] | [0x02] => card.reset(),
             [_] => {}
             apdu => {
+                if let Some(c) = counter {
+                    c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
                 if card.faults.slow_ms > 0 {
                     std::thread::sleep(Duration::from_millis(card.faults.slow_ms));
                 }
