@@ -111,6 +111,27 @@ fn the_virtual_card_reads_through_pcscd_like_a_real_one() {
         assert_eq!(read.der, std::fs::read(&cert).unwrap());
         assert_eq!(read.apdus, 2 + read.der.len().div_ceil(256));
 
+        // PIN fallback through pcscd: tries left, a wrong PIN, the right one, a signed challenge
+        use mynakyukyu::card::jpki::{PinOutcome, PinState};
+        assert_eq!(
+            jpki::auth_pin_state(&mut c).unwrap(),
+            PinState::TriesLeft(3)
+        );
+        assert_eq!(
+            jpki::verify_auth_pin(&mut c, "0000", false).unwrap(),
+            PinOutcome::Wrong { tries_left: 2 }
+        );
+        assert_eq!(
+            jpki::verify_auth_pin(&mut c, "1234", false).unwrap(),
+            PinOutcome::Verified
+        );
+        let sig = jpki::sign_challenge(&mut c, b"challenge-42").unwrap();
+        assert!(mynakyukyu::pki::verify_card_signature(
+            &read.der,
+            &jpki::challenge_digest_info(b"challenge-42"),
+            &sig
+        ));
+
         // 2. OpenSC, an independent JPKI implementation, reads the same certificate
         let pem = dir.path().join("opensc.pem");
         let out = Command::new("pkcs15-tool")

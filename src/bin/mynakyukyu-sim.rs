@@ -263,7 +263,8 @@ fn run_card(
         &issued.ca_certificate_der,
         pin,
         face,
-    );
+    )
+    .with_auth_key(issued.auth_key_pkcs8.clone());
     card.faults = faults;
     println!("card for {patient_id} inserting into vpcd at {vpcd}");
     std::io::stdout().flush()?;

@@ -3,7 +3,7 @@
 //! data at once, so a certificate of n bytes costs 2 + ⌈n/256⌉ APDUs.
 
 use super::apdu::{self, ApduError, Response};
-use super::virtual_card::{EF_AUTH_CA, EF_AUTH_CERT, EF_AUTH_PIN, JPKI_AID};
+use super::virtual_card::{EF_AUTH_CA, EF_AUTH_CERT, EF_AUTH_KEY, EF_AUTH_PIN, JPKI_AID};
 use super::{CardError, Transport};
 
 /// No JPKI certificate is near this size; a card claiming more is refused.
@@ -186,6 +186,54 @@ pub fn verify_auth_pin(
     }
 }
 
+/// DER prefix of a SHA-256 DigestInfo.
+const SHA256_DIGEST_INFO: [u8; 19] = [
+    0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05,
+    0x00, 0x04, 0x20,
+];
+
+/// The DigestInfo the card signs for a challenge: SHA-256 of the challenge, DER-wrapped.
+pub fn challenge_digest_info(challenge: &[u8]) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    let mut v = SHA256_DIGEST_INFO.to_vec();
+    v.extend_from_slice(&Sha256::digest(challenge));
+    v
+}
+
+/// Sign a server-issued challenge with the card's authentication key (JPKI sign command on
+/// EF 0017). The auth PIN must have been verified in this card session.
+pub fn sign_challenge(t: &mut dyn Transport, challenge: &[u8]) -> Result<Vec<u8>, CardError> {
+    let mut apdus = 0;
+    select_jpki(t, &mut apdus)?;
+    let r = exchange(t, &apdu::select_ef(EF_AUTH_KEY), &mut apdus)?;
+    if !r.sw.is_ok() {
+        return Err(CardError::Status {
+            what: "SELECT key EF",
+            sw: r.sw,
+        });
+    }
+    let cmd = apdu::command(
+        0x80,
+        0x2A,
+        0x00,
+        0x80,
+        &challenge_digest_info(challenge),
+        Some(256),
+    )
+    .map_err(|e| CardError::Unresponsive(e.to_string()))?;
+    let r = exchange(t, &cmd, &mut apdus)?;
+    if !r.sw.is_ok() {
+        return Err(CardError::Status {
+            what: "COMPUTE DIGITAL SIGNATURE",
+            sw: r.sw,
+        });
+    }
+    if r.data.is_empty() {
+        return Err(CardError::Unresponsive("empty signature".into()));
+    }
+    Ok(r.data)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,7 +249,8 @@ mod tests {
                 &c.ca_certificate_der,
                 "1234",
                 FaceItems::default(),
-            ),
+            )
+            .with_auth_key(c.auth_key_pkcs8.clone()),
             c.auth_certificate_der,
             c.ca_certificate_der,
         )
@@ -337,6 +386,38 @@ mod tests {
             PinOutcome::Verified
         );
         assert_eq!(auth_pin_state(&mut vc).unwrap(), PinState::TriesLeft(3));
+    }
+
+    #[test]
+    fn the_challenge_signature_needs_the_pin_and_verifies_with_the_card_certificate() {
+        let (mut vc, cert, _) = card();
+        let challenge = b"server nonce 0123456789";
+        let err = sign_challenge(&mut vc, challenge).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                CardError::Status {
+                    sw: apdu::StatusWord::SECURITY_NOT_SATISFIED,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(
+            verify_auth_pin(&mut vc, "1234", false).unwrap(),
+            PinOutcome::Verified
+        );
+        let sig = sign_challenge(&mut vc, challenge).unwrap();
+        assert!(crate::pki::verify_card_signature(
+            &cert,
+            &challenge_digest_info(challenge),
+            &sig
+        ));
+        assert!(!crate::pki::verify_card_signature(
+            &cert,
+            &challenge_digest_info(b"other"),
+            &sig
+        ));
     }
 
     /// A card that answers arbitrary bytes to every READ BINARY.

@@ -76,6 +76,7 @@ pub struct VirtualCard {
     face_tries: u8,
     face_verified: bool,
     face: FaceItems,
+    auth_key_pkcs8: Option<Vec<u8>>,
     pub faults: CardFaults,
     apdus: usize,
 }
@@ -106,9 +107,19 @@ impl VirtualCard {
             face_tries: PIN_TRIES,
             face_verified: false,
             face,
+            auth_key_pkcs8: None,
             faults: CardFaults::default(),
             apdus: 0,
         }
+    }
+
+    /// Give the card its authentication key (PKCS#8), enabling the sign command on EF 0017.
+    ///
+    /// Real JPKI keys are RSA-2048 and sign a DigestInfo with PKCS#1 v1.5; the training
+    /// PKI's keys are P-256, so this card signs the DigestInfo bytes with ECDSA-SHA256.
+    pub fn with_auth_key(mut self, pkcs8: Vec<u8>) -> VirtualCard {
+        self.auth_key_pkcs8 = Some(pkcs8);
+        self
     }
 
     /// APDUs answered so far.
@@ -173,6 +184,7 @@ impl VirtualCard {
                 self.read_binary(((p1 as usize & 0x7F) << 8) | p2 as usize, le.unwrap_or(256))
             }
             (0x00, 0x20) => self.verify(p2, data),
+            (0x80, 0x2A) if p1 == 0x00 && p2 == 0x80 => self.sign(data),
             _ => Response::status(StatusWord::INS_NOT_SUPPORTED),
         }
     }
@@ -259,6 +271,35 @@ impl VirtualCard {
         Response {
             data: content[offset..end].to_vec(),
             sw: StatusWord::OK,
+        }
+    }
+
+    /// COMPUTE DIGITAL SIGNATURE with the authentication key; needs EF 0017 selected and
+    /// the auth PIN verified.
+    fn sign(&mut self, data: &[u8]) -> Response {
+        if self.app != App::Jpki || self.ef != Some(EF_AUTH_KEY) {
+            return Response::status(StatusWord(0x6986));
+        }
+        if !self.auth_verified {
+            return Response::status(StatusWord::SECURITY_NOT_SATISFIED);
+        }
+        let Some(pkcs8) = &self.auth_key_pkcs8 else {
+            return Response::status(StatusWord(0x6A88));
+        };
+        let rng = ring::rand::SystemRandom::new();
+        let Ok(key) = ring::signature::EcdsaKeyPair::from_pkcs8(
+            &ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+            pkcs8,
+            &rng,
+        ) else {
+            return Response::status(StatusWord(0x6F00));
+        };
+        match key.sign(&rng, data) {
+            Ok(sig) => Response {
+                data: sig.as_ref().to_vec(),
+                sw: StatusWord::OK,
+            },
+            Err(_) => Response::status(StatusWord(0x6F00)),
         }
     }
 

@@ -355,6 +355,19 @@ pub fn is_signed_by(cert_der: &[u8], ca_der: &[u8]) -> bool {
     cert.issuer() == ca.subject() && cert.verify_signature(Some(ca.public_key())).is_ok()
 }
 
+/// Whether `signature` over `message` verifies with the public key of `cert_der`
+/// (ECDSA P-256 SHA-256, the training cards' scheme).
+pub fn verify_card_signature(cert_der: &[u8], message: &[u8], signature: &[u8]) -> bool {
+    let Ok((_, cert)) = X509Certificate::from_der(cert_der) else {
+        return false;
+    };
+    let key = ring::signature::UnparsedPublicKey::new(
+        &ring::signature::ECDSA_P256_SHA256_ASN1,
+        cert.public_key().subject_public_key.data.as_ref(),
+    );
+    key.verify(message, signature).is_ok()
+}
+
 /// The certificate's serial number as an unsigned integer, if it fits in 64 bits.
 pub fn serial_u64(cert_der: &[u8]) -> Option<u64> {
     let (_, cert) = X509Certificate::from_der(cert_der).ok()?;
