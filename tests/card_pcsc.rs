@@ -180,7 +180,21 @@ fn the_virtual_card_reads_through_pcscd_like_a_real_one() {
     }
     wait_gone(&pcsc, &slot0);
 
-    // 5. two readers, the card in the second: found without naming the reader
+    // 5. waiting with no card is cancellable from another thread
+    {
+        let waiter = Pcsc::establish().unwrap();
+        let canceller = waiter.canceller();
+        let started = Instant::now();
+        let handle =
+            std::thread::spawn(move || waiter.wait_for_card(None, Duration::from_secs(30)));
+        std::thread::sleep(Duration::from_millis(300));
+        canceller.cancel();
+        let result = handle.join().unwrap();
+        assert!(matches!(result, Err(CardError::Cancelled)), "{result:?}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    // 6. two readers, the card in the second: found without naming the reader
     {
         let _card = card("P0006", 1, &[], &cert);
         let name = pcsc.wait_for_card(None, Duration::from_secs(10)).unwrap();

@@ -41,6 +41,8 @@ pub enum CardError {
     Pcsc(String),
     #[error("timed out waiting for a card")]
     Timeout,
+    #[error("waiting for a card was cancelled")]
+    Cancelled,
     #[error("the PIN must be 4 digits")]
     PinFormat,
     #[error("only one PIN try is left: the crew must confirm before it is spent")]
@@ -61,6 +63,7 @@ impl CardError {
             | CardError::BadCertificate(_)
             | CardError::Pcsc(_)
             | CardError::Timeout
+            | CardError::Cancelled
             | CardError::PinFormat
             | CardError::LastTryNeedsConfirmation => CardFailure::Unresponsive,
         }

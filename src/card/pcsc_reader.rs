@@ -29,6 +29,16 @@ pub struct Pcsc {
     ctx: pcsc::Context,
 }
 
+/// Cancels a `wait_for_card` under way on another thread (the crew left the Ready screen).
+#[derive(Clone)]
+pub struct WaitCanceller(pcsc::Context);
+
+impl WaitCanceller {
+    pub fn cancel(&self) {
+        let _ = self.0.cancel();
+    }
+}
+
 /// A card connected in a reader.
 pub struct PcscCard {
     card: Option<pcsc::Card>,
@@ -40,6 +50,10 @@ impl Pcsc {
         pcsc::Context::establish(pcsc::Scope::User)
             .map(|ctx| Pcsc { ctx })
             .map_err(map)
+    }
+
+    pub fn canceller(&self) -> WaitCanceller {
+        WaitCanceller(self.ctx.clone())
     }
 
     pub fn readers(&self) -> Result<Vec<String>, CardError> {
@@ -98,6 +112,7 @@ impl Pcsc {
             }
             match self.ctx.get_status_change(left, &mut states) {
                 Ok(()) | Err(pcsc::Error::Timeout) => {}
+                Err(pcsc::Error::Cancelled) => return Err(CardError::Cancelled),
                 Err(e) => return Err(map(e)),
             }
         }
