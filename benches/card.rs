@@ -4,20 +4,16 @@
 //! (counted on the card). Starts pcscd if none serves the vpcd readers, stops it by PID.
 //! Run: `cargo bench --bench card` (or `scripts/bench`).
 
+mod common;
+
 use mynakyukyu::card::pcsc_reader::Pcsc;
 use mynakyukyu::card::{FaceItems, VirtualCard, jpki, vpcd};
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 const N: usize = 50;
-
-fn q(v: &mut [f64], p: f64) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[((v.len() - 1) as f64 * p).round() as usize]
-}
 
 fn vpcd_readers() -> Vec<String> {
     Pcsc::establish()
@@ -29,13 +25,10 @@ fn vpcd_readers() -> Vec<String> {
 }
 
 fn main() {
-    if std::env::args().any(|a| a == "--list") {
+    if common::listing() {
         return;
     }
-    let out_dir = std::env::var_os("BENCH_OUT")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("target/bench"));
-    std::fs::create_dir_all(&out_dir).unwrap();
+    let out_dir = common::out_dir();
     let mut pcscd = None;
     if vpcd_readers().is_empty() {
         pcscd = Some(
@@ -113,8 +106,14 @@ fn main() {
         theirs_apdus = counter.load(Ordering::Relaxed) - before;
     }
     let _ = std::fs::remove_file(&tmp);
-    let (o50, o95) = (q(&mut ours, 0.5), q(&mut ours, 0.95));
-    let (t50, t95) = (q(&mut theirs, 0.5), q(&mut theirs, 0.95));
+    let (o50, o95) = (
+        common::quantile(&mut ours, 0.5),
+        common::quantile(&mut ours, 0.95),
+    );
+    let (t50, t95) = (
+        common::quantile(&mut theirs, 0.5),
+        common::quantile(&mut theirs, 0.95),
+    );
     let md = format!(
         "## Card read through pcscd + vsmartcard-vpcd (ours vs OpenSC, same virtual card)\n\n\
 Command: `cargo bench --bench card` (release). {N} reads each, alternating. Ours: from card presence reported by pcscd to the certificate parsed (connect, SELECT AP, SELECT EF, READ BINARY ×⌈n/256⌉, x509 parse). OpenSC: `pkcs15-tool --read-certificate 01` as a process (includes its start and card detection). APDUs counted on the card. The virtual card sets TCP_QUICKACK after every read (without it the recipe measured ~44 ms per APDU). OpenSC's figure includes starting the process and its card detection, so the time ratio overstates our lead; the APDU ratio does not. The first presence detection took {presence_ms:.0} ms (pcscd polls vpcd every ~400 ms; that is the daemon, not the app).\n\n\

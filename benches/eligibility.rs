@@ -5,6 +5,8 @@
 //!
 //! Run: `cargo bench --bench eligibility` (or `scripts/bench`).
 
+mod common;
+
 use mynakyukyu::domain::{
     CardCredential, ConsentState, IdentityCheck, IdentityMethod, IncidentId, OperatorId,
     QualificationRef, TerminalId, UnitId,
@@ -15,7 +17,7 @@ use mynakyukyu::eligibility::{ClientSettings, EligibilityClient, Endpoint, UnitI
 use mynakyukyu::session::{EmergencyInquiry, QualificationRequest};
 use mynakyukyu::sim::proxy::DelayProxy;
 use mynakyukyu::sim::server::{ServeOptions, SimServer};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -58,15 +60,6 @@ fn inquiry(incident: &str, q: &QualificationRef) -> EmergencyInquiry {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
-}
-
-fn quantile(v: &mut [f64], q: f64) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((v.len() - 1) as f64 * q).round() as usize;
-    v[i]
 }
 
 async fn qualify(c: &EligibilityClient, server: &SimServer, patient: &str) -> QualificationRef {
@@ -123,13 +116,10 @@ fn curl_times(dir: &Path, port: u16, body: &Path, n: usize) -> Option<Vec<f64>> 
 }
 
 fn main() {
-    if std::env::args().any(|a| a == "--list") {
+    if common::listing() {
         return;
     }
-    let out_dir = std::env::var_os("BENCH_OUT")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("target/bench"));
-    std::fs::create_dir_all(&out_dir).unwrap();
+    let out_dir = common::out_dir();
     let pki = std::env::temp_dir().join(format!("bench-pki-{}", std::process::id()));
     mynakyukyu::pki::dev::generate(&pki).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -196,12 +186,12 @@ fn main() {
             })
             .await
             .unwrap();
-            let (w50, w95) = (quantile(&mut warm, 0.5), quantile(&mut warm, 0.95));
-            let (c50, c95) = (quantile(&mut cold, 0.5), quantile(&mut cold, 0.95));
+            let (w50, w95) = (common::quantile(&mut warm, 0.5), common::quantile(&mut warm, 0.95));
+            let (c50, c95) = (common::quantile(&mut cold, 0.5), common::quantile(&mut cold, 0.95));
             let (curl_cold, curl_w50, curl_w95) = match curl {
                 Some(mut t) if t.len() == WARM_N + 1 => {
                     let first = t.remove(0);
-                    (first, quantile(&mut t, 0.5), quantile(&mut t, 0.95))
+                    (first, common::quantile(&mut t, 0.5), common::quantile(&mut t, 0.95))
                 }
                 _ => (f64::NAN, f64::NAN, f64::NAN),
             };
@@ -252,8 +242,8 @@ fn main() {
         }
         let wall = started.elapsed().as_secs_f64();
         let n = all.len();
-        let p50 = quantile(&mut all, 0.5);
-        let p99 = quantile(&mut all, 0.99);
+        let p50 = common::quantile(&mut all, 0.5);
+        let p99 = common::quantile(&mut all, 0.99);
         md.push_str(&format!(
             "\n## Simulator under load: {LOAD_CLIENTS} concurrent tablets\n\nCommand: `cargo bench --bench eligibility`. Each tablet opens its own mTLS connection (full handshake) and makes {LOAD_PER_CLIENT} emergency-info inquiries; loopback, no added delay, both sides in one process on this 2-core machine.\n\n| inquiries | errors | wall time | throughput | p50 | p99 |\n|---|---|---|---|---|---|\n| {n} | {errors} | {wall:.2} s | {:.0} /s | {p50:.2} ms | {p99:.2} ms |\n",
             n as f64 / wall

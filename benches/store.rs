@@ -2,6 +2,8 @@
 //! and the time to upload 10,000 queued records to the simulator. Writes a Markdown
 //! fragment for docs/BENCHMARKS.md. Run: `cargo bench --bench store` (or `scripts/bench`).
 
+mod common;
+
 use mynakyukyu::domain::{
     AuditAction, AuditEntry, ConsentState, IdentityCheck, IdentityMethod, IncidentId, InfoKind,
     OperatorId, PatientRef, RecordBody, Sensitive, TerminalId, Timestamp, UnitId,
@@ -12,7 +14,6 @@ use mynakyukyu::eligibility::{ClientSettings, EligibilityClient, Endpoint, UnitI
 use mynakyukyu::sim::server::{ServeOptions, SimServer};
 use mynakyukyu::store::{DeviceKey, Store};
 use mynakyukyu::sync::{Uploader, UploaderSettings};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -39,19 +40,11 @@ fn audit(i: usize) -> RecordBody {
     })
 }
 
-fn q(v: &mut [f64], p: f64) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[((v.len() - 1) as f64 * p).round() as usize]
-}
-
 fn main() {
-    if std::env::args().any(|a| a == "--list") {
+    if common::listing() {
         return;
     }
-    let out_dir = std::env::var_os("BENCH_OUT")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("target/bench"));
-    std::fs::create_dir_all(&out_dir).unwrap();
+    let out_dir = common::out_dir();
     let tmp = std::env::temp_dir().join(format!("bench-store-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).unwrap();
     let key = DeviceKey::create(&tmp.join("store.key")).unwrap();
@@ -67,7 +60,10 @@ fn main() {
     }
     let wall = started.elapsed().as_secs_f64();
     let size = store.size_on_disk().unwrap();
-    let (p50, p99) = (q(&mut lat, 0.5), q(&mut lat, 0.99));
+    let (p50, p99) = (
+        common::quantile(&mut lat, 0.5),
+        common::quantile(&mut lat, 0.99),
+    );
     drop(store);
 
     // upload 10,000 queued records

@@ -1,0 +1,27 @@
+//! What the benchmarks share: where fragments go, and quantiles.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+/// `cargo bench -- --list` (and cargo's own probing) must not run the benchmark.
+pub fn listing() -> bool {
+    std::env::args().any(|a| a == "--list")
+}
+
+/// Where the Markdown fragment goes: `$BENCH_OUT`, else `target/bench`.
+pub fn out_dir() -> PathBuf {
+    let dir = std::env::var_os("BENCH_OUT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("target/bench"));
+    std::fs::create_dir_all(&dir).expect("bench output dir");
+    dir
+}
+
+/// The `p` quantile (nearest rank) of `v`; NaN for no samples.
+pub fn quantile(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
