@@ -96,7 +96,7 @@ fn wait_gone(pcsc: &Pcsc, reader: &str) {
 
 #[test]
 fn the_virtual_card_reads_through_pcscd_like_a_real_one() {
-    let _pcscd = pcscd();
+    let ours = pcscd();
     let pcsc = Pcsc::establish().unwrap();
     let readers = vpcd_readers();
     let (slot0, slot1) = (readers[0].clone(), readers[1].clone());
@@ -204,5 +204,25 @@ fn the_virtual_card_reads_through_pcscd_like_a_real_one() {
             jpki::read_auth_certificate(&mut c).unwrap().der,
             std::fs::read(&cert).unwrap()
         );
+    }
+
+    // 7. the reader stack appears while the app waits (only with a pcscd of our own, which
+    //    we may stop): pcscd down, waiting starts, pcscd and a card come up, the card is found
+    if let Some(guard) = ours {
+        drop(guard);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !vpcd_readers().is_empty() {
+            assert!(Instant::now() < deadline, "pcscd did not stop");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let waiting = std::thread::spawn(|| {
+            mynakyukyu::card::pcsc_reader::wait_for_card_anywhere(None, Duration::from_secs(20))
+                .map(|(_, name)| name)
+        });
+        std::thread::sleep(Duration::from_millis(700));
+        let _pcscd = pcscd().expect("pcscd restarted");
+        let _card = card("P0007", 0, &[], &cert);
+        let found = waiting.join().unwrap();
+        assert_eq!(found.unwrap(), slot0);
     }
 }

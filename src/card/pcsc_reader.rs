@@ -131,6 +131,32 @@ impl Pcsc {
     }
 }
 
+/// Wait for a card even while the reader stack is not up yet (pcscd starting after the
+/// app, restarted, or no reader plugged in): once pcscd answers, readers that appear are
+/// followed by `wait_for_card`; while it does not, it is asked again every 250 ms.
+pub fn wait_for_card_anywhere(
+    reader: Option<&str>,
+    timeout: Duration,
+) -> Result<(Pcsc, String), CardError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(CardError::Timeout);
+        }
+        match Pcsc::establish() {
+            Ok(p) => match p.wait_for_card(reader, left) {
+                Ok(name) => return Ok((p, name)),
+                Err(CardError::ServiceDown | CardError::NoReader) => {}
+                Err(e) => return Err(e),
+            },
+            Err(CardError::ServiceDown) => {}
+            Err(e) => return Err(e),
+        }
+        std::thread::sleep(Duration::from_millis(250).min(left));
+    }
+}
+
 impl Transport for PcscCard {
     fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, CardError> {
         let card = self.card.as_ref().ok_or(CardError::Removed)?;
