@@ -243,10 +243,9 @@ fn after_every_drill_no_patient_data_is_readable_on_disk_or_in_the_logs() {
             secrets.push(p[field].as_str().unwrap().to_string());
         }
     }
-    for p in patients
-        .iter()
-        .filter(|p| p["id"] == "P0020" || p["id"] == "P0031" || p["id"] == "P0042")
-    {
+    for p in patients.iter().filter(|p| {
+        p["id"] == "P0020" || p["id"] == "P0031" || p["id"] == "P0042" || p["id"] == "P0050"
+    }) {
         for field in ["name", "kana", "insured_number"] {
             secrets.push(p[field].as_str().unwrap().to_string());
         }
@@ -275,4 +274,43 @@ fn after_every_drill_no_patient_data_is_readable_on_disk_or_in_the_logs() {
             );
         }
     }
+}
+
+#[test]
+fn pin_fallback_drill_spends_two_tries_confirms_the_last_and_audits_pin_identity() {
+    let dir = tempdir();
+    let path = dir.join("p.json");
+    let out = app()
+        .args([
+            "drill",
+            "--scenario",
+            "pin-fallback",
+            "--headless",
+            "--report",
+        ])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let report: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let what: Vec<&str> = report["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["what"].as_str().unwrap())
+        .collect();
+    assert!(what.contains(&"pin: wrong, tries left: 2"), "{what:?}");
+    assert!(what.contains(&"pin: wrong, tries left: 1"), "{what:?}");
+    assert!(
+        what.iter().any(|w| w.contains("confirms the last try")),
+        "{what:?}"
+    );
+    let views: Vec<&Value> = report["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["action"].as_str().unwrap().starts_with("view"))
+        .collect();
+    assert!(!views.is_empty());
+    assert!(views.iter().all(|a| a["identity_check"] == "pin"));
 }

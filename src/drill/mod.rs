@@ -4,11 +4,12 @@
 //! A scenario is a TOML file (see `scenarios/`): the patient, the crew's steps, and the path
 //! of screens the trainer expects. [`run`] carries out the session's effects in-process.
 
+use crate::card::jpki::{self, PinOutcome};
+use crate::card::{CardError, FaceItems, VirtualCard};
 use crate::domain::{
     AuditAction, AuditEntry, CardCredential, ConsentDecision, ConsentRecord, CoverageStatus,
     IdentityCheck, IncidentId, OperatorId, RecordBody, TerminalId, Timestamp, UnitId,
 };
-use crate::pki::CardCertificate;
 use crate::session::{CardFailure, Effect, Event, ServiceFailure, Session, Station};
 use crate::sim::patients::PatientScenario;
 use crate::sim::{InquiryFields, QualificationAnswer, SimError, Simulator};
@@ -31,9 +32,14 @@ pub enum DrillError {
     UnknownPatient(String, String),
     #[error(transparent)]
     Sim(#[from] SimError),
+    #[error("no card on the reader")]
+    NoCard,
     #[error("training store: {0}")]
     Store(#[from] StoreError),
 }
+
+/// The PIN of every drill card.
+pub const DRILL_PIN: &str = "1234";
 
 /// How long clinical data may stay cached (sealed) for a dead zone.
 pub const CACHE_TTL_MS: i64 = 30 * 60 * 1000;
@@ -44,6 +50,10 @@ pub const CACHE_TTL_MS: i64 = 30 * 60 * 1000;
 pub enum Step {
     SignIn,
     PlaceCard,
+    /// The patient enters a wrong PIN (photo check impossible).
+    PinWrong,
+    /// The patient enters the right PIN; on the last try the crew confirms first.
+    PinRight,
     /// The card is placed and pulled away before the read completes.
     PlaceCardRemovedMidRead,
     ConfirmPhoto,
@@ -76,7 +86,7 @@ pub struct Scenario {
     pub expected_coverage: Option<String>,
 }
 
-const BUILT_IN: [(&str, &str); 9] = [
+const BUILT_IN: [(&str, &str); 10] = [
     (
         "unconscious-warfarin",
         include_str!("scenarios/unconscious-warfarin.toml"),
@@ -101,6 +111,7 @@ const BUILT_IN: [(&str, &str); 9] = [
     ),
     ("revoked-card", include_str!("scenarios/revoked-card.toml")),
     ("dialysis", include_str!("scenarios/dialysis.toml")),
+    ("pin-fallback", include_str!("scenarios/pin-fallback.toml")),
 ];
 
 /// The names of the built-in scenarios, in library order.
@@ -177,7 +188,8 @@ struct World<'s> {
     store: Option<&'s Store>,
     store_errors: Vec<String>,
     patient_id: String,
-    card: Option<CardCertificate>,
+    /// The virtual card on the in-process reader, read with the real JPKI dialogue.
+    card: Option<VirtualCard>,
     remove_mid_read: bool,
     link_up: bool,
     drop_during_inquiry: bool,
@@ -246,22 +258,33 @@ impl Runner<'_> {
         let w = &mut self.world;
         match effect {
             Effect::ReadCard { incident } => {
-                if w.remove_mid_read {
-                    w.remove_mid_read = false;
-                    w.card = None;
-                    return vec![Event::CardRemoved];
-                }
-                match &w.card {
-                    Some(card) => vec![Event::CardReadOk {
-                        incident,
-                        credential: CardCredential {
-                            auth_certificate_der: card.auth_certificate_der.clone(),
-                        },
-                    }],
-                    None => vec![Event::CardReadFailed {
+                let Some(card) = w.card.as_mut() else {
+                    return vec![Event::CardReadFailed {
                         incident,
                         failure: CardFailure::RemovedDuringRead,
+                    }];
+                };
+                if w.remove_mid_read {
+                    // the card leaves the reader after the SELECTs, in the middle of READ BINARY
+                    w.remove_mid_read = false;
+                    card.faults.remove_after_apdus = Some(card.apdu_count() + 3);
+                }
+                match jpki::read_auth_certificate(card) {
+                    Ok(read) => vec![Event::CardReadOk {
+                        incident,
+                        credential: CardCredential {
+                            auth_certificate_der: read.der,
+                        },
                     }],
+                    Err(e) => {
+                        if matches!(e, CardError::Removed) {
+                            w.card = None;
+                        }
+                        vec![Event::CardReadFailed {
+                            incident,
+                            failure: e.card_failure(),
+                        }]
+                    }
                 }
             }
             Effect::SendQualification(request) => {
@@ -380,7 +403,16 @@ impl Runner<'_> {
             },
             Step::PlaceCard | Step::PlaceCardRemovedMidRead => {
                 let patient = self.world.patient_id.clone();
-                self.world.card = Some(self.world.sim.issue_card(&patient)?);
+                let issued = self.world.sim.issue_card(&patient)?;
+                self.world.card = Some(
+                    VirtualCard::new(
+                        &issued.auth_certificate_der,
+                        &issued.ca_certificate_der,
+                        DRILL_PIN,
+                        FaceItems::default(),
+                    )
+                    .with_auth_key(issued.auth_key_pkcs8),
+                );
                 self.world.remove_mid_read = step == Step::PlaceCardRemovedMidRead;
                 self.world.next_incident += 1;
                 Event::CardDetected {
@@ -390,6 +422,40 @@ impl Runner<'_> {
             Step::ConfirmPhoto => Event::IdentityConfirmed {
                 check: IdentityCheck::Photo,
             },
+            Step::PinWrong | Step::PinRight => {
+                let pin = if step == Step::PinRight {
+                    DRILL_PIN
+                } else {
+                    "0000"
+                };
+                let Some(card) = self.world.card.as_mut() else {
+                    self.note("pin: no card on the reader".into());
+                    return Ok(());
+                };
+                let mut outcome = jpki::verify_auth_pin(card, pin, false);
+                if matches!(outcome, Err(CardError::LastTryNeedsConfirmation)) {
+                    self.note("pin: one try left, crew confirms the last try".into());
+                    let card = self.world.card.as_mut().ok_or(DrillError::NoCard)?;
+                    outcome = jpki::verify_auth_pin(card, pin, true);
+                }
+                match outcome {
+                    Ok(PinOutcome::Verified) => Event::IdentityConfirmed {
+                        check: IdentityCheck::Pin,
+                    },
+                    Ok(PinOutcome::Wrong { tries_left }) => {
+                        self.note(format!("pin: wrong, tries left: {tries_left}"));
+                        return Ok(());
+                    }
+                    Ok(PinOutcome::Blocked) => {
+                        self.note("pin: blocked".into());
+                        return Ok(());
+                    }
+                    Err(e) => {
+                        self.note(format!("pin: {e}"));
+                        return Ok(());
+                    }
+                }
+            }
             Step::ConsentVerbal => Event::ConsentChosen {
                 decision: ConsentDecision::Verbal,
             },
@@ -425,6 +491,8 @@ fn is_tap(step: Step) -> bool {
     matches!(
         step,
         Step::ConfirmPhoto
+            | Step::PinWrong
+            | Step::PinRight
             | Step::ConsentVerbal
             | Step::ConsentUnobtainable
             | Step::ConsentRefused
