@@ -11,9 +11,8 @@ use mynakyukyu::domain::{
     CardCredential, ConsentState, IdentityCheck, IdentityMethod, IncidentId, OperatorId,
     QualificationRef, TerminalId, UnitId,
 };
-use mynakyukyu::eligibility::client::tls_config;
+use mynakyukyu::eligibility::EligibilityClient;
 use mynakyukyu::eligibility::wire::{self, Faults, QualificationResponse};
-use mynakyukyu::eligibility::{ClientSettings, EligibilityClient, Endpoint, UnitIdentity};
 use mynakyukyu::session::{EmergencyInquiry, QualificationRequest};
 use mynakyukyu::sim::proxy::DelayProxy;
 use mynakyukyu::sim::server::{ServeOptions, SimServer};
@@ -26,24 +25,6 @@ const WARM_N: usize = 50;
 const COLD_N: usize = 20;
 const LOAD_CLIENTS: usize = 200;
 const LOAD_PER_CLIENT: usize = 5;
-
-fn client(dir: &Path, port: u16) -> EligibilityClient {
-    let identity = UnitIdentity::from_files(
-        &dir.join("unit.pem"),
-        &dir.join("unit.key"),
-        &dir.join("ca.pem"),
-    )
-    .unwrap();
-    EligibilityClient::new(
-        Endpoint {
-            host: "localhost".into(),
-            port,
-        },
-        tls_config(identity).unwrap(),
-        ClientSettings::default(),
-    )
-    .unwrap()
-}
 
 fn inquiry(incident: &str, q: &QualificationRef) -> EmergencyInquiry {
     EmergencyInquiry {
@@ -145,7 +126,7 @@ fn main() {
             let proxy = DelayProxy::start(target, rtt).await.unwrap();
             let port = proxy.local_addr.port();
             // warm
-            let c = client(&pki, port);
+            let c = common::client(&pki, port);
             let q = qualify(&c, &server, "P0010").await;
             c.emergency_info(&inquiry("warmup", &q)).await.unwrap();
             let mut warm = Vec::new();
@@ -159,7 +140,7 @@ fn main() {
             // cold: a new client each time (new config: no session to resume)
             let mut cold = Vec::new();
             for i in 0..COLD_N {
-                let fresh = client(&pki, port);
+                let fresh = common::client(&pki, port);
                 let t = Instant::now();
                 fresh
                     .emergency_info(&inquiry(&format!("C{rtt_ms}-{i}"), &q))
@@ -210,7 +191,7 @@ fn main() {
         let server = Arc::new(server);
         let mut refs = Vec::new();
         {
-            let c = client(&pki, target.port());
+            let c = common::client(&pki, target.port());
             for i in 0..LOAD_CLIENTS {
                 refs.push(qualify(&c, &server, &format!("P{:04}", 10 + i % 200)).await);
             }
@@ -220,7 +201,7 @@ fn main() {
         for (i, q) in refs.into_iter().enumerate() {
             let pki = pki.clone();
             tasks.spawn(async move {
-                let c = client(&pki, target.port());
+                let c = common::client(&pki, target.port());
                 let mut lat = Vec::new();
                 let mut errors = 0;
                 for k in 0..LOAD_PER_CLIENT {

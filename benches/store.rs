@@ -8,9 +8,8 @@ use mynakyukyu::domain::{
     AuditAction, AuditEntry, ConsentState, IdentityCheck, IdentityMethod, IncidentId, InfoKind,
     OperatorId, PatientRef, RecordBody, Sensitive, TerminalId, Timestamp, UnitId,
 };
-use mynakyukyu::eligibility::client::tls_config;
 use mynakyukyu::eligibility::wire::Faults;
-use mynakyukyu::eligibility::{ClientSettings, EligibilityClient, Endpoint, UnitIdentity};
+
 use mynakyukyu::sim::server::{ServeOptions, SimServer};
 use mynakyukyu::store::{DeviceKey, Store};
 use mynakyukyu::sync::{Uploader, UploaderSettings};
@@ -84,21 +83,7 @@ fn main() {
         })
         .await
         .unwrap();
-        let identity = UnitIdentity::from_files(
-            &pki.join("unit.pem"),
-            &pki.join("unit.key"),
-            &pki.join("ca.pem"),
-        )
-        .unwrap();
-        let client = EligibilityClient::new(
-            Endpoint {
-                host: "localhost".into(),
-                port: server.local_addr.port(),
-            },
-            tls_config(identity).unwrap(),
-            ClientSettings::default(),
-        )
-        .unwrap();
+        let client = common::client(&pki, server.local_addr.port());
         let uploader = Uploader::new(store.clone(), Arc::new(client), UploaderSettings::default());
         let t = Instant::now();
         uploader.sync_once().await.unwrap();

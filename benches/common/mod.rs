@@ -1,7 +1,9 @@
 //! What the benchmarks share: where fragments go, and quantiles.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use mynakyukyu::eligibility::client::tls_config;
+use mynakyukyu::eligibility::{ClientSettings, EligibilityClient, Endpoint, UnitIdentity};
+use std::path::{Path, PathBuf};
 
 /// `cargo bench -- --list` (and cargo's own probing) must not run the benchmark.
 pub fn listing() -> bool {
@@ -24,4 +26,23 @@ pub fn quantile(v: &mut [f64], p: f64) -> f64 {
         return f64::NAN;
     }
     v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+/// A client presenting the dev PKI's valid unit certificate to `localhost:port`.
+pub fn client(pki: &Path, port: u16) -> EligibilityClient {
+    let identity = UnitIdentity::from_files(
+        &pki.join("unit.pem"),
+        &pki.join("unit.key"),
+        &pki.join("ca.pem"),
+    )
+    .expect("dev PKI unit certificate");
+    EligibilityClient::new(
+        Endpoint {
+            host: "localhost".into(),
+            port,
+        },
+        tls_config(identity).expect("TLS config"),
+        ClientSettings::default(),
+    )
+    .expect("client")
 }
