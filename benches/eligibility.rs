@@ -12,10 +12,10 @@ use mynakyukyu::domain::{
     QualificationRef, TerminalId, UnitId,
 };
 use mynakyukyu::eligibility::EligibilityClient;
-use mynakyukyu::eligibility::wire::{self, Faults, QualificationResponse};
+use mynakyukyu::eligibility::wire::{self, QualificationResponse};
 use mynakyukyu::session::{EmergencyInquiry, QualificationRequest};
 use mynakyukyu::sim::proxy::DelayProxy;
-use mynakyukyu::sim::server::{ServeOptions, SimServer};
+use mynakyukyu::sim::server::SimServer;
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
@@ -106,15 +106,7 @@ fn main() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let mut md = String::new();
     rt.block_on(async {
-        let server = SimServer::start(ServeOptions {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            pki_dir: pki.clone(),
-            faults: Faults::default(),
-            audit_log: None,
-            today: time::OffsetDateTime::now_utc().date(),
-        })
-        .await
-        .unwrap();
+        let server = common::start_sim(&pki).await;
         let target = server.local_addr;
 
         md.push_str("## Eligibility link: one emergency-info inquiry (ours vs curl, same client certificate)\n\n");

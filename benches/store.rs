@@ -8,9 +8,7 @@ use mynakyukyu::domain::{
     AuditAction, AuditEntry, ConsentState, IdentityCheck, IdentityMethod, IncidentId, InfoKind,
     OperatorId, PatientRef, RecordBody, Sensitive, TerminalId, Timestamp, UnitId,
 };
-use mynakyukyu::eligibility::wire::Faults;
 
-use mynakyukyu::sim::server::{ServeOptions, SimServer};
 use mynakyukyu::store::{DeviceKey, Store};
 use mynakyukyu::sync::{Uploader, UploaderSettings};
 use std::sync::Arc;
@@ -74,15 +72,7 @@ fn main() {
     }
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (upload_s, held) = rt.block_on(async {
-        let server = SimServer::start(ServeOptions {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            pki_dir: pki.clone(),
-            faults: Faults::default(),
-            audit_log: None,
-            today: time::OffsetDateTime::now_utc().date(),
-        })
-        .await
-        .unwrap();
+        let server = common::start_sim(&pki).await;
         let client = common::client(&pki, server.local_addr.port());
         let uploader = Uploader::new(store.clone(), Arc::new(client), UploaderSettings::default());
         let t = Instant::now();

@@ -1,6 +1,9 @@
 //! The headless drill through the real binary: every scenario follows its expected path,
 //! and the debrief carries no patient names.
 
+mod common;
+
+use common::TempDir;
 use serde_json::Value;
 use std::process::Command;
 
@@ -12,8 +15,8 @@ fn app() -> Command {
 }
 
 fn shared_data_dir() -> &'static std::path::Path {
-    static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
-    DIR.get_or_init(|| tempdir().join("data"))
+    static DIR: std::sync::OnceLock<TempDir> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| TempDir::new("drill-data")).path()
 }
 
 fn scenario_names() -> Vec<String> {
@@ -51,7 +54,7 @@ fn drill_list_names_every_scenario_once() {
 
 #[test]
 fn every_scenario_runs_headless_along_its_expected_path() {
-    let dir = tempdir();
+    let dir = TempDir::new("drill");
     let names_by_id: std::collections::HashMap<String, String> = patients()
         .iter()
         .map(|p| {
@@ -62,7 +65,7 @@ fn every_scenario_runs_headless_along_its_expected_path() {
         })
         .collect();
     for name in scenario_names() {
-        let report_path = dir.join(format!("{name}.json"));
+        let report_path = dir.path().join(format!("{name}.json"));
         let out = app()
             .args(["drill", "--scenario", &name, "--headless", "--report"])
             .arg(&report_path)
@@ -101,8 +104,8 @@ fn every_scenario_runs_headless_along_its_expected_path() {
 
 #[test]
 fn refusal_drill_records_the_refusal_and_never_inquires() {
-    let dir = tempdir();
-    let path = dir.join("r.json");
+    let dir = TempDir::new("drill");
+    let path = dir.path().join("r.json");
     let out = app()
         .args(["drill", "--scenario", "refusal", "--headless", "--report"])
         .arg(&path)
@@ -116,8 +119,8 @@ fn refusal_drill_records_the_refusal_and_never_inquires() {
 
 #[test]
 fn line_drop_drill_resends_once_without_asking_again() {
-    let dir = tempdir();
-    let path = dir.join("t.json");
+    let dir = TempDir::new("drill");
+    let path = dir.path().join("t.json");
     let out = app()
         .args(["drill", "--scenario", "tunnel-line-drop", "--report"])
         .arg(&path)
@@ -176,19 +179,6 @@ fn simulator_lists_at_least_200_patients_with_scenarios() {
     }
 }
 
-fn tempdir() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "mynakyukyu-test-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 /// Every file under `dir`.
 fn files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
@@ -207,7 +197,8 @@ fn files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 
 #[test]
 fn after_every_drill_no_patient_data_is_readable_on_disk_or_in_the_logs() {
-    let data = tempdir().join("scan");
+    let scan = TempDir::new("drill-scan");
+    let data = scan.path().to_path_buf();
     let patients = patients();
     let mut logs = Vec::new();
     for name in scenario_names() {
@@ -278,8 +269,8 @@ fn after_every_drill_no_patient_data_is_readable_on_disk_or_in_the_logs() {
 
 #[test]
 fn pin_fallback_drill_spends_two_tries_confirms_the_last_and_audits_pin_identity() {
-    let dir = tempdir();
-    let path = dir.join("p.json");
+    let dir = TempDir::new("drill");
+    let path = dir.path().join("p.json");
     let out = app()
         .args([
             "drill",

@@ -4,9 +4,8 @@ mod common;
 
 use common::*;
 use mynakyukyu::domain::{
-    AuditAction, AuditEntry, CardCredential, ConsentState, CoverageStatus, IdentityCheck,
-    IdentityMethod, IncidentId, OperatorId, QualificationRef, Record, RecordBody, TerminalId,
-    Timestamp, UnitId,
+    CardCredential, ConsentState, CoverageStatus, IdentityCheck, IdentityMethod, IncidentId,
+    OperatorId, QualificationRef, Record, TerminalId, UnitId,
 };
 use mynakyukyu::eligibility::wire::{Faults, QualificationResponse};
 use mynakyukyu::eligibility::{CardProblem, ClientError, ClientSettings};
@@ -187,18 +186,7 @@ async fn records_upload_is_idempotent_by_id() {
     let records: Vec<Record> = (0..5)
         .map(|i| Record {
             id: format!("R-{i}"),
-            body: RecordBody::Audit(AuditEntry {
-                at: Timestamp(i),
-                incident: IncidentId::new("I-1"),
-                operator: OperatorId::new("EMT-1"),
-                unit: UnitId::new("U-1"),
-                terminal: TerminalId::new("T-1"),
-                patient: None,
-                consent: None,
-                identity_method: IdentityMethod::MynaCard,
-                identity_check: None,
-                action: AuditAction::QualificationOptOut,
-            }),
+            body: opt_out_audit("I-1", i),
         })
         .collect();
     let first = c.upload_records(&records).await.unwrap();

@@ -4,10 +4,7 @@
 mod common;
 
 use common::*;
-use mynakyukyu::domain::{
-    AuditAction, AuditEntry, IdentityMethod, IncidentId, OperatorId, RecordBody, TerminalId,
-    Timestamp, UnitId,
-};
+use mynakyukyu::domain::{RecordBody, Timestamp};
 use mynakyukyu::eligibility::wire::Faults;
 use mynakyukyu::sim::server::{ServeOptions, SimServer};
 use mynakyukyu::store::{DeviceKey, Store};
@@ -20,18 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 fn audit(i: u64) -> RecordBody {
-    RecordBody::Audit(AuditEntry {
-        at: Timestamp(i as i64),
-        incident: IncidentId::new(format!("CRASH-{i}")),
-        operator: OperatorId::new("EMT-1"),
-        unit: UnitId::new("U-1"),
-        terminal: TerminalId::new("T-1"),
-        patient: None,
-        consent: None,
-        identity_method: IdentityMethod::MynaCard,
-        identity_check: None,
-        action: AuditAction::QualificationOptOut,
-    })
+    opt_out_audit(&format!("CRASH-{i}"), i as i64)
 }
 
 fn open_store(dir: &Path) -> Store {

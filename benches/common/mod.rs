@@ -2,7 +2,9 @@
 #![allow(dead_code)]
 
 use mynakyukyu::eligibility::client::tls_config;
+use mynakyukyu::eligibility::wire::Faults;
 use mynakyukyu::eligibility::{ClientSettings, EligibilityClient, Endpoint, UnitIdentity};
+use mynakyukyu::sim::server::{ServeOptions, SimServer};
 use std::path::{Path, PathBuf};
 
 /// `cargo bench -- --list` (and cargo's own probing) must not run the benchmark.
@@ -45,4 +47,17 @@ pub fn client(pki: &Path, port: u16) -> EligibilityClient {
         ClientSettings::default(),
     )
     .expect("client")
+}
+
+/// The simulator on a free loopback port with the dev PKI in `pki`, no faults.
+pub async fn start_sim(pki: &Path) -> SimServer {
+    SimServer::start(ServeOptions {
+        listen: "127.0.0.1:0".parse().expect("loopback address"),
+        pki_dir: pki.to_path_buf(),
+        faults: Faults::default(),
+        audit_log: None,
+        today: time::OffsetDateTime::now_utc().date(),
+    })
+    .await
+    .expect("simulator start")
 }

@@ -2,6 +2,10 @@
 //! clients with a chosen unit certificate.
 #![allow(dead_code)]
 
+use mynakyukyu::domain::{
+    AuditAction, AuditEntry, IdentityMethod, IncidentId, OperatorId, RecordBody, TerminalId,
+    Timestamp, UnitId,
+};
 use mynakyukyu::eligibility::client::tls_config;
 use mynakyukyu::eligibility::wire::Faults;
 use mynakyukyu::eligibility::{ClientSettings, EligibilityClient, Endpoint, UnitIdentity};
@@ -100,4 +104,20 @@ pub fn fast_settings() -> ClientSettings {
         backoff_base: std::time::Duration::from_millis(10),
         max_response_bytes: 1024 * 1024,
     }
+}
+
+/// An audit record without patient data (an opt-out answer), for store and upload tests.
+pub fn opt_out_audit(incident: &str, at: i64) -> RecordBody {
+    RecordBody::Audit(AuditEntry {
+        at: Timestamp(at),
+        incident: IncidentId::new(incident),
+        operator: OperatorId::new("EMT-1"),
+        unit: UnitId::new("U-1"),
+        terminal: TerminalId::new("T-1"),
+        patient: None,
+        consent: None,
+        identity_method: IdentityMethod::MynaCard,
+        identity_check: None,
+        action: AuditAction::QualificationOptOut,
+    })
 }
