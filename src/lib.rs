@@ -20,13 +20,18 @@
 //! `src/bin/mynakyukyu-admin.rs` (provisioning) and `src/bin/mynakyukyu-sim.rs` (the
 //! simulator). docs/ARCHITECTURE.md has the whole picture.
 
+pub mod admin;
+pub mod app;
 pub mod card;
 pub mod cli;
+pub mod config;
 pub mod domain;
 pub mod drill;
 pub mod eligibility;
 pub mod pki;
+pub mod roster;
 pub mod session;
 pub mod sim;
 pub mod store;
 pub mod sync;
+pub mod ui;

@@ -305,3 +305,92 @@ fn pin_fallback_drill_spends_two_tries_confirms_the_last_and_audits_pin_identity
     assert!(!views.is_empty());
     assert!(views.iter().all(|a| a["identity_check"] == "pin"));
 }
+
+#[test]
+fn a_training_run_keeps_to_its_own_dir_and_to_loopback() {
+    let d = TempDir::new("drill-prod");
+    let report = d.path().join("r.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_mynakyukyu"))
+        .args([
+            "drill",
+            "--scenario",
+            "tunnel-line-drop",
+            "--headless",
+            "--report",
+        ])
+        .arg(&report)
+        .env("MYNAKYUKYU_DATA", d.path().join("data"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // nothing of the production layout exists: only training/
+    let top: Vec<String> = std::fs::read_dir(d.path().join("data"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(top, vec!["training".to_string()]);
+    let r: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let endpoint = r["endpoint"].as_str().unwrap();
+    let addr: std::net::SocketAddr = endpoint.parse().unwrap();
+    assert!(addr.ip().is_loopback(), "{endpoint}");
+    assert!(
+        report.with_extension("html").is_file(),
+        "HTML debrief beside the JSON"
+    );
+    let html = std::fs::read_to_string(report.with_extension("html")).unwrap();
+    assert!(html.contains("訓練 TRAINING") && html.contains("PASS"));
+    assert!(
+        r["steps"].as_array().unwrap().len() >= 7,
+        "a timing per step"
+    );
+}
+
+#[test]
+fn screenshots_render_every_screen_in_both_themes() {
+    let d = TempDir::new("drill-shots");
+    let shots = d.path().join("shots");
+    let out = Command::new(env!("CARGO_BIN_EXE_mynakyukyu"))
+        .args([
+            "drill",
+            "--scenario",
+            "unconscious-warfarin",
+            "--headless",
+            "--screenshots",
+        ])
+        .arg(&shots)
+        .env("MYNAKYUKYU_DATA", d.path().join("data"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let names: Vec<String> = std::fs::read_dir(&shots)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    for screen in ["sign-in", "ready", "consent", "summary", "full-data"] {
+        for theme in ["day", "night"] {
+            assert!(
+                names
+                    .iter()
+                    .any(|n| n.contains(&format!("-{screen}-{theme}.png"))),
+                "{screen} {theme}: {names:?}"
+            );
+        }
+    }
+    // a screen is not blank: many distinct colours (text antialiasing) in the frame
+    let summary = names.iter().find(|n| n.contains("-summary-day")).unwrap();
+    let bytes = std::fs::read(shots.join(summary)).unwrap();
+    assert!(bytes.starts_with(b"\x89PNG"));
+    assert!(
+        bytes.len() > 40_000,
+        "{} bytes: a near-empty frame?",
+        bytes.len()
+    );
+}

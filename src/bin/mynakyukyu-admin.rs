@@ -1,9 +1,14 @@
-//! Fire-department administration: the development/training PKI today; device
-//! provisioning (init, install-cert, crew, audit, ipsec-config, wipe) as it lands.
+//! Fire-department administration of a tablet: enrolment, the unit certificate, status,
+//! the crew roster, the audit trail, the IPsec configuration, crypto-erase, and the
+//! development PKI for drills. Errors are English, with the exact reason; exit code 2.
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
+use mynakyukyu::admin::{self, AuditFilter, InitOptions};
 use mynakyukyu::cli::CommonArgs;
+use mynakyukyu::config;
 use mynakyukyu::pki::dev;
+use mynakyukyu::roster::Roster;
+use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -20,30 +25,370 @@ struct Cli {
     command: Command,
 }
 
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Format {
+    Csv,
+    Json,
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Create a development/training PKI: fire-department CA, server certificate, unit
-    /// certificates (valid, expired, revoked + CRL), a foreign CA, the test JPKI CA.
+    /// Enrol this tablet: device key (P-256, 0600), CSR for the unit certificate, store
+    /// key, device config.
+    Init {
+        #[arg(long)]
+        unit_id: String,
+        #[arg(long)]
+        department: String,
+        /// https://host:port of the eligibility system.
+        #[arg(long)]
+        endpoint: String,
+        /// The CA the eligibility server's certificate chains to (pinned).
+        #[arg(long)]
+        server_ca: PathBuf,
+        /// The fire-department CA that issues unit certificates (default: --server-ca).
+        #[arg(long)]
+        unit_ca: Option<PathBuf>,
+        #[arg(long)]
+        terminal_id: Option<String>,
+    },
+    /// Install the issued unit certificate (refused unless it matches the device key,
+    /// chains to the unit CA, allows clientAuth and is valid now).
+    InstallCert {
+        cert: PathBuf,
+        #[arg(long)]
+        chain: Option<PathBuf>,
+    },
+    /// Unit, endpoint, certificate days left, roster size, queue, last sync, tunnel.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// The crew roster.
+    Crew {
+        #[command(subcommand)]
+        command: CrewCommand,
+    },
+    /// The audit trail of viewings.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Print a strongSwan swanctl.conf for this device.
+    IpsecConfig {
+        /// This tablet's IKE address(es).
+        #[arg(long, default_value = "%any")]
+        local_addrs: String,
+        /// The IPsec gateway.
+        #[arg(long)]
+        remote_addrs: String,
+        /// The gateway's identity (e.g. its certificate's DN or address).
+        #[arg(long)]
+        remote_id: String,
+        /// Write here instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Crypto-erase the device's stored data (asks for confirmation).
+    Wipe {
+        /// Do not ask (scripts).
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Development/training PKI.
     DevPki {
         /// Directory to write into (created if missing; existing files are replaced).
         #[arg(long)]
-        out: PathBuf,
+        out: Option<PathBuf>,
+        #[command(subcommand)]
+        command: Option<DevPkiCommand>,
     },
 }
+
+#[derive(Subcommand, Debug)]
+enum CrewCommand {
+    /// Add a crew member; the PIN is asked twice without echo, or read from stdin.
+    Add {
+        id: String,
+        #[arg(long)]
+        name: String,
+        /// Sign-in only: this member may not view patients' information.
+        #[arg(long)]
+        no_view: bool,
+    },
+    Remove {
+        id: String,
+    },
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+enum AuditCommand {
+    Export {
+        #[arg(long)]
+        insured_number: Option<String>,
+        /// YYYY-MM-DD (JST), inclusive.
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long)]
+        until: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Csv)]
+        format: Format,
+    },
+    /// Check the hash chain; name the first broken record.
+    Verify,
+}
+
+#[derive(Subcommand, Debug)]
+enum DevPkiCommand {
+    /// Sign a unit CSR with the development CA in --dir (drills and tests).
+    Sign {
+        csr: PathBuf,
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 365)]
+        days: i64,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     cli.common.init_logging();
-    match cli.command {
-        Command::DevPki { out } => match dev::generate(&out) {
-            Ok(()) => {
-                println!("development PKI written to {}", out.display());
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::from(2)
-            }
-        },
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
     }
+}
+
+fn date(s: &Option<String>) -> Result<Option<time::Date>> {
+    let fmt = time::macros::format_description!("[year]-[month]-[day]");
+    s.as_deref()
+        .map(|d| {
+            time::Date::parse(d, fmt)
+                .map_err(|e| format!("bad date {d:?} (YYYY-MM-DD): {e}").into())
+        })
+        .transpose()
+}
+
+/// A PIN: twice without echo on a terminal, one line from stdin otherwise.
+fn read_pin() -> Result<String> {
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        let mut line = String::new();
+        stdin.lock().read_line(&mut line)?;
+        return Ok(line.trim().to_string());
+    }
+    let ask = |prompt: &str| -> Result<String> {
+        eprint!("{prompt}");
+        std::io::stderr().flush()?;
+        let _ = std::process::Command::new("stty").arg("-echo").status();
+        let mut line = String::new();
+        let read = stdin.lock().read_line(&mut line);
+        let _ = std::process::Command::new("stty").arg("echo").status();
+        eprintln!();
+        read?;
+        Ok(line.trim().to_string())
+    };
+    let first = ask("PIN: ")?;
+    if ask("PIN again: ")? != first {
+        return Err("the two PINs differ".into());
+    }
+    Ok(first)
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    let data = cli.common.data_dir();
+    match cli.command {
+        Command::Init {
+            unit_id,
+            department,
+            endpoint,
+            server_ca,
+            unit_ca,
+            terminal_id,
+        } => {
+            let csr = admin::init(
+                &data,
+                &InitOptions {
+                    unit_id: &unit_id,
+                    department: &department,
+                    endpoint: &endpoint,
+                    server_ca: &server_ca,
+                    unit_ca: unit_ca.as_deref(),
+                    terminal_id: terminal_id.as_deref(),
+                },
+            )?;
+            println!(
+                "initialised {}; send this CSR to the fire-department CA: {}",
+                data.display(),
+                csr.display()
+            );
+        }
+        Command::InstallCert { cert, chain } => {
+            let s = admin::install_cert(&data, &cert, chain.as_deref())?;
+            println!(
+                "installed unit certificate serial {} ({} days left)",
+                s.serial_hex, s.days_left
+            );
+        }
+        Command::Status { json } => {
+            let s = admin::status(&data)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&s)?);
+            } else {
+                println!(
+                    "unit:        {} ({}), terminal {}",
+                    s.unit_id, s.department, s.terminal_id
+                );
+                println!("endpoint:    {}", s.endpoint);
+                match (&s.certificate_serial, s.certificate_days_left) {
+                    (Some(serial), Some(days)) => println!(
+                        "certificate: serial {serial}, {days} days left [{}]",
+                        s.certificate_level
+                    ),
+                    _ => println!("certificate: none installed [error]"),
+                }
+                println!("roster:      {} crew", s.roster_size);
+                println!(
+                    "queued:      {} records; last sync {}",
+                    s.queued_records,
+                    s.last_sync.as_deref().unwrap_or("never")
+                );
+                println!("tunnel:      {} (required: {})", s.tunnel, s.require_tunnel);
+            }
+            if s.certificate_level == "error" {
+                return Ok(ExitCode::from(1));
+            }
+        }
+        Command::Crew { command } => {
+            let path = data.join(config::ROSTER_FILE);
+            let mut roster = Roster::load(&path)?;
+            match command {
+                CrewCommand::Add { id, name, no_view } => {
+                    let pin = read_pin()?;
+                    roster.add(&id, &name, &pin, !no_view)?;
+                    roster.save(&path)?;
+                    println!("added {id}");
+                }
+                CrewCommand::Remove { id } => {
+                    roster.remove(&id)?;
+                    roster.save(&path)?;
+                    println!("removed {id}");
+                }
+                CrewCommand::List => {
+                    for m in &roster.crew {
+                        println!(
+                            "{}\t{}\t{}",
+                            m.id,
+                            m.name,
+                            if m.can_view { "view" } else { "no-view" }
+                        );
+                    }
+                }
+            }
+        }
+        Command::Audit {
+            command:
+                AuditCommand::Export {
+                    insured_number,
+                    since,
+                    until,
+                    format,
+                },
+        } => {
+            let rows = admin::audit_export(
+                &data,
+                &AuditFilter {
+                    insured_number: insured_number.as_deref(),
+                    since: date(&since)?,
+                    until: date(&until)?,
+                },
+            )?;
+            match format {
+                Format::Csv => print!("{}", admin::audit_csv(&rows)),
+                Format::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
+            }
+        }
+        Command::Audit {
+            command: AuditCommand::Verify,
+        } => {
+            let key = mynakyukyu::store::DeviceKey::load(&data.join(config::STORE_KEY_FILE))?;
+            let store = mynakyukyu::store::Store::open(&data.join(config::STORE_DIR), &key)?;
+            let report = store.verify_chain()?;
+            match report.first_broken {
+                None => println!("audit chain intact: {} records", report.checked),
+                Some(broken) => {
+                    println!(
+                        "audit chain BROKEN at record seq {} ({}): {}",
+                        broken.seq,
+                        broken.record_id.as_deref().unwrap_or("unreadable"),
+                        broken.reason
+                    );
+                    return Ok(ExitCode::from(1));
+                }
+            }
+        }
+        Command::IpsecConfig {
+            local_addrs,
+            remote_addrs,
+            remote_id,
+            out,
+        } => {
+            let conf = admin::ipsec_config(&data, &local_addrs, &remote_addrs, &remote_id)?;
+            match out {
+                Some(p) => std::fs::write(&p, conf).map_err(|e| format!("{}: {e}", p.display()))?,
+                None => print!("{conf}"),
+            }
+        }
+        Command::Wipe { yes } => {
+            if !yes {
+                eprint!("This destroys every record on this tablet. Type WIPE to go on: ");
+                let mut line = String::new();
+                std::io::stdin().lock().read_line(&mut line)?;
+                if line.trim() != "WIPE" {
+                    eprintln!("not wiped");
+                    return Ok(ExitCode::from(1));
+                }
+            }
+            admin::wipe(&data)?;
+            println!("wiped {}", data.display());
+        }
+        Command::DevPki {
+            command:
+                Some(DevPkiCommand::Sign {
+                    csr,
+                    dir,
+                    days,
+                    out,
+                }),
+            ..
+        } => {
+            let pem = admin::dev_sign_csr(&dir, &csr, days)?;
+            match out {
+                Some(p) => std::fs::write(&p, pem).map_err(|e| format!("{}: {e}", p.display()))?,
+                None => print!("{pem}"),
+            }
+        }
+        Command::DevPki {
+            out: Some(out),
+            command: None,
+        } => {
+            dev::generate(&out)?;
+            println!("development PKI written to {}", out.display());
+        }
+        Command::DevPki {
+            out: None,
+            command: None,
+        } => {
+            return Err("dev-pki needs --out DIR (or the `sign` subcommand)".into());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -2,11 +2,16 @@
 //! mode against the built-in simulator.
 
 use clap::{Parser, Subcommand};
+use mynakyukyu::app::Command as AppCommand;
 use mynakyukyu::cli::CommonArgs;
 use mynakyukyu::drill;
-use mynakyukyu::store::{DeviceKey, Store};
+use mynakyukyu::drill::world::TrainingWorld;
+use mynakyukyu::sim::proxy::LinkState;
+use mynakyukyu::ui::headless::HeadlessWindow;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -50,13 +55,16 @@ enum Command {
         /// Run without a display.
         #[arg(long)]
         headless: bool,
-        /// Write the debrief report (JSON) here.
+        /// Write the debrief report here (JSON; an HTML page beside it).
         #[arg(long)]
         report: Option<PathBuf>,
+        /// Render every screen of the flow (day and night themes) to PNG files in this dir.
+        #[arg(long)]
+        screenshots: Option<PathBuf>,
     },
 }
 
-/// The drill the app runs when started with no command, until the screens exist.
+/// The drill the app runs when started with no command where there is no display.
 const DEFAULT_SCENARIO: &str = "unconscious-warfarin";
 
 fn main() -> ExitCode {
@@ -75,18 +83,29 @@ fn main() -> ExitCode {
             Ok(true)
         }
         Some(Command::Drill {
-            scenario, report, ..
+            scenario,
+            report,
+            screenshots,
+            ..
         }) => run_drill(
             &cli.common,
             scenario.as_deref().unwrap_or(DEFAULT_SCENARIO),
             report,
+            screenshots,
         ),
         None => {
-            tracing::info!(
-                training = true,
-                "starting in training mode (device not provisioned)"
-            );
-            run_drill(&cli.common, DEFAULT_SCENARIO, None)
+            let data = cli.common.data_dir();
+            let training = cli.training || !mynakyukyu::config::is_provisioned(&data);
+            if !has_display() {
+                tracing::info!(
+                    training,
+                    "no display: running the default drill headless (`drill --screenshots DIR` renders the screens)"
+                );
+                run_drill(&cli.common, DEFAULT_SCENARIO, None, None)
+            } else {
+                tracing::info!(training, "starting the app");
+                run_app(&cli.common, training)
+            }
         }
     };
     match result {
@@ -99,36 +118,207 @@ fn main() -> ExitCode {
     }
 }
 
-/// Training keeps its own data: `<data dir>/training/` (store and its key).
-fn training_store(common: &CommonArgs) -> Result<Store, Box<dyn std::error::Error>> {
-    let dir = common.data_dir().join("training");
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| format!("cannot create training data dir {}: {e}", dir.display()))?;
-    let key = DeviceKey::load_or_create(&dir.join("store.key"))?;
-    Ok(Store::open(&dir.join("store"), &key)?)
+fn has_display() -> bool {
+    ["DISPLAY", "WAYLAND_DISPLAY"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Box<dyn std::error::Error>> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
 }
 
 fn run_drill(
     common: &CommonArgs,
     name: &str,
     report_path: Option<PathBuf>,
+    screenshots: Option<PathBuf>,
 ) -> Result<bool, Box<dyn std::error::Error>> {
     let scenario = drill::scenario(name)?;
     let today = time::OffsetDateTime::now_utc().date();
-    let store = training_store(common)?;
-    let report = drill::run(&scenario, today, Some(&store))?;
+    let training_dir = common.data_dir().join("training");
+    let rt = runtime()?;
+    let world = rt.block_on(TrainingWorld::start(&training_dir, today))?;
+    let window = match &screenshots {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            Some(HeadlessWindow::new(1280, 800)?)
+        }
+        None => None,
+    };
+    let mut shot_errors = vec![];
+    let mut observe = |i: usize, step: &str, vm: &mynakyukyu::app::view::ViewModel| {
+        let (Some(w), Some(dir)) = (&window, &screenshots) else {
+            return;
+        };
+        for (night, theme) in [(false, "day"), (true, "night")] {
+            let path = dir.join(format!(
+                "{name}-{i:02}-{step}-{}-{theme}.png",
+                vm.screen.name()
+            ));
+            if let Err(e) = w.screenshot(vm, night, &path) {
+                shot_errors.push(e.to_string());
+            }
+        }
+    };
+    let report = rt.block_on(drill::run(&scenario, &world, &mut observe))?;
+    rt.block_on(world.shutdown());
+    for e in &shot_errors {
+        eprintln!("screenshot: {e}");
+    }
     tracing::info!(
         scenario = name,
         records = report.stored_records,
         "drill finished"
     );
     print!("{}", drill::render_text(&report));
-    if let Some(path) = report_path {
-        let json = serde_json::to_vec_pretty(&report)?;
-        std::fs::write(&path, json)
-            .map_err(|e| format!("cannot write report {}: {e}", path.display()))?;
+    // every drill leaves its debrief in the training dir; --report copies the JSON
+    let reports = training_dir.join("reports");
+    std::fs::create_dir_all(&reports)
+        .map_err(|e| format!("cannot create {}: {e}", reports.display()))?;
+    let stem = format!(
+        "{}-{name}",
+        report.started_at.replace([':', '-'], "").replace('.', "_")
+    );
+    let kept = report.redacted();
+    let mut targets = vec![(&kept, reports.join(format!("{stem}.json")))];
+    if let Some(path) = &report_path {
+        targets.push((&report, path.clone()));
     }
-    Ok(report.passed)
+    for (r, json_path) in targets {
+        let html_path = json_path.with_extension("html");
+        std::fs::write(&json_path, serde_json::to_vec_pretty(r)?)
+            .map_err(|e| format!("cannot write report {}: {e}", json_path.display()))?;
+        std::fs::write(&html_path, drill::render_html(r))
+            .map_err(|e| format!("cannot write report {}: {e}", html_path.display()))?;
+    }
+    if let Some(dir) = &screenshots {
+        println!("  screens:  {}", dir.display());
+    }
+    println!(
+        "  debrief:  {}",
+        reports.join(format!("{stem}.html")).display()
+    );
+    Ok(report.passed && shot_errors.is_empty())
+}
+
+/// The app with its window: the controller on a tokio worker, Slint on this thread.
+fn run_app(common: &CommonArgs, training: bool) -> Result<bool, Box<dyn std::error::Error>> {
+    use mynakyukyu::app::{Controller, line};
+    use mynakyukyu::ui::{self, AppWindow};
+    use slint::ComponentHandle;
+    let rt = runtime()?;
+    let (cmd_tx, cmd_rx) = tokio::sync::mpsc::channel(64);
+    let (probe_tx, probe_rx) = tokio::sync::watch::channel(None);
+    let app = AppWindow::new()?;
+    let mut _keep = None;
+    if training {
+        let today = time::OffsetDateTime::now_utc().date();
+        let world = Arc::new(rt.block_on(TrainingWorld::start(
+            &common.data_dir().join("training"),
+            today,
+        ))?);
+        let (controller, views) = Controller::new(world.ports()?, world.settings());
+        let probe_client = Arc::new(world.client(TrainingWorld::client_settings())?);
+        rt.spawn(line::monitor(
+            probe_client,
+            Duration::from_secs(2),
+            probe_tx,
+        ));
+        rt.spawn(controller.run(cmd_rx, Some(probe_rx)));
+        rt.spawn(ui::forward_views(views, app.as_weak()));
+        let trainer = Arc::new(Trainer {
+            world: world.clone(),
+            commands: cmd_tx.clone(),
+        });
+        ui::bind(&app, cmd_tx, Some(trainer));
+        _keep = Some(world);
+    } else {
+        let mut device = mynakyukyu::app::device::open(&common.data_dir())?;
+        let uploader = mynakyukyu::sync::Uploader::new(
+            device.ports.store.clone(),
+            device.background_client.clone(),
+            Default::default(),
+        );
+        device.ports.uploader_wake = Some(uploader.waker());
+        let (controller, views) = Controller::new(device.ports, device.settings);
+        let (_stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        rt.spawn(uploader.run(stop_rx));
+        rt.spawn(line::monitor(
+            device.background_client,
+            Duration::from_secs(5),
+            probe_tx,
+        ));
+        let mut presence = device.presence;
+        let tx = cmd_tx.clone();
+        rt.spawn(async move {
+            while let Some(placed) = presence.recv().await {
+                let c = if placed {
+                    AppCommand::CardPlaced
+                } else {
+                    AppCommand::CardRemoved
+                };
+                if tx.send(c).await.is_err() {
+                    return;
+                }
+            }
+        });
+        rt.spawn(controller.run(cmd_rx, Some(probe_rx)));
+        rt.spawn(ui::forward_views(views, app.as_weak()));
+        ui::bind(&app, cmd_tx, None);
+        std::mem::forget(device.watch);
+    }
+    app.run()?;
+    Ok(true)
+}
+
+/// The trainer panel's actions on the training world.
+struct Trainer {
+    world: Arc<TrainingWorld>,
+    commands: tokio::sync::mpsc::Sender<AppCommand>,
+}
+
+impl mynakyukyu::ui::Trainer for Trainer {
+    fn scenarios(&self) -> Vec<String> {
+        drill::scenario_names()
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    }
+    fn place_card(&self, name: &str) -> String {
+        let placed = drill::scenario(name)
+            .map_err(|e| e.to_string())
+            .and_then(|s| {
+                self.world
+                    .patient_id(&s.patient)
+                    .ok_or_else(|| format!("no patient {}", s.patient))
+            })
+            .and_then(|id| self.world.place_card(&id).map_err(|e| e.to_string()));
+        match placed {
+            Ok(()) => {
+                let _ = self.commands.try_send(AppCommand::CardPlaced);
+                format!("{name}: カードを置きました")
+            }
+            Err(e) => format!("失敗: {e}"),
+        }
+    }
+    fn remove_card(&self) -> String {
+        self.world.reader.remove();
+        let _ = self.commands.try_send(AppCommand::CardRemoved);
+        "カードを外しました".into()
+    }
+    fn line_drop(&self) -> String {
+        self.world.set_line(LinkState::Down);
+        "回線断（プローブが検知すると表示が変わります）".into()
+    }
+    fn line_restore(&self) -> String {
+        self.world.set_line(LinkState::Up);
+        "回線復旧".into()
+    }
 }
 
 fn card_info(

@@ -118,6 +118,33 @@ impl Pcsc {
         }
     }
 
+    /// Wait until the card leaves `reader` (or the reader itself goes away).
+    pub fn wait_for_removal(&self, reader: &str, timeout: Duration) -> Result<(), CardError> {
+        let name = CString::new(reader).map_err(|_| CardError::NoReader)?;
+        let deadline = Instant::now() + timeout;
+        let mut states = vec![pcsc::ReaderState::new(name, pcsc::State::UNAWARE)];
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(CardError::Timeout);
+            }
+            match self.ctx.get_status_change(left, &mut states) {
+                Ok(()) | Err(pcsc::Error::Timeout) => {}
+                Err(pcsc::Error::Cancelled) => return Err(CardError::Cancelled),
+                Err(pcsc::Error::UnknownReader) | Err(pcsc::Error::NoService) => return Ok(()),
+                Err(e) => return Err(map(e)),
+            }
+            let state = states[0].event_state();
+            if state.contains(pcsc::State::EMPTY)
+                || state.contains(pcsc::State::UNAVAILABLE)
+                || state.contains(pcsc::State::UNKNOWN)
+            {
+                return Ok(());
+            }
+            states[0].sync_current_state();
+        }
+    }
+
     pub fn connect(&self, reader: &str) -> Result<PcscCard, CardError> {
         let name = CString::new(reader).map_err(|_| CardError::NoReader)?;
         let card = self

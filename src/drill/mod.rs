@@ -2,22 +2,23 @@
 //! simulator and a virtual card, producing a debrief report with the timeline.
 //!
 //! A scenario is a TOML file (see `scenarios/`): the patient, the crew's steps, and the path
-//! of screens the trainer expects. [`run`] carries out the session's effects in-process.
+//! of screens the trainer expects. [`run`] plays the steps through the app controller in
+//! the [`world::TrainingWorld`]: the simulator on loopback, the virtual reader, a training
+//! store.
 
-use crate::card::jpki::{self, PinOutcome};
-use crate::card::{CardError, FaceItems, VirtualCard};
+pub mod world;
+
+use crate::app::view::ViewModel;
+use crate::app::{Command, Controller};
 use crate::domain::{
-    AuditAction, AuditEntry, CardCredential, ConsentDecision, ConsentRecord, CoverageStatus,
-    IdentityCheck, IncidentId, OperatorId, RecordBody, TerminalId, Timestamp, UnitId,
+    AuditAction, ConsentDecision, CoverageStatus, IdentityCheck, RecordBody, Timestamp,
 };
-use crate::session::{CardFailure, Effect, Event, ServiceFailure, Session, Station};
-use crate::sim::patients::PatientScenario;
-use crate::sim::{InquiryFields, QualificationAnswer, SimError, Simulator};
-use crate::store::{Store, StoreError};
+use crate::sim::SimError;
+use crate::sim::proxy::LinkState;
+use crate::store::StoreError;
 use serde::{Deserialize, Serialize};
-use std::collections::VecDeque;
-use std::time::Instant;
 use thiserror::Error;
+use world::{TRAINING_CREW, TRAINING_CREW_PIN, TrainingWorld};
 
 #[derive(Debug, Error)]
 pub enum DrillError {
@@ -32,8 +33,8 @@ pub enum DrillError {
     UnknownPatient(String, String),
     #[error(transparent)]
     Sim(#[from] SimError),
-    #[error("no card on the reader")]
-    NoCard,
+    #[error("training set-up: {0}")]
+    Setup(String),
     #[error("training store: {0}")]
     Store(#[from] StoreError),
 }
@@ -146,6 +147,14 @@ pub struct TimelineEntry {
     pub notice: Option<&'static str>,
 }
 
+/// How long one step took, and the screen it left.
+#[derive(Clone, Debug, Serialize)]
+pub struct StepTiming {
+    pub step: String,
+    pub ms: f64,
+    pub screen: &'static str,
+}
+
 /// An audit entry as the debrief shows it (no patient data).
 #[derive(Clone, Debug, Serialize)]
 pub struct AuditLine {
@@ -163,6 +172,8 @@ pub struct Report {
     pub patient_id: String,
     pub started_at: String,
     pub timeline: Vec<TimelineEntry>,
+    /// How long each step took (machine time; the crew's taps are instantaneous here).
+    pub steps: Vec<StepTiming>,
     pub path: Vec<&'static str>,
     pub expected_path: Vec<String>,
     pub path_matches: bool,
@@ -172,6 +183,8 @@ pub struct Report {
     pub consent_records: Vec<ConsentDecision>,
     pub audit: Vec<AuditLine>,
     pub server_inquiries: usize,
+    /// Where the drill's requests went (always loopback).
+    pub endpoint: String,
     pub rejected_events: Vec<String>,
     pub errors_met: Vec<&'static str>,
     pub taps: usize,
@@ -182,307 +195,105 @@ pub struct Report {
     pub passed: bool,
 }
 
-/// The in-process world a drill runs in: the simulator, the card on the reader, the line.
-struct World<'s> {
-    sim: Simulator,
-    store: Option<&'s Store>,
-    store_errors: Vec<String>,
+/// Runs a scenario's steps as commands to the app controller, as the crew and the trainer
+/// would, and collects the debrief.
+struct Runner<'w> {
+    world: &'w TrainingWorld,
+    controller: Controller,
     patient_id: String,
-    /// The virtual card on the in-process reader, read with the real JPKI dialogue.
-    card: Option<VirtualCard>,
-    remove_mid_read: bool,
-    link_up: bool,
-    drop_during_inquiry: bool,
-    next_incident: u32,
-    consent_records: Vec<ConsentRecord>,
-    audit: Vec<AuditEntry>,
+    drop_before_next_consent: bool,
+    path: Vec<&'static str>,
+    seen_journal: usize,
     alerts: Vec<String>,
     coverage_status: Option<CoverageStatus>,
 }
 
-struct Runner<'s> {
-    session: Session,
-    world: World<'s>,
-    start: Instant,
-    timeline: Vec<TimelineEntry>,
-    path: Vec<&'static str>,
-    rejected: Vec<String>,
-    errors: Vec<&'static str>,
-}
-
 impl Runner<'_> {
-    fn elapsed_ms(&self) -> f64 {
-        self.start.elapsed().as_secs_f64() * 1e3
-    }
-
-    fn note(&mut self, what: String) {
-        let phase = self.session.phase();
-        if self.path.last() != Some(&phase.name()) {
-            self.path.push(phase.name());
-        }
-        let notice = self.session.notice();
-        if let Some(n) = notice
-            && self.errors.last() != Some(&n.message_en())
-        {
-            self.errors.push(n.message_en());
-        }
-        self.timeline.push(TimelineEntry {
-            at_ms: self.elapsed_ms(),
-            what,
-            phase: phase.name(),
-            notice: notice.map(|n| n.message_en()),
-        });
-    }
-
-    /// Apply an event and carry out every effect it leads to.
-    fn apply(&mut self, event: Event) {
-        let mut queue = VecDeque::from([event]);
-        while let Some(event) = queue.pop_front() {
-            let name = event.name();
-            match self.session.handle(Timestamp::now(), event) {
-                Ok(effects) => {
-                    self.note(name.to_string());
-                    for effect in effects {
-                        queue.extend(self.execute(effect));
-                    }
-                }
-                Err(e) => {
-                    tracing::debug!(event = name, error = %e, "event not applied");
-                    self.rejected.push(format!("{name}: {e}"));
-                }
+    /// Follow the journal: the screens passed and the events the session refused.
+    fn follow(&mut self, rejected: &mut Vec<String>) {
+        for e in &self.controller.journal()[self.seen_journal..] {
+            if e.what.contains(" not applied: ") {
+                rejected.push(e.what.clone());
+            } else if e.event && self.path.last() != Some(&e.phase) {
+                self.path.push(e.phase);
             }
+        }
+        self.seen_journal = self.controller.journal().len();
+        if let Some(c) = self.controller.session().coverage() {
+            self.coverage_status = Some(c.status);
+        }
+        let vm = self.controller.view();
+        if !vm.alerts.is_empty() {
+            self.alerts = vm.alerts;
         }
     }
 
-    fn execute(&mut self, effect: Effect) -> Vec<Event> {
-        let w = &mut self.world;
-        match effect {
-            Effect::ReadCard { incident } => {
-                let Some(card) = w.card.as_mut() else {
-                    return vec![Event::CardReadFailed {
-                        incident,
-                        failure: CardFailure::RemovedDuringRead,
-                    }];
-                };
-                if w.remove_mid_read {
-                    // the card leaves the reader after the SELECTs, in the middle of READ BINARY
-                    w.remove_mid_read = false;
-                    card.faults.remove_after_apdus = Some(card.apdu_count() + 3);
-                }
-                match jpki::read_auth_certificate(card) {
-                    Ok(read) => vec![Event::CardReadOk {
-                        incident,
-                        credential: CardCredential {
-                            auth_certificate_der: read.der,
-                        },
-                    }],
-                    Err(e) => {
-                        if matches!(e, CardError::Removed) {
-                            w.card = None;
-                        }
-                        vec![Event::CardReadFailed {
-                            incident,
-                            failure: e.card_failure(),
-                        }]
-                    }
-                }
-            }
-            Effect::SendQualification(request) => {
-                if !w.link_up {
-                    return vec![Event::QualificationFailed {
-                        incident: request.incident,
-                        failure: ServiceFailure::LinkDown,
-                    }];
-                }
-                match w.sim.qualification(&request.credential) {
-                    QualificationAnswer::Coverage {
-                        qualification,
-                        coverage,
-                    } => {
-                        w.coverage_status = Some(coverage.status);
-                        vec![Event::QualificationAnswered {
-                            incident: request.incident,
-                            qualification,
-                            coverage,
-                        }]
-                    }
-                    QualificationAnswer::OptOut => vec![Event::QualificationOptOut {
-                        incident: request.incident,
-                    }],
-                    QualificationAnswer::CardNotAccepted(_) => vec![Event::QualificationFailed {
-                        incident: request.incident,
-                        failure: ServiceFailure::CardNotAccepted,
-                    }],
-                }
-            }
-            Effect::SendEmergencyInquiry(inquiry) => {
-                if w.drop_during_inquiry {
-                    // The request left, the line died before the answer came back.
-                    w.drop_during_inquiry = false;
-                    w.link_up = false;
-                    return vec![
-                        Event::LinkLost,
-                        Event::EmergencyInfoFailed {
-                            incident: inquiry.incident,
-                            failure: ServiceFailure::LinkDown,
-                        },
-                    ];
-                }
-                if !w.link_up {
-                    return vec![Event::EmergencyInfoFailed {
-                        incident: inquiry.incident,
-                        failure: ServiceFailure::LinkDown,
-                    }];
-                }
-                let answer = w.sim.emergency_info(
-                    Timestamp::now(),
-                    InquiryFields {
-                        incident: &inquiry.incident,
-                        qualification: &inquiry.qualification,
-                        consent: inquiry.consent,
-                        operator: &inquiry.operator,
-                        unit: &inquiry.unit,
-                        terminal: &inquiry.terminal,
-                    },
-                );
-                match answer {
-                    Ok(info) => {
-                        if let Some(store) = w.store {
-                            let expires = Timestamp(Timestamp::now().0 + CACHE_TTL_MS);
-                            if let Err(e) = store.cache_put(&inquiry.incident, &info, expires) {
-                                w.store_errors.push(e.to_string());
-                            }
-                        }
-                        w.alerts = info.summary.alerts().iter().map(|a| a.label_ja()).collect();
-                        vec![Event::EmergencyInfoAnswered {
-                            incident: inquiry.incident,
-                            info,
-                        }]
-                    }
-                    Err(_) => vec![Event::EmergencyInfoFailed {
-                        incident: inquiry.incident,
-                        failure: ServiceFailure::Protocol,
-                    }],
-                }
-            }
-            Effect::AppendConsentRecord(record) => {
-                if let Some(store) = w.store
-                    && let Err(e) =
-                        store.append(RecordBody::Consent(record.clone()), Timestamp::now())
-                {
-                    w.store_errors.push(e.to_string());
-                }
-                w.consent_records.push(record);
-                vec![]
-            }
-            Effect::AppendAudit(entry) => {
-                if let Some(store) = w.store
-                    && let Err(e) = store.append(RecordBody::Audit(entry.clone()), Timestamp::now())
-                {
-                    w.store_errors.push(e.to_string());
-                }
-                w.audit.push(entry);
-                vec![]
-            }
-            Effect::PurgePatientData { incident } => {
-                if let Some(store) = w.store
-                    && let Err(e) = store.purge_incident(&incident)
-                {
-                    w.store_errors.push(e.to_string());
-                }
-                vec![]
-            }
-        }
-    }
-
-    fn step(&mut self, step: Step) -> Result<(), DrillError> {
-        let event = match step {
-            Step::SignIn => Event::CrewSignedIn {
-                operator: OperatorId::new("EMT-0001"),
-                viewing_permission: true,
+    async fn step(&mut self, step: Step) -> Result<(), DrillError> {
+        let command = match step {
+            Step::SignIn => Command::SignIn {
+                crew_id: TRAINING_CREW.into(),
+                pin: TRAINING_CREW_PIN.into(),
             },
             Step::PlaceCard | Step::PlaceCardRemovedMidRead => {
-                let patient = self.world.patient_id.clone();
-                let issued = self.world.sim.issue_card(&patient)?;
-                self.world.card = Some(
-                    VirtualCard::new(
-                        &issued.auth_certificate_der,
-                        &issued.ca_certificate_der,
-                        DRILL_PIN,
-                        FaceItems::default(),
-                    )
-                    .with_auth_key(issued.auth_key_pkcs8),
-                );
-                self.world.remove_mid_read = step == Step::PlaceCardRemovedMidRead;
-                self.world.next_incident += 1;
-                Event::CardDetected {
-                    incident: IncidentId(format!("DRILL-{:04}", self.world.next_incident)),
+                self.world.place_card(&self.patient_id)?;
+                if step == Step::PlaceCardRemovedMidRead {
+                    // the card leaves after the SELECTs, in the middle of READ BINARY
+                    self.world.reader.remove_after_apdus(3);
                 }
+                Command::CardPlaced
             }
-            Step::ConfirmPhoto => Event::IdentityConfirmed {
-                check: IdentityCheck::Photo,
-            },
+            Step::ConfirmPhoto => Command::ConfirmPhoto,
             Step::PinWrong | Step::PinRight => {
                 let pin = if step == Step::PinRight {
                     DRILL_PIN
                 } else {
                     "0000"
                 };
-                let Some(card) = self.world.card.as_mut() else {
-                    self.note("pin: no card on the reader".into());
+                self.controller
+                    .handle(Command::EnterPin {
+                        pin: pin.into(),
+                        confirm_last_try: false,
+                    })
+                    .await;
+                if !self.controller.view().pin.confirm_last_try {
                     return Ok(());
-                };
-                let mut outcome = jpki::verify_auth_pin(card, pin, false);
-                if matches!(outcome, Err(CardError::LastTryNeedsConfirmation)) {
-                    self.note("pin: one try left, crew confirms the last try".into());
-                    let card = self.world.card.as_mut().ok_or(DrillError::NoCard)?;
-                    outcome = jpki::verify_auth_pin(card, pin, true);
                 }
-                match outcome {
-                    Ok(PinOutcome::Verified) => Event::IdentityConfirmed {
-                        check: IdentityCheck::Pin,
-                    },
-                    Ok(PinOutcome::Wrong { tries_left }) => {
-                        self.note(format!("pin: wrong, tries left: {tries_left}"));
-                        return Ok(());
-                    }
-                    Ok(PinOutcome::Blocked) => {
-                        self.note("pin: blocked".into());
-                        return Ok(());
-                    }
-                    Err(e) => {
-                        self.note(format!("pin: {e}"));
-                        return Ok(());
-                    }
+                // one try left: the crew reads the warning and confirms the last try
+                Command::EnterPin {
+                    pin: pin.into(),
+                    confirm_last_try: true,
                 }
             }
-            Step::ConsentVerbal => Event::ConsentChosen {
-                decision: ConsentDecision::Verbal,
-            },
-            Step::ConsentUnobtainable => Event::ConsentChosen {
-                decision: ConsentDecision::Unobtainable,
-            },
-            Step::ConsentRefused => Event::ConsentChosen {
-                decision: ConsentDecision::Refused,
-            },
+            Step::ConsentVerbal | Step::ConsentUnobtainable | Step::ConsentRefused => {
+                if std::mem::take(&mut self.drop_before_next_consent) {
+                    // the request leaves as the ambulance enters the tunnel
+                    self.world.set_line(LinkState::Down);
+                    self.controller.note("trainer: line dropped".into());
+                }
+                Command::Consent(match step {
+                    Step::ConsentVerbal => ConsentDecision::Verbal,
+                    Step::ConsentUnobtainable => ConsentDecision::Unobtainable,
+                    _ => ConsentDecision::Refused,
+                })
+            }
             Step::LineDropDuringInquiry => {
-                self.world.drop_during_inquiry = true;
+                self.drop_before_next_consent = true;
                 return Ok(());
             }
             Step::LineDrop => {
-                self.world.link_up = false;
-                Event::LinkLost
+                self.world.set_line(LinkState::Down);
+                Command::LinkLost
             }
             Step::LineRestore => {
-                self.world.link_up = true;
-                Event::LinkRestored
+                self.world.set_line(LinkState::Up);
+                Command::LinkRestored
             }
-            Step::ViewFull => Event::ViewFullData,
-            Step::BackToSummary => Event::BackToSummary,
-            Step::End => Event::EndViewing,
-            Step::Idle => Event::IdleTimeout,
+            Step::ViewFull => Command::ViewFullData,
+            Step::BackToSummary => Command::BackToSummary,
+            Step::End => Command::EndViewing,
+            Step::Idle => Command::IdleTimeout,
         };
-        self.apply(event);
+        self.controller.handle(command).await;
         Ok(())
     }
 }
@@ -502,88 +313,97 @@ fn is_tap(step: Step) -> bool {
     )
 }
 
-/// Run a scenario end to end against a fresh simulator; `today` dates the patients' history.
-/// With a store, records are appended to it and clinical data cached and purged as on a
-/// real call (training mode keeps its own store).
-pub fn run(
+/// Run a scenario end to end in the training world, through the app controller, the
+/// eligibility client and the simulator on loopback. `observe` sees the screen after
+/// every step (the headless screenshots).
+pub async fn run(
     scenario: &Scenario,
-    today: time::Date,
-    store: Option<&Store>,
+    world: &TrainingWorld,
+    observe: &mut dyn FnMut(usize, &str, &ViewModel),
 ) -> Result<Report, DrillError> {
-    let sim = Simulator::new(today)?;
-    let patient_id = PatientScenario::ALL
-        .iter()
-        .find(|s| s.name() == scenario.patient)
-        .and_then(|s| sim.scenario_patient(*s))
-        .or_else(|| sim.patient(&scenario.patient))
-        .map(|p| p.id.clone())
-        .ok_or_else(|| {
-            DrillError::UnknownPatient(scenario.name.clone(), scenario.patient.clone())
-        })?;
-    let station = Station {
-        unit: UnitId::new("TRAINING-UNIT"),
-        terminal: TerminalId::new("TRAINING-TERMINAL"),
-    };
+    let patient_id = world.patient_id(&scenario.patient).ok_or_else(|| {
+        DrillError::UnknownPatient(scenario.name.clone(), scenario.patient.clone())
+    })?;
+    world.set_line(LinkState::Up);
+    let inquiries_before = world.server.inquiry_count();
+    let (controller, _views) = Controller::new(world.ports()?, world.settings());
     let mut runner = Runner {
-        session: Session::new(station),
-        world: World {
-            sim,
-            store,
-            store_errors: vec![],
-            patient_id: patient_id.clone(),
-            card: None,
-            remove_mid_read: false,
-            link_up: true,
-            drop_during_inquiry: false,
-            next_incident: 0,
-            consent_records: vec![],
-            audit: vec![],
-            alerts: vec![],
-            coverage_status: None,
-        },
-        start: Instant::now(),
-        timeline: vec![],
+        world,
+        controller,
+        patient_id: patient_id.clone(),
+        drop_before_next_consent: false,
         path: vec![],
-        rejected: vec![],
-        errors: vec![],
+        seen_journal: 0,
+        alerts: vec![],
+        coverage_status: None,
     };
     let started_at = Timestamp::now().to_rfc3339();
-    for step in &scenario.steps {
-        runner.timeline.push(TimelineEntry {
-            at_ms: runner.elapsed_ms(),
-            what: format!("step: {}", step_name(*step)),
-            phase: runner.session.phase().name(),
-            notice: None,
+    let mut rejected = vec![];
+    let mut steps = vec![];
+    observe(0, "start", &runner.controller.view());
+    for (i, step) in scenario.steps.iter().enumerate() {
+        let started = runner.controller.elapsed_ms();
+        runner
+            .controller
+            .note(format!("step: {}", step_name(*step)));
+        runner.step(*step).await?;
+        runner.follow(&mut rejected);
+        let vm = runner.controller.view();
+        steps.push(StepTiming {
+            step: step_name(*step),
+            ms: runner.controller.elapsed_ms() - started,
+            screen: vm.screen.name(),
         });
-        runner.step(*step)?;
+        observe(i + 1, &step_name(*step), &vm);
     }
-    let total_ms = runner.elapsed_ms();
+    world.reader.remove();
+    world.set_line(LinkState::Up);
+    let c = &runner.controller;
+    let total_ms = c.elapsed_ms();
+    let timeline: Vec<TimelineEntry> = c
+        .journal()
+        .iter()
+        .map(|e| TimelineEntry {
+            at_ms: e.at_ms,
+            what: e.what.clone(),
+            phase: e.phase,
+            notice: e.notice,
+        })
+        .collect();
+    let mut errors_met: Vec<&'static str> = vec![];
+    for n in c.journal().iter().filter_map(|e| e.notice) {
+        if errors_met.last() != Some(&n) {
+            errors_met.push(n);
+        }
+    }
     let path_matches = runner.path == scenario.expected_path;
     let alerts_match = scenario
         .expected_alerts
         .iter()
-        .all(|a| runner.world.alerts.contains(a));
+        .all(|a| runner.alerts.contains(a));
     let coverage_matches = scenario.expected_coverage.as_deref().is_none_or(|want| {
         runner
-            .world
             .coverage_status
             .and_then(|s| serde_json::to_value(s).ok())
             .and_then(|v| v.as_str().map(|s| s == want))
             .unwrap_or(false)
     });
-    let audit = runner
-        .world
-        .audit
-        .iter()
-        .map(|a| AuditLine {
-            action: match a.action {
-                AuditAction::View { kind } => format!("view {}", kind.label_ja()),
-                other => format!("{other:?}"),
-            },
-            consent: a.consent.map(|c| c.label_ja()),
-            identity_check: a.identity_check,
-        })
-        .collect();
+    let mut consent_records = vec![];
+    let mut audit = vec![];
+    for body in c.recorded() {
+        match body {
+            RecordBody::Consent(r) => consent_records.push(r.decision),
+            RecordBody::Audit(a) => audit.push(AuditLine {
+                action: match a.action {
+                    AuditAction::View { kind } => format!("view {}", kind.label_ja()),
+                    other => format!("{other:?}"),
+                },
+                consent: a.consent.map(|c| c.label_ja()),
+                identity_check: a.identity_check,
+            }),
+        }
+    }
+    let store_errors = c.store_errors().to_vec();
     let taps = scenario.steps.iter().filter(|s| is_tap(**s)).count();
     Ok(Report {
         scenario: scenario.name.clone(),
@@ -591,34 +411,24 @@ pub fn run(
         training: true,
         patient_id,
         started_at,
-        timeline: runner.timeline,
-        path: runner.path,
+        timeline,
+        steps,
+        path: runner.path.clone(),
         expected_path: scenario.expected_path.clone(),
         path_matches,
-        alerts: runner.world.alerts,
+        alerts: runner.alerts.clone(),
         expected_alerts: scenario.expected_alerts.clone(),
-        coverage_status: runner.world.coverage_status,
-        consent_records: runner
-            .world
-            .consent_records
-            .iter()
-            .map(|r| r.decision)
-            .collect(),
+        coverage_status: runner.coverage_status,
+        stored_records: c.recorded().len(),
+        consent_records,
         audit,
-        server_inquiries: runner.world.sim.audit_log().len(),
-        rejected_events: runner.rejected,
-        errors_met: runner.errors,
+        server_inquiries: world.server.inquiry_count() - inquiries_before,
+        endpoint: format!("127.0.0.1:{}", world.proxy.local_addr.port()),
+        rejected_events: rejected,
+        errors_met,
         taps,
-        stored_records: if store.is_some() {
-            runner.world.consent_records.len() + runner.world.audit.len()
-        } else {
-            0
-        },
-        passed: path_matches
-            && alerts_match
-            && coverage_matches
-            && runner.world.store_errors.is_empty(),
-        store_errors: runner.world.store_errors,
+        passed: path_matches && alerts_match && coverage_matches && store_errors.is_empty(),
+        store_errors,
         total_ms,
     })
 }
@@ -666,6 +476,86 @@ pub fn render_text(report: &Report) -> String {
         }
     ));
     out
+}
+
+impl Report {
+    /// The copy kept in the training data dir: the clinical alerts are replaced by their
+    /// count and whether they matched, so no clinical item lies readable on disk.
+    pub fn redacted(&self) -> Report {
+        let mut r = self.clone();
+        // scenario titles name drugs and conditions too
+        r.title = String::new();
+        let matched = self.expected_alerts.iter().all(|a| self.alerts.contains(a));
+        r.alerts = vec![format!("[{} alerts redacted]", self.alerts.len())];
+        r.expected_alerts = vec![format!(
+            "[{} expected, {}]",
+            self.expected_alerts.len(),
+            if matched {
+                "all shown"
+            } else {
+                "NOT all shown"
+            }
+        )];
+        r
+    }
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// The debrief as a page a trainer opens in a browser after the drill.
+pub fn render_html(report: &Report) -> String {
+    let mut rows = String::new();
+    for e in &report.timeline {
+        rows.push_str(&format!(
+            "<tr><td class=n>{:.1}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+            e.at_ms,
+            escape(&e.what),
+            e.phase,
+            escape(e.notice.unwrap_or(""))
+        ));
+    }
+    let mut steps = String::new();
+    for s in &report.steps {
+        steps.push_str(&format!(
+            "<tr><td>{}</td><td class=n>{:.1}</td><td>{}</td></tr>\n",
+            escape(&s.step),
+            s.ms,
+            s.screen
+        ));
+    }
+    let verdict = if report.passed {
+        "<p class=pass>PASS — 想定どおりの経路</p>"
+    } else {
+        "<p class=fail>FAIL — 想定経路と異なります</p>"
+    };
+    format!(
+        "<!doctype html><html lang=ja><meta charset=utf-8><title>訓練 debrief {scenario}</title>\n\
+<style>body{{font-family:'Noto Sans CJK JP',sans-serif;margin:2em}}.banner{{background:#e65c00;color:#fff;padding:.5em 1em;font-weight:bold}}\
+table{{border-collapse:collapse}}td,th{{border:1px solid #999;padding:.2em .6em}}.n{{text-align:right}}.pass{{color:#00702a;font-weight:bold}}.fail{{color:#b00020;font-weight:bold}}</style>\n\
+<div class=banner>訓練 TRAINING — 模擬患者のデータです</div>\n\
+<h1>{scenario}: {title}</h1>\n{verdict}\n\
+<p>開始 {started} / 合計 {total:.1} ms / タップ {taps} 回 / 照会 {inquiries} 件（{endpoint}）</p>\n\
+<h2>経路</h2><p>実際: {path}<br>想定: {expected}</p>\n\
+<h2>注意表示</h2><p>{alerts}</p>\n<h2>表示されたエラー</h2><p>{errors}</p>\n\
+<h2>手順ごとの所要時間</h2><table><tr><th>手順</th><th>ms</th><th>画面</th></tr>\n{steps}</table>\n\
+<h2>タイムライン</h2><table><tr><th>ms</th><th>出来事</th><th>状態</th><th>表示</th></tr>\n{rows}</table>\n</html>\n",
+        scenario = escape(&report.scenario),
+        title = escape(&report.title),
+        started = escape(&report.started_at),
+        total = report.total_ms,
+        taps = report.taps,
+        inquiries = report.server_inquiries,
+        endpoint = escape(&report.endpoint),
+        path = report.path.join(" → "),
+        expected = escape(&report.expected_path.join(" → ")),
+        alerts = escape(&report.alerts.join("、")),
+        errors = escape(&report.errors_met.join(" / ")),
+    )
 }
 
 #[cfg(test)]

@@ -1,0 +1,181 @@
+//! The card slot the controller reads from: PC/SC (pcscd) on a real tablet, or the
+//! in-process virtual reader that training and the UI tests place virtual cards on.
+//! Calls block (APDUs), so the controller runs them on tokio's blocking pool.
+
+use crate::card::jpki::{self, PinOutcome};
+use crate::card::pcsc_reader::{Pcsc, WaitCanceller};
+use crate::card::{CardError, Transport, VirtualCard};
+use crate::domain::CardCredential;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// A reader with at most one card on it.
+pub trait CardReader: Send + Sync {
+    /// Read the card's user-authentication certificate.
+    fn read_credential(&self) -> Result<CardCredential, CardError>;
+    /// Verify the patient's PIN (PIN fallback when the photo cannot be checked).
+    fn verify_pin(&self, pin: &str, confirm_last_try: bool) -> Result<PinOutcome, CardError>;
+}
+
+fn read_with(t: &mut dyn Transport) -> Result<CardCredential, CardError> {
+    Ok(CardCredential {
+        auth_certificate_der: jpki::read_auth_certificate(t)?.der,
+    })
+}
+
+/// An in-process reader: the trainer (or a test) places and removes virtual cards.
+#[derive(Default)]
+pub struct VirtualReader {
+    slot: Mutex<Option<VirtualCard>>,
+}
+
+impl VirtualReader {
+    pub fn new() -> Arc<VirtualReader> {
+        Arc::new(VirtualReader::default())
+    }
+
+    pub fn place(&self, card: VirtualCard) {
+        *self.slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(card);
+    }
+
+    pub fn remove(&self) -> Option<VirtualCard> {
+        self.slot
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+
+    /// Let the card leave the reader after `n` more APDUs (a card pulled away mid-read).
+    pub fn remove_after_apdus(&self, n: usize) {
+        if let Some(card) = self
+            .slot
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_mut()
+        {
+            card.faults.remove_after_apdus = Some(card.apdu_count() + n);
+        }
+    }
+
+    fn with_card<T>(
+        &self,
+        f: impl FnOnce(&mut VirtualCard) -> Result<T, CardError>,
+    ) -> Result<T, CardError> {
+        let mut slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
+        let card = slot.as_mut().ok_or(CardError::Removed)?;
+        let out = f(card);
+        if matches!(out, Err(CardError::Removed)) {
+            *slot = None;
+        }
+        out
+    }
+}
+
+impl CardReader for VirtualReader {
+    fn read_credential(&self) -> Result<CardCredential, CardError> {
+        self.with_card(|c| read_with(c))
+    }
+
+    fn verify_pin(&self, pin: &str, confirm_last_try: bool) -> Result<PinOutcome, CardError> {
+        self.with_card(|c| jpki::verify_auth_pin(c, pin, confirm_last_try))
+    }
+}
+
+/// The tablet's PC/SC reader (any reader pcscd knows; the one the card was seen on).
+pub struct PcscReader {
+    reader: Mutex<Option<String>>,
+}
+
+impl PcscReader {
+    /// Watch for cards on a thread of its own: each card placed sends `true`, its removal
+    /// `false`. The returned handle stops the watch.
+    pub fn watch(presence: mpsc::Sender<bool>) -> (Arc<PcscReader>, PresenceWatch) {
+        let reader = Arc::new(PcscReader {
+            reader: Mutex::new(None),
+        });
+        let stop = Arc::new(Mutex::new(None::<WaitCanceller>));
+        let (r, s) = (reader.clone(), stop.clone());
+        std::thread::spawn(move || watch_loop(&r, &s, &presence));
+        (reader, PresenceWatch { canceller: stop })
+    }
+
+    fn connect(&self) -> Result<(Pcsc, crate::card::pcsc_reader::PcscCard), CardError> {
+        let name = self
+            .reader
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .ok_or(CardError::Removed)?;
+        let pcsc = Pcsc::establish()?;
+        let card = pcsc.connect(&name)?;
+        Ok((pcsc, card))
+    }
+}
+
+/// Stops a [`PcscReader::watch`].
+pub struct PresenceWatch {
+    canceller: Arc<Mutex<Option<WaitCanceller>>>,
+}
+
+impl Drop for PresenceWatch {
+    fn drop(&mut self) {
+        if let Some(c) = self
+            .canceller
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            c.cancel();
+        }
+    }
+}
+
+fn watch_loop(
+    reader: &PcscReader,
+    stop: &Mutex<Option<WaitCanceller>>,
+    presence: &mpsc::Sender<bool>,
+) {
+    loop {
+        if presence.is_closed() {
+            return;
+        }
+        let found = crate::card::pcsc_reader::wait_for_card_anywhere(None, Duration::from_secs(2));
+        match found {
+            Ok((pcsc, name)) => {
+                *stop.lock().unwrap_or_else(PoisonError::into_inner) = Some(pcsc.canceller());
+                *reader.reader.lock().unwrap_or_else(PoisonError::into_inner) = Some(name.clone());
+                if presence.blocking_send(true).is_err() {
+                    return;
+                }
+                match pcsc.wait_for_removal(&name, Duration::from_secs(24 * 3600)) {
+                    Ok(()) => {}
+                    Err(CardError::Cancelled) => return,
+                    Err(e) => tracing::warn!(error = %e, "waiting for card removal failed"),
+                }
+                *reader.reader.lock().unwrap_or_else(PoisonError::into_inner) = None;
+                if presence.blocking_send(false).is_err() {
+                    return;
+                }
+            }
+            Err(CardError::Timeout) => {}
+            Err(CardError::Cancelled) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "card watch");
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        }
+    }
+}
+
+impl CardReader for PcscReader {
+    fn read_credential(&self) -> Result<CardCredential, CardError> {
+        let (_pcsc, mut card) = self.connect()?;
+        read_with(&mut card)
+    }
+
+    fn verify_pin(&self, pin: &str, confirm_last_try: bool) -> Result<PinOutcome, CardError> {
+        let (_pcsc, mut card) = self.connect()?;
+        jpki::verify_auth_pin(&mut card, pin, confirm_last_try)
+    }
+}

@@ -1,0 +1,467 @@
+//! The view model: everything the screens show, as plain strings and flags, rebuilt from the
+//! session after every event. The UI layer copies it into Slint's `Api` global; drills and
+//! tests read it directly. When the session purges a patient, the next view model carries
+//! no patient data, so the screen's copy is purged too.
+
+use crate::domain::{
+    Alert, ConsentDecision, CoverageStatus, DrugClass, EmergencyInfo, IdentityCheck, Medication,
+    age_on,
+};
+use crate::session::{Notice, Phase, Session};
+use std::fmt;
+use time::Date;
+
+/// The five screens (plus About, which the UI handles alone).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Screen {
+    #[default]
+    SignIn,
+    Ready,
+    /// Identity + consent on one screen.
+    Consent,
+    Summary,
+    FullData,
+}
+
+impl Screen {
+    pub fn name(self) -> &'static str {
+        match self {
+            Screen::SignIn => "sign-in",
+            Screen::Ready => "ready",
+            Screen::Consent => "consent",
+            Screen::Summary => "summary",
+            Screen::FullData => "full-data",
+        }
+    }
+}
+
+/// Green / amber / red on the status strip.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Level {
+    #[default]
+    Ok,
+    Warn,
+    Error,
+}
+
+/// The status strip on every screen.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StatusStrip {
+    pub training: bool,
+    pub line: String,
+    pub line_level: Level,
+    pub tunnel: String,
+    pub tunnel_level: Level,
+    pub server: String,
+    pub server_level: Level,
+    pub certificate: String,
+    pub certificate_level: Level,
+    pub queued: usize,
+    pub last_sync: String,
+    pub sync_level: Level,
+}
+
+/// One line of a summary or full-data section.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Row {
+    pub date: String,
+    pub text: String,
+    pub detail: String,
+    /// The crew acts on this (bleeding risk, glucose, dialysis, surgery).
+    pub alert: bool,
+}
+
+/// One category, with its look-back window.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Section {
+    pub title: String,
+    pub window: String,
+    pub rows: Vec<Row>,
+}
+
+/// The coverage answer as the consent screen shows it.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct PatientView {
+    pub name: String,
+    pub kana: String,
+    pub birth: String,
+    pub age: String,
+    pub sex: String,
+    pub insurer: String,
+    /// Set when the answer is the most recent valid coverage, not the current one.
+    pub coverage_note: String,
+}
+
+/// The PIN fallback when the photo cannot be checked.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PinView {
+    pub message: String,
+    /// One try is left: the next PIN needs the crew's explicit confirmation.
+    pub confirm_last_try: bool,
+    pub blocked: bool,
+}
+
+#[derive(Clone, Default, PartialEq)]
+pub struct ViewModel {
+    pub screen: Screen,
+    pub phase: &'static str,
+    pub crew: String,
+    pub status: StatusStrip,
+    /// A progress line ("読み取り中…"); empty when nothing is under way.
+    pub busy: String,
+    pub notice: String,
+    pub notice_is_error: bool,
+    pub offers_retry: bool,
+    pub sign_in_error: String,
+    pub patient: PatientView,
+    pub has_patient: bool,
+    pub identity_confirmed: String,
+    pub consent: String,
+    /// On the consent screen: the answer ended the case (opt-out, refusal, failure).
+    pub case_closed: bool,
+    pub waiting_for_link: bool,
+    pub pin: PinView,
+    pub alerts: Vec<String>,
+    pub last_visit: String,
+    pub summary: Vec<Section>,
+    pub full: Vec<Section>,
+}
+
+impl fmt::Debug for ViewModel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Patient fields are never printed.
+        f.debug_struct("ViewModel")
+            .field("screen", &self.screen)
+            .field("phase", &self.phase)
+            .field("busy", &self.busy)
+            .field("notice", &self.notice)
+            .field("has_patient", &self.has_patient)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ViewModel {
+    /// Whether any patient data is in this view model (for the purge tests).
+    pub fn holds_patient_data(&self) -> bool {
+        self.has_patient
+            || !self.patient.name.is_empty()
+            || !self.summary.is_empty()
+            || !self.full.is_empty()
+            || !self.alerts.is_empty()
+            || !self.last_visit.is_empty()
+    }
+}
+
+pub fn date_ja(d: Date) -> String {
+    format!("{}年{}月{}日", d.year(), d.month() as u8, d.day())
+}
+
+fn short_date(d: Date) -> String {
+    format!("{}/{:02}/{:02}", d.year(), d.month() as u8, d.day())
+}
+
+fn acts_on(class: DrugClass) -> bool {
+    !matches!(class, DrugClass::Other)
+}
+
+fn medication_rows(meds: &[Medication]) -> Vec<Row> {
+    meds.iter()
+        .map(|m| Row {
+            date: short_date(m.date),
+            text: if acts_on(m.class) {
+                format!("【{}】{}", m.class.label_ja(), m.drug)
+            } else {
+                m.drug.clone()
+            },
+            detail: format!("{} × {}日 — {}", m.dose, m.days, m.prescriber),
+            alert: acts_on(m.class),
+        })
+        .collect()
+}
+
+fn visit_rows(info: &[crate::domain::Visit]) -> Vec<Row> {
+    info.iter()
+        .map(|v| Row {
+            date: short_date(v.date),
+            text: format!("{} {}", v.hospital, v.department),
+            detail: if v.inpatient {
+                "入院".into()
+            } else {
+                "外来".into()
+            },
+            alert: false,
+        })
+        .collect()
+}
+
+/// The emergency summary's sections, in the MHLW order, with their windows.
+pub fn summary_sections(info: &EmergencyInfo) -> Vec<Section> {
+    let s = &info.summary;
+    vec![
+        Section {
+            title: "受診歴".into(),
+            window: "3か月".into(),
+            rows: visit_rows(&s.visits),
+        },
+        Section {
+            title: "電子処方箋".into(),
+            window: "45日".into(),
+            rows: medication_rows(&s.e_prescriptions),
+        },
+        Section {
+            title: "薬剤情報".into(),
+            window: "3か月".into(),
+            rows: medication_rows(&s.medications),
+        },
+        Section {
+            title: "手術情報".into(),
+            window: "5年".into(),
+            rows: s
+                .surgeries
+                .iter()
+                .map(|x| Row {
+                    date: short_date(x.date),
+                    text: x.procedure.clone(),
+                    detail: x.hospital.clone(),
+                    alert: true,
+                })
+                .collect(),
+        },
+        Section {
+            title: "診療情報".into(),
+            window: "3か月".into(),
+            rows: s
+                .clinical
+                .iter()
+                .map(|x| Row {
+                    date: short_date(x.date),
+                    text: x.description.clone(),
+                    detail: x.hospital.clone(),
+                    alert: false,
+                })
+                .collect(),
+        },
+        Section {
+            title: "透析".into(),
+            window: "3か月".into(),
+            rows: s
+                .dialysis
+                .iter()
+                .map(|x| Row {
+                    date: short_date(x.date),
+                    text: "人工腎臓（透析）".into(),
+                    detail: x.hospital.clone(),
+                    alert: true,
+                })
+                .collect(),
+        },
+        Section {
+            title: "特定健診".into(),
+            window: "実施日".into(),
+            rows: s
+                .health_check_dates
+                .iter()
+                .map(|d| Row {
+                    date: short_date(*d),
+                    text: "特定健診 実施".into(),
+                    detail: String::new(),
+                    alert: false,
+                })
+                .collect(),
+        },
+    ]
+}
+
+/// The full data's sections: the same categories over 5 years, health checks with values.
+pub fn full_sections(info: &EmergencyInfo) -> Vec<Section> {
+    let f = &info.full;
+    vec![
+        Section {
+            title: "受診歴".into(),
+            window: "5年".into(),
+            rows: visit_rows(&f.visits),
+        },
+        Section {
+            title: "電子処方箋".into(),
+            window: "100日".into(),
+            rows: medication_rows(&f.e_prescriptions),
+        },
+        Section {
+            title: "薬剤情報".into(),
+            window: "5年".into(),
+            rows: medication_rows(&f.medications),
+        },
+        Section {
+            title: "手術情報".into(),
+            window: "5年".into(),
+            rows: f
+                .surgeries
+                .iter()
+                .map(|x| Row {
+                    date: short_date(x.date),
+                    text: x.procedure.clone(),
+                    detail: x.hospital.clone(),
+                    alert: true,
+                })
+                .collect(),
+        },
+        Section {
+            title: "診療情報".into(),
+            window: "5年".into(),
+            rows: f
+                .clinical
+                .iter()
+                .map(|x| Row {
+                    date: short_date(x.date),
+                    text: x.description.clone(),
+                    detail: x.hospital.clone(),
+                    alert: false,
+                })
+                .collect(),
+        },
+        Section {
+            title: "透析".into(),
+            window: "5年".into(),
+            rows: f
+                .dialysis
+                .iter()
+                .map(|x| Row {
+                    date: short_date(x.date),
+                    text: "人工腎臓（透析）".into(),
+                    detail: x.hospital.clone(),
+                    alert: true,
+                })
+                .collect(),
+        },
+        Section {
+            title: "特定健診".into(),
+            window: "5年".into(),
+            rows: f
+                .health_checks
+                .iter()
+                .map(|h| Row {
+                    date: short_date(h.date),
+                    text: "特定健診".into(),
+                    detail: h
+                        .values
+                        .iter()
+                        .map(|v| format!("{} {}{}", v.item, v.value, v.unit))
+                        .collect::<Vec<_>>()
+                        .join("、"),
+                    alert: false,
+                })
+                .collect(),
+        },
+    ]
+}
+
+fn busy_text(phase: Phase, waiting_for_link: bool) -> &'static str {
+    match phase {
+        _ if waiting_for_link => "回線待ち — 記録は保持され、回線復旧後に自動で再送します",
+        Phase::ReadingCard => "カードを読み取り中… カードを動かさないでください",
+        Phase::CheckingQualification => "資格を確認中…",
+        Phase::AwaitingEmergencyInfo => "救急用サマリーを照会中…",
+        _ => "",
+    }
+}
+
+fn notice_is_error(n: Notice) -> bool {
+    !matches!(
+        n,
+        Notice::LockedAfterIdle
+            | Notice::ViewingEndedAfterIdle
+            | Notice::WaitingForLink
+            | Notice::OptedOut
+            | Notice::RefusalRecorded
+    )
+}
+
+/// The screen for a phase: card → consent → summary, never more than three in the path.
+pub fn screen_for(session: &Session) -> Screen {
+    match session.phase() {
+        Phase::SignedOut => Screen::SignIn,
+        Phase::Ready | Phase::ReadingCard | Phase::CheckingQualification => Screen::Ready,
+        Phase::IdentityAndConsent
+        | Phase::AwaitingEmergencyInfo
+        | Phase::Refused
+        | Phase::OptedOut => Screen::Consent,
+        Phase::Failed if session.coverage().is_some() => Screen::Consent,
+        Phase::Failed => Screen::Ready,
+        Phase::ViewingSummary => Screen::Summary,
+        Phase::ViewingFullData => Screen::FullData,
+    }
+}
+
+/// Build the view model from the session; `status`, `pin` and `sign_in_error` are the
+/// controller's own state.
+pub fn build(
+    session: &Session,
+    today: Date,
+    status: &StatusStrip,
+    pin: &PinView,
+    sign_in_error: &str,
+) -> ViewModel {
+    let phase = session.phase();
+    let notice = session.notice();
+    let incident = session.incident();
+    let mut vm = ViewModel {
+        screen: screen_for(session),
+        phase: phase.name(),
+        crew: session.operator().map(|o| o.0.clone()).unwrap_or_default(),
+        status: status.clone(),
+        busy: busy_text(phase, session.waiting_for_link()).into(),
+        notice: notice
+            .map(|n| n.message_ja().to_string())
+            .unwrap_or_default(),
+        notice_is_error: notice.is_some_and(notice_is_error),
+        offers_retry: phase == Phase::Failed && notice.is_some_and(|n| n.offers_retry()),
+        sign_in_error: sign_in_error.to_string(),
+        waiting_for_link: session.waiting_for_link(),
+        case_closed: matches!(phase, Phase::Refused | Phase::OptedOut | Phase::Failed),
+        pin: pin.clone(),
+        ..ViewModel::default()
+    };
+    if let Some(c) = session.coverage() {
+        let birth = *c.birth_date.expose();
+        vm.has_patient = true;
+        vm.patient = PatientView {
+            name: c.name.expose().clone(),
+            kana: c.kana.expose().clone(),
+            birth: date_ja(birth),
+            age: format!("{}歳", age_on(birth, today)),
+            sex: c.sex.label_ja().into(),
+            insurer: c.insurer_name.expose().clone(),
+            coverage_note: match c.status {
+                CoverageStatus::Current => String::new(),
+                CoverageStatus::MostRecentValid => {
+                    "現在有効な資格はありません — 直近で有効だった資格を表示しています".into()
+                }
+            },
+        };
+    }
+    if let Some(i) = incident {
+        vm.identity_confirmed = match i.identity_check {
+            Some(IdentityCheck::Photo) => "顔写真で本人確認済み".into(),
+            Some(IdentityCheck::Pin) => "暗証番号で本人確認済み".into(),
+            None => String::new(),
+        };
+        vm.consent = i
+            .consent
+            .map(ConsentDecision::label_ja)
+            .unwrap_or_default()
+            .into();
+    }
+    if let Some(info) = session.emergency_info() {
+        vm.alerts = info.summary.alerts().iter().map(Alert::label_ja).collect();
+        vm.last_visit = info
+            .summary
+            .visits
+            .iter()
+            .max_by_key(|v| v.date)
+            .map(|v| format!("{} {}（{}）", date_ja(v.date), v.hospital, v.department))
+            .unwrap_or_else(|| "3か月以内の受診なし".into());
+        vm.summary = summary_sections(info);
+        vm.full = full_sections(info);
+    }
+    vm
+}

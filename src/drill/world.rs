@@ -1,0 +1,202 @@
+//! The training world: the simulator served on loopback with the development PKI, a delay
+//! proxy in front of it (the trainer's "line"), the in-process virtual reader, a training
+//! roster and a training store. Everything lives under the training data dir; the client
+//! only ever points at 127.0.0.1, so nothing recorded in training reaches a real endpoint.
+
+use super::{DRILL_PIN, DrillError};
+use crate::app::line::KernelRoute;
+use crate::app::reader::VirtualReader;
+use crate::app::{Ports, Settings};
+use crate::card::{FaceItems, VirtualCard};
+use crate::domain::{TerminalId, UnitId};
+use crate::eligibility::client::tls_config;
+use crate::eligibility::wire::Faults;
+use crate::eligibility::{ClientSettings, EligibilityClient, Endpoint, UnitIdentity};
+use crate::roster::{Roster, SignInGate};
+use crate::session::Station;
+use crate::sim::patients::PatientScenario;
+use crate::sim::proxy::{DelayProxy, LinkState};
+use crate::sim::server::{ServeOptions, SimServer};
+use crate::store::{DeviceKey, Store};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The crew id and PIN every training roster has (shown on the training sign-in screen).
+pub const TRAINING_CREW: &str = "TRAINEE";
+pub const TRAINING_CREW_PIN: &str = "0000";
+
+pub struct TrainingWorld {
+    pub dir: PathBuf,
+    pub server: SimServer,
+    pub proxy: DelayProxy,
+    pub reader: Arc<VirtualReader>,
+    pub store: Arc<Store>,
+    pki_dir: PathBuf,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DrillError + '_ {
+    move |e| DrillError::Setup(format!("{}: {e}", path.display()))
+}
+
+impl TrainingWorld {
+    /// Start the world in `dir` (the training data dir), generating the development PKI
+    /// and the training roster on first use.
+    pub async fn start(dir: &Path, today: time::Date) -> Result<TrainingWorld, DrillError> {
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let pki_dir = dir.join("pki");
+        if !crate::pki::dev::is_complete(&pki_dir) {
+            crate::pki::dev::generate(&pki_dir).map_err(|e| DrillError::Setup(e.to_string()))?;
+        }
+        let roster_path = dir.join(crate::config::ROSTER_FILE);
+        let mut roster =
+            Roster::load(&roster_path).map_err(|e| DrillError::Setup(e.to_string()))?;
+        if roster.member(TRAINING_CREW).is_none() {
+            roster
+                .add(TRAINING_CREW, "訓練 隊員", TRAINING_CREW_PIN, true)
+                .and_then(|()| roster.save(&roster_path))
+                .map_err(|e| DrillError::Setup(e.to_string()))?;
+        }
+        let server = SimServer::start(ServeOptions {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            pki_dir: pki_dir.clone(),
+            faults: Faults::default(),
+            audit_log: None,
+            today,
+        })
+        .await
+        .map_err(|e| DrillError::Setup(e.to_string()))?;
+        let proxy = DelayProxy::start(server.local_addr, Duration::ZERO)
+            .await
+            .map_err(|e| DrillError::Setup(format!("line proxy: {e}")))?;
+        let key = DeviceKey::load_or_create(&dir.join(crate::config::STORE_KEY_FILE))?;
+        // Another drill on the same training dir holds the store for a few seconds at
+        // most: wait for it rather than fail.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let store = loop {
+            match Store::open(&dir.join(crate::config::STORE_DIR), &key) {
+                Ok(s) => break Arc::new(s),
+                Err(e)
+                    if e.to_string().contains("acquire lock")
+                        && std::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
+        Ok(TrainingWorld {
+            dir: dir.to_path_buf(),
+            server,
+            proxy,
+            reader: VirtualReader::new(),
+            store,
+            pki_dir,
+        })
+    }
+
+    /// A client for the training unit, through the line proxy on loopback.
+    pub fn client(&self, settings: ClientSettings) -> Result<EligibilityClient, DrillError> {
+        let identity = UnitIdentity::from_files(
+            &self.pki_dir.join("unit.pem"),
+            &self.pki_dir.join("unit.key"),
+            &self.pki_dir.join("ca.pem"),
+        )
+        .map_err(|e| DrillError::Setup(e.to_string()))?;
+        let config = tls_config(identity).map_err(|e| DrillError::Setup(e.to_string()))?;
+        EligibilityClient::new(
+            Endpoint {
+                host: "127.0.0.1".into(),
+                port: self.proxy.local_addr.port(),
+            },
+            config,
+            settings,
+        )
+        .map_err(|e| DrillError::Setup(e.to_string()))
+    }
+
+    /// Client settings for drills: a dropped line is noticed within about a second.
+    pub fn client_settings() -> ClientSettings {
+        ClientSettings {
+            connect_timeout: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(3),
+            retries: 1,
+            backoff_base: Duration::from_millis(50),
+            ..ClientSettings::default()
+        }
+    }
+
+    /// The controller's parts for training.
+    pub fn ports(&self) -> Result<Ports, DrillError> {
+        let client = Arc::new(self.client(Self::client_settings())?);
+        let gate = SignInGate::open(&self.dir.join(crate::config::ROSTER_FILE))
+            .map_err(|e| DrillError::Setup(e.to_string()))?;
+        Ok(Ports {
+            reader: self.reader.clone(),
+            client,
+            store: self.store.clone(),
+            gate,
+            route: Arc::new(KernelRoute),
+            endpoint_addr: Some(self.proxy.local_addr.ip()),
+            uploader_wake: None,
+        })
+    }
+
+    pub fn settings(&self) -> Settings {
+        let days_left = std::fs::read_to_string(self.pki_dir.join("unit.pem"))
+            .ok()
+            .and_then(|pem| crate::pki::pem_certificates(&pem).into_iter().next())
+            .and_then(|der| crate::pki::inspect(&der, time::OffsetDateTime::now_utc()).ok())
+            .map(|s| s.days_left);
+        Settings {
+            station: Station {
+                unit: UnitId::new(crate::pki::dev::UNIT),
+                terminal: TerminalId::new("TRAINING-TERMINAL"),
+            },
+            training: true,
+            require_tunnel: false,
+            unit_certificate_days_left: days_left,
+            cache_ttl: Duration::from_millis(super::CACHE_TTL_MS as u64),
+            idle_lock: Duration::from_secs(300),
+            idle_end_viewing: Duration::from_secs(600),
+        }
+    }
+
+    /// The patient id for a scenario's `patient` (an id or a patient-scenario name).
+    pub fn patient_id(&self, patient: &str) -> Option<String> {
+        self.server.with_simulator(|sim| {
+            PatientScenario::ALL
+                .iter()
+                .find(|s| s.name() == patient)
+                .and_then(|s| sim.scenario_patient(*s))
+                .or_else(|| sim.patient(patient))
+                .map(|p| p.id.clone())
+        })
+    }
+
+    /// Issue a fresh card to the patient and put it on the virtual reader.
+    pub fn place_card(&self, patient_id: &str) -> Result<(), DrillError> {
+        let issued = self
+            .server
+            .with_simulator(|sim| sim.issue_card(patient_id))?;
+        self.reader.place(
+            VirtualCard::new(
+                &issued.auth_certificate_der,
+                &issued.ca_certificate_der,
+                DRILL_PIN,
+                FaceItems::default(),
+            )
+            .with_auth_key(issued.auth_key_pkcs8),
+        );
+        Ok(())
+    }
+
+    pub fn set_line(&self, state: LinkState) {
+        self.proxy.set_state(state);
+    }
+
+    pub async fn shutdown(self) {
+        self.server.shutdown().await;
+    }
+}

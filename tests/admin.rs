@@ -1,0 +1,303 @@
+//! `mynakyukyu-admin` end to end on a temp data dir: enrolment, the dev CA signing the CSR,
+//! installing the certificate (and refusing wrong ones with the reason), status, the
+//! roster, the audit export and verify, wipe.
+
+mod common;
+
+use common::{TempDir, pki};
+use mynakyukyu::domain::Timestamp;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+fn admin(data: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mynakyukyu-admin"))
+        .arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn admin_stdin(data: &Path, args: &[&str], input: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mynakyukyu-admin"))
+        .arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn init(data: &Path) {
+    let ca = pki().join("ca.pem");
+    let o = admin(
+        data,
+        &[
+            "init",
+            "--unit-id",
+            "UNIT-07",
+            "--department",
+            "131001",
+            "--endpoint",
+            "https://10.10.2.1:8443",
+            "--server-ca",
+            ca.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+}
+
+fn sign(csr: &Path, ca_dir: &Path, days: i64, out: &Path) {
+    let o = admin(
+        csr.parent().unwrap(),
+        &[
+            "dev-pki",
+            "sign",
+            csr.to_str().unwrap(),
+            "--dir",
+            ca_dir.to_str().unwrap(),
+            &format!("--days={days}"),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+}
+
+#[test]
+fn enrol_sign_install_and_status_shows_the_days_left() {
+    let d = TempDir::new("admin");
+    let data = d.path().join("tablet");
+    init(&data);
+    let key_mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(data.join("unit.key"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(key_mode & 0o777, 0o600);
+    // init twice is refused, nothing overwritten
+    let again = admin(
+        &data,
+        &[
+            "init",
+            "--unit-id",
+            "X",
+            "--department",
+            "1",
+            "--endpoint",
+            "https://a:1",
+            "--server-ca",
+            pki().join("ca.pem").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(again.status.code(), Some(2));
+    assert!(text(&again).contains("already initialised"));
+
+    let cert = d.path().join("unit.pem");
+    sign(&data.join("unit.csr"), pki(), 20, &cert);
+    let o = admin(&data, &["install-cert", cert.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = admin(&data, &["status", "--json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(s["unit_id"], "UNIT-07");
+    let days = s["certificate_days_left"].as_i64().unwrap();
+    assert!((19..=20).contains(&days), "{days}");
+    assert_eq!(s["certificate_level"], "warning", "under 30 days");
+    assert_eq!(s["require_tunnel"], true);
+    assert!(mynakyukyu::config::is_provisioned(&data));
+}
+
+#[test]
+fn wrong_certificates_are_refused_with_the_reason() {
+    let d = TempDir::new("admin-refuse");
+    let data = d.path().join("tablet");
+    init(&data);
+    let csr = data.join("unit.csr");
+    // another key: the dev PKI's own unit certificate
+    let o = admin(
+        &data,
+        &["install-cert", pki().join("unit.pem").to_str().unwrap()],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("another key"), "{}", text(&o));
+    // the right key, signed by another CA
+    let other = TempDir::new("other-ca");
+    mynakyukyu::pki::dev::generate(other.path()).unwrap();
+    let foreign = d.path().join("foreign.pem");
+    sign(&csr, other.path(), 365, &foreign);
+    let o = admin(&data, &["install-cert", foreign.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("does not chain"), "{}", text(&o));
+    // expired
+    let expired = d.path().join("expired.pem");
+    sign(&csr, pki(), -1, &expired);
+    let o = admin(&data, &["install-cert", expired.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("not valid now"), "{}", text(&o));
+    // without clientAuth: the server certificate's shape, re-signed for this key
+    let server_like = d.path().join("server-like.pem");
+    let pem = mynakyukyu::admin::dev_sign_csr(pki(), &csr, 30).unwrap();
+    let der = mynakyukyu::pki::pem_certificates(&pem).remove(0);
+    assert!(!der.is_empty());
+    let ca =
+        mynakyukyu::pki::CertAuthority::load_files(&pki().join("ca.pem"), &pki().join("ca.key"))
+            .unwrap();
+    let req =
+        rcgen::CertificateSigningRequestParams::from_pem(&std::fs::read_to_string(&csr).unwrap())
+            .unwrap();
+    let mut params = req.params;
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+    let der = ca.sign(&params, &req.public_key).unwrap();
+    std::fs::write(&server_like, mynakyukyu::pki::certificate_pem(&der)).unwrap();
+    let o = admin(&data, &["install-cert", server_like.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("clientAuth"), "{}", text(&o));
+    // nothing was installed by any of these
+    assert!(!data.join("unit.pem").exists());
+    let o = admin(&data, &["status"]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "no certificate is an error status"
+    );
+}
+
+#[test]
+fn roster_pins_are_hashed_and_checked_with_lockout() {
+    let d = TempDir::new("admin-crew");
+    let data = d.path().join("tablet");
+    init(&data);
+    let o = admin_stdin(
+        &data,
+        &["crew", "add", "EMT-1", "--name", "救急 一郎"],
+        "2468\n",
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let o = admin_stdin(
+        &data,
+        &["crew", "add", "DRV-2", "--name", "機関員", "--no-view"],
+        "1357\n",
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let o = admin_stdin(&data, &["crew", "add", "BAD", "--name", "x"], "12\n");
+    assert_eq!(o.status.code(), Some(2), "short PIN refused");
+    let list = String::from_utf8(admin(&data, &["crew", "list"]).stdout).unwrap();
+    assert!(
+        list.contains("EMT-1\t救急 一郎\tview") && list.contains("DRV-2\t機関員\tno-view"),
+        "{list}"
+    );
+    let roster = std::fs::read_to_string(data.join("roster.toml")).unwrap();
+    assert!(!roster.contains("2468") && roster.contains("$argon2id$"));
+    // the app's gate: a non-roster id cannot sign in, five wrong PINs lock
+    let mut gate = mynakyukyu::roster::SignInGate::open(&data.join("roster.toml")).unwrap();
+    let now = Timestamp::now();
+    assert!(gate.sign_in("EMT-9", "2468", now).is_err());
+    assert!(!gate.sign_in("DRV-2", "1357", now).unwrap().can_view);
+    for _ in 0..5 {
+        assert!(gate.sign_in("EMT-1", "0000", now).is_err());
+    }
+    assert!(matches!(
+        gate.sign_in("EMT-1", "2468", now),
+        Err(mynakyukyu::roster::RosterError::Locked { .. })
+    ));
+    assert!(admin(&data, &["crew", "remove", "EMT-1"]).status.success());
+    assert_eq!(
+        admin(&data, &["crew", "remove", "EMT-1"]).status.code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn audit_export_lists_the_records_and_verify_checks_the_chain_then_wipe_erases() {
+    let d = TempDir::new("admin-audit");
+    let data = d.path().join("tablet");
+    init(&data);
+    {
+        let key = mynakyukyu::store::DeviceKey::load(&data.join("store.key")).unwrap();
+        let store = mynakyukyu::store::Store::open(&data.join("store"), &key).unwrap();
+        for i in 0..3 {
+            store
+                .append(
+                    common::opt_out_audit(&format!("INC-{i}"), 1_790_000_000_000 + i),
+                    Timestamp::now(),
+                )
+                .unwrap();
+        }
+    }
+    let o = admin(&data, &["audit", "export", "--format", "json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[0]["incident_id"], "INC-0");
+    assert_eq!(rows[0]["crew_id"], "EMT-1");
+    let csv = String::from_utf8(admin(&data, &["audit", "export"]).stdout).unwrap();
+    assert_eq!(csv.lines().count(), 4, "{csv}");
+    let o = admin(&data, &["audit", "export", "--since", "2099-01-01"]);
+    assert_eq!(
+        String::from_utf8(o.stdout).unwrap().lines().count(),
+        1,
+        "header only"
+    );
+    let o = admin(&data, &["audit", "export", "--since", "nope"]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = admin(&data, &["audit", "verify"]);
+    assert!(
+        o.status.success() && text(&o).contains("intact: 3"),
+        "{}",
+        text(&o)
+    );
+    // wipe: the key first, then the files
+    let o = admin_stdin(&data, &["wipe"], "no\n");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(data.join("store.key").exists());
+    let o = admin(&data, &["wipe", "--yes"]);
+    assert!(o.status.success(), "{}", text(&o));
+    for f in ["store.key", "unit.key", "device.toml", "store"] {
+        assert!(!data.join(f).exists(), "{f} left after wipe");
+    }
+}
+
+#[test]
+fn ipsec_config_tunnels_only_the_endpoint() {
+    let d = TempDir::new("admin-ipsec");
+    let data = d.path().join("tablet");
+    init(&data);
+    let o = admin(
+        &data,
+        &[
+            "ipsec-config",
+            "--remote-addrs",
+            "192.0.2.1",
+            "--remote-id",
+            "CN=gw",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let conf = String::from_utf8(o.stdout).unwrap();
+    assert!(conf.contains("version = 2"));
+    assert!(
+        conf.contains("remote_ts = 10.10.2.1/32[tcp/8443]"),
+        "{conf}"
+    );
+    assert!(conf.contains("auth = pubkey"));
+    assert!(conf.contains(&data.join("unit.pem").display().to_string()));
+}
