@@ -13,7 +13,15 @@
 //! | [`pki`] | certificates: issuing with rcgen (development PKI, test JPKI CA, card certificates), reading with x509-parser (serial, issuer, validity, signatures) |
 //! | [`eligibility`] | protocol v1: wire types, minimal HTTP/1.1 with hard limits, the mutual-TLS client (rustls, TLS 1.3, pinned CA, keep-alive, resumption, retries) |
 //! | [`sim`] | the eligibility simulator: synthetic patients, virtual cards issued to them, qualification and emergency-info answers, and its mTLS server with fault injection |
-//! | [`drill`] | training drills: scenario files, a runner that carries out the session's effects against the simulator, the debrief report |
+//! | [`drill`] | training drills: scenario files, the training world (simulator on loopback, virtual reader), the runner over the app controller, the debrief |
+//! | [`card`] | the patient's card: apdu → transport (pcscd or the in-process virtual card) → JPKI |
+//! | [`store`] | sled, sealed records, hash chain, outbox, clinical cache |
+//! | [`sync`] | the uploader: outbox → eligibility system |
+//! | [`roster`] | crew roster, Argon2id PINs, sign-in lockout |
+//! | [`config`] | the device configuration and data-dir file names |
+//! | [`app`] | the controller: session + effects on tokio, the view model, readers, the line |
+//! | [`ui`] | Slint: view model → `Api` global, callbacks → commands, headless PNG rendering |
+//! | [`admin`] | fire-department administration behind `mynakyukyu-admin` |
 //! | [`cli`] | what every binary shares: `--data-dir`, `--log-format`, logging set-up |
 //!
 //! The binaries are thin: `src/bin/mynakyukyu.rs` (the tablet app),

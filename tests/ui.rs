@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 
 struct Rig {
     rt: tokio::runtime::Runtime,
-    world: TrainingWorld,
+    world: std::sync::Arc<TrainingWorld>,
     controller: Controller,
     app: AppWindow,
     rx: mpsc::Receiver<Command>,
@@ -34,13 +34,18 @@ impl Rig {
             .build()
             .unwrap();
         let today = time::OffsetDateTime::now_utc().date();
-        let world = rt
-            .block_on(TrainingWorld::start(dir.path(), today))
-            .unwrap();
+        let world = std::sync::Arc::new(
+            rt.block_on(TrainingWorld::start(dir.path(), today))
+                .unwrap(),
+        );
         let (controller, _) = Controller::new(world.ports().unwrap(), world.settings());
         let app = AppWindow::new().unwrap();
         let (tx, rx) = mpsc::channel(16);
-        ui::bind(&app, tx.clone(), None);
+        let panel = ui::TrainingPanel {
+            world: world.clone(),
+            commands: tx.clone(),
+        };
+        ui::bind(&app, tx.clone(), Some(std::sync::Arc::new(panel)));
         let mut rig = Rig {
             rt,
             world,
@@ -260,4 +265,31 @@ fn wrong_crew_pin_is_refused_on_screen() {
     r.tap("サインイン");
     assert_eq!(r.screen(), Screen::SignIn);
     assert!(r.api().get_sign_in_error().contains("PIN"));
+}
+
+#[test]
+fn trainer_panel_places_a_scenario_card_and_drops_the_line() {
+    let mut r = Rig::new();
+    r.sign_in();
+    r.tap("訓練操作");
+    assert!(r.api().get_trainer_open());
+    r.tap("dialysis");
+    assert_eq!(
+        r.screen(),
+        Screen::Consent,
+        "the scenario's card was placed and read"
+    );
+    r.tap("訓練操作");
+    r.tap("回線断");
+    assert!(r.api().get_trainer_message().contains("回線断"));
+    r.tap("顔写真と本人が一致");
+    r.tap("口頭同意あり");
+    assert!(
+        r.api().get_waiting_for_link(),
+        "the inquiry waits for the line"
+    );
+    r.tap("回線復旧");
+    r.send(Command::LinkRestored);
+    assert_eq!(r.screen(), Screen::Summary);
+    assert!(r.shows("注意 透析"));
 }

@@ -6,7 +6,6 @@ use mynakyukyu::app::Command as AppCommand;
 use mynakyukyu::cli::CommonArgs;
 use mynakyukyu::drill;
 use mynakyukyu::drill::world::TrainingWorld;
-use mynakyukyu::sim::proxy::LinkState;
 use mynakyukyu::ui::headless::HeadlessWindow;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -231,7 +230,7 @@ fn run_app(common: &CommonArgs, training: bool) -> Result<bool, Box<dyn std::err
         ));
         rt.spawn(controller.run(cmd_rx, Some(probe_rx)));
         rt.spawn(ui::forward_views(views, app.as_weak()));
-        let trainer = Arc::new(Trainer {
+        let trainer = Arc::new(mynakyukyu::ui::TrainingPanel {
             world: world.clone(),
             commands: cmd_tx.clone(),
         });
@@ -274,51 +273,6 @@ fn run_app(common: &CommonArgs, training: bool) -> Result<bool, Box<dyn std::err
     }
     app.run()?;
     Ok(true)
-}
-
-/// The trainer panel's actions on the training world.
-struct Trainer {
-    world: Arc<TrainingWorld>,
-    commands: tokio::sync::mpsc::Sender<AppCommand>,
-}
-
-impl mynakyukyu::ui::Trainer for Trainer {
-    fn scenarios(&self) -> Vec<String> {
-        drill::scenario_names()
-            .iter()
-            .map(|s| s.to_string())
-            .collect()
-    }
-    fn place_card(&self, name: &str) -> String {
-        let placed = drill::scenario(name)
-            .map_err(|e| e.to_string())
-            .and_then(|s| {
-                self.world
-                    .patient_id(&s.patient)
-                    .ok_or_else(|| format!("no patient {}", s.patient))
-            })
-            .and_then(|id| self.world.place_card(&id).map_err(|e| e.to_string()));
-        match placed {
-            Ok(()) => {
-                let _ = self.commands.try_send(AppCommand::CardPlaced);
-                format!("{name}: カードを置きました")
-            }
-            Err(e) => format!("失敗: {e}"),
-        }
-    }
-    fn remove_card(&self) -> String {
-        self.world.reader.remove();
-        let _ = self.commands.try_send(AppCommand::CardRemoved);
-        "カードを外しました".into()
-    }
-    fn line_drop(&self) -> String {
-        self.world.set_line(LinkState::Down);
-        "回線断（プローブが検知すると表示が変わります）".into()
-    }
-    fn line_restore(&self) -> String {
-        self.world.set_line(LinkState::Up);
-        "回線復旧".into()
-    }
 }
 
 fn card_info(

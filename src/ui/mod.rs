@@ -8,8 +8,11 @@ pub mod headless;
 use crate::app::Command;
 use crate::app::view::{self, Level as VLevel, Screen as VScreen, ViewModel};
 use crate::domain::ConsentDecision;
+use crate::drill::{self, world::TrainingWorld};
+use crate::sim::proxy::LinkState;
 use slint::{ComponentHandle, ModelRc, SharedString, VecModel};
 use std::rc::Rc;
+use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 
 slint::include_modules!();
@@ -55,6 +58,51 @@ fn sections(list: &[view::Section]) -> ModelRc<Section> {
         })
         .collect();
     ModelRc::from(Rc::new(VecModel::from(v)))
+}
+
+/// The trainer panel's actions on the training world (the simulator's cards, the line).
+pub struct TrainingPanel {
+    pub world: Arc<TrainingWorld>,
+    pub commands: tokio::sync::mpsc::Sender<Command>,
+}
+
+impl Trainer for TrainingPanel {
+    fn scenarios(&self) -> Vec<String> {
+        drill::scenario_names()
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    }
+    fn place_card(&self, name: &str) -> String {
+        let placed = drill::scenario(name)
+            .map_err(|e| e.to_string())
+            .and_then(|s| {
+                self.world
+                    .patient_id(&s.patient)
+                    .ok_or_else(|| format!("no patient {}", s.patient))
+            })
+            .and_then(|id| self.world.place_card(&id).map_err(|e| e.to_string()));
+        match placed {
+            Ok(()) => {
+                let _ = self.commands.try_send(Command::CardPlaced);
+                format!("{name}: カードを置きました")
+            }
+            Err(e) => format!("失敗: {e}"),
+        }
+    }
+    fn remove_card(&self) -> String {
+        self.world.reader.remove();
+        let _ = self.commands.try_send(Command::CardRemoved);
+        "カードを外しました".into()
+    }
+    fn line_drop(&self) -> String {
+        self.world.set_line(LinkState::Down);
+        "回線断（プローブが検知すると表示が変わります）".into()
+    }
+    fn line_restore(&self) -> String {
+        self.world.set_line(LinkState::Up);
+        "回線復旧".into()
+    }
 }
 
 /// Copy a view model into the `Api` global. Every patient field is overwritten, so a view
@@ -121,11 +169,7 @@ pub fn apply(app: &AppWindow, vm: &ViewModel) {
 }
 
 /// Wire the screens' callbacks to the controller's command channel (and the trainer).
-pub fn bind(
-    app: &AppWindow,
-    commands: mpsc::Sender<Command>,
-    trainer: Option<std::sync::Arc<dyn Trainer>>,
-) {
+pub fn bind(app: &AppWindow, commands: mpsc::Sender<Command>, trainer: Option<Arc<dyn Trainer>>) {
     let api = app.global::<Api>();
     api.set_version(s(env!("CARGO_PKG_VERSION")));
     let send = move |c: Command| {
