@@ -194,6 +194,39 @@ fn visit_rows(info: &[crate::domain::Visit]) -> Vec<Row> {
         .collect()
 }
 
+fn surgery_rows(list: &[crate::domain::Surgery]) -> Vec<Row> {
+    list.iter()
+        .map(|x| Row {
+            date: short_date(x.date),
+            text: x.procedure.clone(),
+            detail: x.hospital.clone(),
+            alert: true,
+        })
+        .collect()
+}
+
+fn clinical_rows(list: &[crate::domain::ClinicalEntry]) -> Vec<Row> {
+    list.iter()
+        .map(|x| Row {
+            date: short_date(x.date),
+            text: x.description.clone(),
+            detail: x.hospital.clone(),
+            alert: false,
+        })
+        .collect()
+}
+
+fn dialysis_rows(list: &[crate::domain::DialysisSession]) -> Vec<Row> {
+    list.iter()
+        .map(|x| Row {
+            date: short_date(x.date),
+            text: "人工腎臓（透析）".into(),
+            detail: x.hospital.clone(),
+            alert: true,
+        })
+        .collect()
+}
+
 /// The emergency summary's sections, in the MHLW order, with their windows.
 pub fn summary_sections(info: &EmergencyInfo) -> Vec<Section> {
     let s = &info.summary;
@@ -216,44 +249,17 @@ pub fn summary_sections(info: &EmergencyInfo) -> Vec<Section> {
         Section {
             title: "手術情報".into(),
             window: "5年".into(),
-            rows: s
-                .surgeries
-                .iter()
-                .map(|x| Row {
-                    date: short_date(x.date),
-                    text: x.procedure.clone(),
-                    detail: x.hospital.clone(),
-                    alert: true,
-                })
-                .collect(),
+            rows: surgery_rows(&s.surgeries),
         },
         Section {
             title: "診療情報".into(),
             window: "3か月".into(),
-            rows: s
-                .clinical
-                .iter()
-                .map(|x| Row {
-                    date: short_date(x.date),
-                    text: x.description.clone(),
-                    detail: x.hospital.clone(),
-                    alert: false,
-                })
-                .collect(),
+            rows: clinical_rows(&s.clinical),
         },
         Section {
             title: "透析".into(),
             window: "3か月".into(),
-            rows: s
-                .dialysis
-                .iter()
-                .map(|x| Row {
-                    date: short_date(x.date),
-                    text: "人工腎臓（透析）".into(),
-                    detail: x.hospital.clone(),
-                    alert: true,
-                })
-                .collect(),
+            rows: dialysis_rows(&s.dialysis),
         },
         Section {
             title: "特定健診".into(),
@@ -294,44 +300,17 @@ pub fn full_sections(info: &EmergencyInfo) -> Vec<Section> {
         Section {
             title: "手術情報".into(),
             window: "5年".into(),
-            rows: f
-                .surgeries
-                .iter()
-                .map(|x| Row {
-                    date: short_date(x.date),
-                    text: x.procedure.clone(),
-                    detail: x.hospital.clone(),
-                    alert: true,
-                })
-                .collect(),
+            rows: surgery_rows(&f.surgeries),
         },
         Section {
             title: "診療情報".into(),
             window: "5年".into(),
-            rows: f
-                .clinical
-                .iter()
-                .map(|x| Row {
-                    date: short_date(x.date),
-                    text: x.description.clone(),
-                    detail: x.hospital.clone(),
-                    alert: false,
-                })
-                .collect(),
+            rows: clinical_rows(&f.clinical),
         },
         Section {
             title: "透析".into(),
             window: "5年".into(),
-            rows: f
-                .dialysis
-                .iter()
-                .map(|x| Row {
-                    date: short_date(x.date),
-                    text: "人工腎臓（透析）".into(),
-                    detail: x.hospital.clone(),
-                    alert: true,
-                })
-                .collect(),
+            rows: dialysis_rows(&f.dialysis),
         },
         Section {
             title: "特定健診".into(),
