@@ -91,6 +91,12 @@ impl DeviceConfig {
     }
 }
 
+/// Open the data dir's store with its device key.
+pub fn open_store(data_dir: &Path) -> Result<crate::store::Store, crate::store::StoreError> {
+    let key = crate::store::DeviceKey::load(&data_dir.join(STORE_KEY_FILE))?;
+    crate::store::Store::open(&data_dir.join(STORE_DIR), &key)
+}
+
 /// Whether the data dir holds a configured device with an installed unit certificate.
 pub fn is_provisioned(data_dir: &Path) -> bool {
     matches!(DeviceConfig::load(data_dir), Ok(Some(_))) && data_dir.join(UNIT_CERT_FILE).is_file()

@@ -306,20 +306,12 @@ fn pin_fallback_drill_spends_two_tries_confirms_the_last_and_audits_pin_identity
     assert!(views.iter().all(|a| a["identity_check"] == "pin"));
 }
 
-#[test]
-fn a_training_run_keeps_to_its_own_dir_and_to_loopback() {
-    let d = TempDir::new("drill-prod");
-    let report = d.path().join("r.json");
+/// Run one headless drill with its data dir under `dir`, passing `flag PATH`.
+fn drill_into(dir: &std::path::Path, scenario: &str, flag: &str, path: &std::path::Path) {
     let out = Command::new(env!("CARGO_BIN_EXE_mynakyukyu"))
-        .args([
-            "drill",
-            "--scenario",
-            "tunnel-line-drop",
-            "--headless",
-            "--report",
-        ])
-        .arg(&report)
-        .env("MYNAKYUKYU_DATA", d.path().join("data"))
+        .args(["drill", "--scenario", scenario, "--headless", flag])
+        .arg(path)
+        .env("MYNAKYUKYU_DATA", dir.join("data"))
         .output()
         .unwrap();
     assert!(
@@ -327,6 +319,13 @@ fn a_training_run_keeps_to_its_own_dir_and_to_loopback() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn a_training_run_keeps_to_its_own_dir_and_to_loopback() {
+    let d = TempDir::new("drill-prod");
+    let report = d.path().join("r.json");
+    drill_into(d.path(), "tunnel-line-drop", "--report", &report);
     // nothing of the production layout exists: only training/
     let top: Vec<String> = std::fs::read_dir(d.path().join("data"))
         .unwrap()
@@ -353,23 +352,7 @@ fn a_training_run_keeps_to_its_own_dir_and_to_loopback() {
 fn screenshots_render_every_screen_in_both_themes() {
     let d = TempDir::new("drill-shots");
     let shots = d.path().join("shots");
-    let out = Command::new(env!("CARGO_BIN_EXE_mynakyukyu"))
-        .args([
-            "drill",
-            "--scenario",
-            "unconscious-warfarin",
-            "--headless",
-            "--screenshots",
-        ])
-        .arg(&shots)
-        .env("MYNAKYUKYU_DATA", d.path().join("data"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    drill_into(d.path(), "unconscious-warfarin", "--screenshots", &shots);
     let names: Vec<String> = std::fs::read_dir(&shots)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

@@ -8,7 +8,7 @@ use crate::domain::{AuditAction, RecordBody, Timestamp};
 use crate::eligibility::Endpoint;
 use crate::pki::{self, Validity};
 use crate::roster::Roster;
-use crate::store::{DeviceKey, Store};
+use crate::store::DeviceKey;
 use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -222,9 +222,7 @@ pub struct Status {
 
 pub fn status(data_dir: &Path) -> Result<Status, AdminError> {
     let cfg = DeviceConfig::load(data_dir)?.ok_or(AdminError::NotInitialised)?;
-    let cert = first_certificate(&data_dir.join(config::UNIT_CERT_FILE))
-        .ok()
-        .and_then(|der| pki::inspect(&der, time::OffsetDateTime::now_utc()).ok());
+    let cert = pki::inspect_pem_file(&data_dir.join(config::UNIT_CERT_FILE));
     let level = match &cert {
         None => "error",
         Some(c) if c.validity != Validity::Valid => "error",
@@ -232,9 +230,7 @@ pub fn status(data_dir: &Path) -> Result<Status, AdminError> {
         Some(_) => "ok",
     };
     let roster = Roster::load(&data_dir.join(config::ROSTER_FILE))?;
-    let key = DeviceKey::load(&data_dir.join(config::STORE_KEY_FILE))?;
-    let store = Store::open(&data_dir.join(config::STORE_DIR), &key)?;
-    let sync = store.sync_state()?;
+    let sync = config::open_store(data_dir)?.sync_state()?;
     let tunnel = Endpoint::parse(&cfg.endpoint)
         .ok()
         .and_then(|e| {
@@ -286,15 +282,6 @@ pub struct AuditFilter<'a> {
     pub until: Option<time::Date>,
 }
 
-fn day_of(t: Timestamp) -> Option<time::Date> {
-    time::OffsetDateTime::from_unix_timestamp_nanos(t.0 as i128 * 1_000_000)
-        .ok()
-        .map(|d| {
-            d.to_offset(time::UtcOffset::from_hms(9, 0, 0).unwrap_or(time::UtcOffset::UTC))
-                .date()
-        })
-}
-
 fn json_label<T: Serialize>(v: &T) -> String {
     serde_json::to_value(v)
         .ok()
@@ -307,8 +294,7 @@ pub fn audit_export(
     data_dir: &Path,
     filter: &AuditFilter<'_>,
 ) -> Result<Vec<AuditRow>, AdminError> {
-    let key = DeviceKey::load(&data_dir.join(config::STORE_KEY_FILE))?;
-    let store = Store::open(&data_dir.join(config::STORE_DIR), &key)?;
+    let store = config::open_store(data_dir)?;
     let mut rows = vec![];
     for record in store.records()? {
         let RecordBody::Audit(a) = record.record.body else {
@@ -322,7 +308,7 @@ pub fn audit_export(
         if filter.insured_number.is_some_and(|n| n != insured) {
             continue;
         }
-        let day = day_of(a.at);
+        let day = a.at.in_jst().map(|t| t.date());
         if filter.since.is_some_and(|s| day.is_none_or(|d| d < s))
             || filter.until.is_some_and(|u| day.is_none_or(|d| d > u))
         {
@@ -340,23 +326,15 @@ pub fn audit_export(
             identity_check: a.identity_check.map(|c| json_label(&c)).unwrap_or_default(),
             action: match a.action {
                 AuditAction::View { kind } => format!("view:{}", json_label(&kind)),
-                other => json_label(&other)
-                    .to_string()
-                    .if_empty(|| format!("{other:?}")),
+                // tagged enum: its JSON is {"action": "<name>"}
+                other => serde_json::to_value(other)
+                    .ok()
+                    .and_then(|v| v["action"].as_str().map(str::to_string))
+                    .unwrap_or_else(|| format!("{other:?}")),
             },
         });
     }
     Ok(rows)
-}
-
-trait IfEmpty {
-    fn if_empty(self, f: impl FnOnce() -> String) -> String;
-}
-
-impl IfEmpty for String {
-    fn if_empty(self, f: impl FnOnce() -> String) -> String {
-        if self.is_empty() { f() } else { self }
-    }
 }
 
 fn csv_field(s: &str) -> String {
@@ -388,6 +366,11 @@ pub fn audit_csv(rows: &[AuditRow]) -> String {
         out.push('\n');
     }
     out
+}
+
+/// Check the store's hash chain.
+pub fn audit_verify(data_dir: &Path) -> Result<crate::store::ChainReport, AdminError> {
+    Ok(config::open_store(data_dir)?.verify_chain()?)
 }
 
 /// A strongSwan swanctl.conf for this device: IKEv2, certificate authentication with the

@@ -11,7 +11,6 @@ use crate::eligibility::client::tls_config;
 use crate::eligibility::{ClientSettings, EligibilityClient, Endpoint, UnitIdentity};
 use crate::roster::SignInGate;
 use crate::session::Station;
-use crate::store::{DeviceKey, Store};
 use std::net::ToSocketAddrs;
 use std::path::Path;
 use std::sync::Arc;
@@ -67,13 +66,8 @@ pub fn open(data_dir: &Path) -> Result<Device, DeviceError> {
             .map(Arc::new)
             .map_err(|e| DeviceError::Certificate(e.to_string()))
     };
-    let days_left = std::fs::read_to_string(&cert_path)
-        .ok()
-        .and_then(|pem| crate::pki::pem_certificates(&pem).into_iter().next())
-        .and_then(|der| crate::pki::inspect(&der, time::OffsetDateTime::now_utc()).ok())
-        .map(|s| s.days_left);
-    let key = DeviceKey::load(&data_dir.join(config::STORE_KEY_FILE))?;
-    let store = Arc::new(Store::open(&data_dir.join(config::STORE_DIR), &key)?);
+    let days_left = crate::pki::inspect_pem_file(&cert_path).map(|s| s.days_left);
+    let store = Arc::new(config::open_store(data_dir)?);
     let gate = SignInGate::open(&data_dir.join(config::ROSTER_FILE))?;
     let endpoint_addr = (endpoint.host.as_str(), endpoint.port)
         .to_socket_addrs()

@@ -417,7 +417,6 @@ impl Controller {
             match self.session.handle(Timestamp::now(), event) {
                 Ok(effects) => {
                     self.journal_push(name.to_string(), true);
-                    self.refresh_status();
                     self.publish();
                     for effect in effects {
                         queue.extend(self.execute(effect).await);
@@ -626,10 +625,7 @@ impl Controller {
 }
 
 fn clock(t: Timestamp) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(t.0 as i128 * 1_000_000)
-        .map(|d| {
-            let d = d.to_offset(time::UtcOffset::from_hms(9, 0, 0).unwrap_or(time::UtcOffset::UTC));
-            format!("{:02}:{:02}", d.hour(), d.minute())
-        })
+    t.in_jst()
+        .map(|d| format!("{:02}:{:02}", d.hour(), d.minute()))
         .unwrap_or_default()
 }

@@ -319,9 +319,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Audit {
             command: AuditCommand::Verify,
         } => {
-            let key = mynakyukyu::store::DeviceKey::load(&data.join(config::STORE_KEY_FILE))?;
-            let store = mynakyukyu::store::Store::open(&data.join(config::STORE_DIR), &key)?;
-            let report = store.verify_chain()?;
+            let report = admin::audit_verify(&data)?;
             match report.first_broken {
                 None => println!("audit chain intact: {} records", report.checked),
                 Some(broken) => {

@@ -214,7 +214,11 @@ fn run_app(common: &CommonArgs, training: bool) -> Result<bool, Box<dyn std::err
     let (cmd_tx, cmd_rx) = tokio::sync::mpsc::channel(64);
     let (probe_tx, probe_rx) = tokio::sync::watch::channel(None);
     let app = AppWindow::new()?;
-    let mut _keep = None;
+    // What must live as long as the window: the training world, or the uploader's stop
+    // switch and the card-presence watch (dropping them would stop the uploader at once
+    // and cancel the watch).
+    let mut _training_world = None;
+    let mut _device_parts = None;
     if training {
         let today = time::OffsetDateTime::now_utc().date();
         let world = Arc::new(rt.block_on(TrainingWorld::start(
@@ -235,7 +239,7 @@ fn run_app(common: &CommonArgs, training: bool) -> Result<bool, Box<dyn std::err
             commands: cmd_tx.clone(),
         });
         ui::bind(&app, cmd_tx, Some(trainer));
-        _keep = Some(world);
+        _training_world = Some(world);
     } else {
         let mut device = mynakyukyu::app::device::open(&common.data_dir())?;
         let uploader = mynakyukyu::sync::Uploader::new(
@@ -245,7 +249,7 @@ fn run_app(common: &CommonArgs, training: bool) -> Result<bool, Box<dyn std::err
         );
         device.ports.uploader_wake = Some(uploader.waker());
         let (controller, views) = Controller::new(device.ports, device.settings);
-        let (_stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         rt.spawn(uploader.run(stop_rx));
         rt.spawn(line::monitor(
             device.background_client,
@@ -269,9 +273,12 @@ fn run_app(common: &CommonArgs, training: bool) -> Result<bool, Box<dyn std::err
         rt.spawn(controller.run(cmd_rx, Some(probe_rx)));
         rt.spawn(ui::forward_views(views, app.as_weak()));
         ui::bind(&app, cmd_tx, None);
-        std::mem::forget(device.watch);
+        _device_parts = Some((stop_tx, device.watch));
     }
     app.run()?;
+    if let Some((stop, _watch)) = &_device_parts {
+        stop.send_replace(true);
+    }
     Ok(true)
 }
 

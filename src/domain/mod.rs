@@ -67,6 +67,14 @@ impl Timestamp {
         self.0 - earlier.0
     }
 
+    /// The instant in Japan Standard Time (UTC+9, no DST), for what crews and admins read.
+    pub fn in_jst(self) -> Option<time::OffsetDateTime> {
+        let jst = time::UtcOffset::from_hms(9, 0, 0).ok()?;
+        time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0) * 1_000_000)
+            .ok()
+            .map(|t| t.to_offset(jst))
+    }
+
     /// RFC 3339 in UTC, for reports and exports.
     pub fn to_rfc3339(self) -> String {
         let nanos = i128::from(self.0) * 1_000_000;

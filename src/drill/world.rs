@@ -144,11 +144,8 @@ impl TrainingWorld {
     }
 
     pub fn settings(&self) -> Settings {
-        let days_left = std::fs::read_to_string(self.pki_dir.join("unit.pem"))
-            .ok()
-            .and_then(|pem| crate::pki::pem_certificates(&pem).into_iter().next())
-            .and_then(|der| crate::pki::inspect(&der, time::OffsetDateTime::now_utc()).ok())
-            .map(|s| s.days_left);
+        let days_left =
+            crate::pki::inspect_pem_file(&self.pki_dir.join("unit.pem")).map(|s| s.days_left);
         Settings {
             station: Station {
                 unit: UnitId::new(crate::pki::dev::UNIT),

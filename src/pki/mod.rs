@@ -318,6 +318,13 @@ pub struct CertSummary {
 }
 
 /// Parse a DER certificate and summarise it as of `now`.
+/// The first certificate of a PEM file, inspected now; None if unreadable.
+pub fn inspect_pem_file(path: &std::path::Path) -> Option<CertSummary> {
+    let pem = std::fs::read_to_string(path).ok()?;
+    let der = pem_certificates(&pem).into_iter().next()?;
+    inspect(&der, OffsetDateTime::now_utc()).ok()
+}
+
 pub fn inspect(der: &[u8], now: OffsetDateTime) -> Result<CertSummary, PkiError> {
     let (_, cert) = X509Certificate::from_der(der).map_err(|e| PkiError::Parse(e.to_string()))?;
     let nb = cert.validity().not_before.to_datetime();
