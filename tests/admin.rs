@@ -299,5 +299,48 @@ fn ipsec_config_tunnels_only_the_endpoint() {
         "{conf}"
     );
     assert!(conf.contains("auth = pubkey"));
-    assert!(conf.contains(&data.join("unit.pem").display().to_string()));
+    assert!(conf.contains("certs = unit.pem"));
+
+    // a whole swanctl dir needs the certificate first
+    let dir = d.path().join("swanctl");
+    let args = |dir: &Path| {
+        vec![
+            "ipsec-config".to_string(),
+            "--remote-addrs=192.0.2.1".into(),
+            "--remote-id=CN=gw".into(),
+            format!("--gateway-ca={}", pki().join("ca.pem").display()),
+            format!("--out={}", dir.display()),
+        ]
+    };
+    let run = |v: Vec<String>| admin(&data, &v.iter().map(String::as_str).collect::<Vec<_>>());
+    let o = run(args(&dir));
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("install-cert first"), "{}", text(&o));
+    let cert = d.path().join("unit.pem");
+    sign(&data.join("unit.csr"), pki(), 365, &cert);
+    assert!(
+        admin(&data, &["install-cert", cert.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let o = run(args(&dir));
+    assert!(o.status.success(), "{}", text(&o));
+    let conf = std::fs::read_to_string(dir.join("swanctl.conf")).unwrap();
+    assert!(conf.contains("cacerts = gateway-ca.pem"), "{conf}");
+    // the key is a link into the data dir, not a second copy that `wipe` would miss
+    let key = dir.join("private/unit.key");
+    assert!(
+        std::fs::symlink_metadata(&key)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(
+        std::fs::read(&key).unwrap(),
+        std::fs::read(data.join("unit.key")).unwrap()
+    );
+    assert!(dir.join("x509/unit.pem").is_file());
+    assert!(dir.join("x509ca/gateway-ca.pem").is_file());
+    // writing again replaces the links
+    assert!(run(args(&dir)).status.success());
 }

@@ -373,15 +373,26 @@ pub fn audit_verify(data_dir: &Path) -> Result<crate::store::ChainReport, AdminE
     Ok(config::open_store(data_dir)?.verify_chain()?)
 }
 
+/// What `ipsec-config` needs besides the device config.
+pub struct IpsecOptions<'a> {
+    /// This tablet's IKE address(es) (`%any` on a tablet whose address changes).
+    pub local_addrs: &'a str,
+    /// The IPsec gateway.
+    pub remote_addrs: &'a str,
+    /// The gateway's identity, as in its certificate (e.g. `CN=gw.example`).
+    pub remote_id: &'a str,
+    /// The CA that issued the gateway's certificate; the gateway must chain to it.
+    pub gateway_ca: Option<&'a Path>,
+}
+
+/// The file name of the gateway CA inside the swanctl directory.
+const GATEWAY_CA_NAME: &str = "gateway-ca.pem";
+
 /// A strongSwan swanctl.conf for this device: IKEv2, certificate authentication with the
-/// unit certificate, and traffic selectors that cover only the eligibility endpoint.
-/// `local_addrs`/`remote_addrs` are the IKE peers; `remote_ts` the endpoint's address.
-pub fn ipsec_config(
-    data_dir: &Path,
-    local_addrs: &str,
-    remote_addrs: &str,
-    remote_id: &str,
-) -> Result<String, AdminError> {
+/// unit certificate, and traffic selectors that cover only the eligibility endpoint (no
+/// other traffic enters the tunnel, and without the tunnel there is no route to it).
+/// Paths are relative to a swanctl directory laid out by [`write_ipsec_dir`].
+pub fn ipsec_config(data_dir: &Path, o: &IpsecOptions) -> Result<String, AdminError> {
     let cfg = DeviceConfig::load(data_dir)?.ok_or(AdminError::NotInitialised)?;
     let endpoint = Endpoint::parse(&cfg.endpoint)
         .map_err(|_| AdminError::BadEndpoint(cfg.endpoint.clone()))?;
@@ -395,10 +406,17 @@ pub fn ipsec_config(
             )));
         }
     };
+    let cacerts = if o.gateway_ca.is_some() {
+        format!("            cacerts = {GATEWAY_CA_NAME}\n")
+    } else {
+        String::new()
+    };
     Ok(format!(
         "# Written by mynakyukyu-admin ipsec-config for unit {unit} ({dept}).\n\
 # Only the eligibility endpoint is tunnelled; with require_tunnel the app sends nothing\n\
 # patient-related unless the route to it is this tunnel (fail closed).\n\
+# Files: x509/unit.pem, private/unit.key (links into the data dir, so a renewed\n\
+# certificate is picked up and `wipe` leaves no key behind), x509ca/{GATEWAY_CA_NAME}.\n\
 connections {{\n\
     eligibility {{\n\
         version = 2\n\
@@ -406,14 +424,16 @@ connections {{\n\
         remote_addrs = {remote_addrs}\n\
         proposals = aes256gcm16-prfsha384-ecp384,aes256gcm16-prfsha256-ecp256\n\
         dpd_delay = 10s\n\
+        # the gateway assigns the tablet's inner address (its mobile address changes)\n\
+        vips = 0.0.0.0\n\
         local {{\n\
             auth = pubkey\n\
-            certs = {cert}\n\
-            id = \"CN={unit}\"\n\
+            certs = unit.pem\n\
         }}\n\
         remote {{\n\
             auth = pubkey\n\
             id = \"{remote_id}\"\n\
+{cacerts}\
         }}\n\
         children {{\n\
             eligibility {{\n\
@@ -425,17 +445,56 @@ connections {{\n\
             }}\n\
         }}\n\
     }}\n\
-}}\n\
-secrets {{\n\
-    private-unit {{\n\
-        file = {key}\n\
-    }}\n\
 }}\n",
         unit = cfg.unit_id,
         dept = cfg.department,
-        cert = data_dir.join(config::UNIT_CERT_FILE).display(),
-        key = data_dir.join(config::UNIT_KEY_FILE).display(),
+        local_addrs = o.local_addrs,
+        remote_addrs = o.remote_addrs,
+        remote_id = o.remote_id,
     ))
+}
+
+/// Lay out a swanctl directory (`SWANCTL_DIR`) for this device in `out`: `swanctl.conf`,
+/// the unit certificate and key as links into the data dir, and the gateway CA.
+pub fn write_ipsec_dir(data_dir: &Path, o: &IpsecOptions, out: &Path) -> Result<(), AdminError> {
+    let conf = ipsec_config(data_dir, o)?;
+    let cert = data_dir.join(config::UNIT_CERT_FILE);
+    if !cert.is_file() {
+        return Err(AdminError::File {
+            path: cert,
+            message: "no unit certificate installed yet (install-cert first)".into(),
+        });
+    }
+    let file_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |e: std::io::Error| AdminError::File {
+            path,
+            message: e.to_string(),
+        }
+    };
+    for sub in ["x509", "x509ca", "private"] {
+        let d = out.join(sub);
+        std::fs::create_dir_all(&d).map_err(file_err(&d))?;
+    }
+    let link = |target: &Path, at: &Path| -> Result<(), AdminError> {
+        let target = std::fs::canonicalize(target).map_err(file_err(target))?;
+        match std::fs::remove_file(at) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(file_err(at)(e)),
+        }
+        std::os::unix::fs::symlink(&target, at).map_err(file_err(at))
+    };
+    link(&cert, &out.join("x509").join("unit.pem"))?;
+    link(
+        &data_dir.join(config::UNIT_KEY_FILE),
+        &out.join("private").join("unit.key"),
+    )?;
+    if let Some(ca) = o.gateway_ca {
+        first_certificate(ca)?;
+        write(&out.join("x509ca").join(GATEWAY_CA_NAME), &read(ca)?)?;
+    }
+    write(&out.join("swanctl.conf"), conf.as_bytes())
 }
 
 /// Crypto-erase: destroy the store key first (the sealed records become unreadable), then

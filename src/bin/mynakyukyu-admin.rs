@@ -85,7 +85,11 @@ enum Command {
         /// The gateway's identity (e.g. its certificate's DN or address).
         #[arg(long)]
         remote_id: String,
-        /// Write here instead of stdout.
+        /// The CA that issued the gateway's certificate (only it is trusted for the gateway).
+        #[arg(long)]
+        gateway_ca: Option<PathBuf>,
+        /// Lay out a complete swanctl directory here (use it as SWANCTL_DIR) instead of
+        /// printing swanctl.conf.
         #[arg(long)]
         out: Option<PathBuf>,
     },
@@ -337,12 +341,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
             local_addrs,
             remote_addrs,
             remote_id,
+            gateway_ca,
             out,
         } => {
-            let conf = admin::ipsec_config(&data, &local_addrs, &remote_addrs, &remote_id)?;
+            let o = admin::IpsecOptions {
+                local_addrs: &local_addrs,
+                remote_addrs: &remote_addrs,
+                remote_id: &remote_id,
+                gateway_ca: gateway_ca.as_deref(),
+            };
             match out {
-                Some(p) => std::fs::write(&p, conf).map_err(|e| format!("{}: {e}", p.display()))?,
-                None => print!("{conf}"),
+                Some(dir) => {
+                    admin::write_ipsec_dir(&data, &o, &dir)?;
+                    println!("wrote {}", dir.join("swanctl.conf").display());
+                }
+                None => print!("{}", admin::ipsec_config(&data, &o)?),
             }
         }
         Command::Wipe { yes } => {

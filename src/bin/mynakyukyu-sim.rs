@@ -219,52 +219,22 @@ fn run_card(
     cert_out: Option<PathBuf>,
     faults: mynakyukyu::card::CardFaults,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    use mynakyukyu::card::{FaceItems, VirtualCard, vpcd};
+    use mynakyukyu::card::vpcd;
     if pin.len() != 4 || !pin.bytes().all(|b| b.is_ascii_digit()) {
         return Err("the PIN must be 4 digits".into());
     }
     let today = time::OffsetDateTime::now_utc().date();
-    let population = patients::population(DEFAULT_SEED, DEFAULT_POPULATION, today);
-    let index = population
-        .iter()
-        .position(|p| p.id == patient_id)
-        .ok_or_else(|| {
-            format!("no synthetic patient {patient_id} (see `mynakyukyu-sim patients`)")
+    let (mut card, issued) =
+        mynakyukyu::sim::patient_card(pki, patient_id, pin, today).map_err(|e| match e {
+            mynakyukyu::sim::SimError::UnknownPatient(_) => {
+                format!("no synthetic patient {patient_id} (see `mynakyukyu-sim patients`)")
+            }
+            e => e.to_string(),
         })?;
-    let p = &population[index];
-    let jpki =
-        mynakyukyu::pki::JpkiTestCa::from_authority(mynakyukyu::pki::CertAuthority::load_files(
-            &pki.join("jpki-ca.pem"),
-            &pki.join("jpki-ca.key"),
-        )?);
-    let issued = mynakyukyu::sim::issue_patient_card(&jpki, index, 1)?;
     if let Some(path) = cert_out {
         std::fs::write(&path, &issued.auth_certificate_der)
             .map_err(|e| format!("{}: {e}", path.display()))?;
     }
-    let face = FaceItems {
-        name: p.name.clone(),
-        address: "東京都千代田区（訓練用）".into(),
-        birth: format!(
-            "{:04}{:02}{:02}",
-            p.birth_date.year(),
-            p.birth_date.month() as u8,
-            p.birth_date.day()
-        ),
-        sex: match p.sex {
-            mynakyukyu::domain::Sex::Male => "1",
-            mynakyukyu::domain::Sex::Female => "2",
-            mynakyukyu::domain::Sex::NotKnown => "9",
-        }
-        .into(),
-    };
-    let mut card = VirtualCard::new(
-        &issued.auth_certificate_der,
-        &issued.ca_certificate_der,
-        pin,
-        face,
-    )
-    .with_auth_key(issued.auth_key_pkcs8.clone());
     card.faults = faults;
     println!("card for {patient_id} inserting into vpcd at {vpcd}");
     std::io::stdout().flush()?;

@@ -36,6 +36,55 @@ pub fn issue_patient_card(
     jpki.issue_card(serial)
 }
 
+/// A virtual card for the synthetic patient `patient_id`, issued from the dev PKI's test
+/// JPKI CA in `pki_dir` (`jpki-ca.pem`/`.key`). Any process holding that directory makes
+/// cards that a simulator serving from it accepts: the `mynakyukyu-sim card` command, and
+/// tests whose simulator runs in another process or network namespace.
+pub fn patient_card(
+    pki_dir: &std::path::Path,
+    patient_id: &str,
+    pin: &str,
+    today: Date,
+) -> Result<(crate::card::VirtualCard, CardCertificate), SimError> {
+    use crate::card::{FaceItems, VirtualCard};
+    let population =
+        patients::population(patients::DEFAULT_SEED, patients::DEFAULT_POPULATION, today);
+    let index = population
+        .iter()
+        .position(|p| p.id == patient_id)
+        .ok_or_else(|| SimError::UnknownPatient(patient_id.to_string()))?;
+    let p = &population[index];
+    let jpki = JpkiTestCa::from_authority(pki::CertAuthority::load_files(
+        &pki_dir.join("jpki-ca.pem"),
+        &pki_dir.join("jpki-ca.key"),
+    )?);
+    let issued = issue_patient_card(&jpki, index, 1)?;
+    let face = FaceItems {
+        name: p.name.clone(),
+        address: "東京都千代田区（訓練用）".into(),
+        birth: format!(
+            "{:04}{:02}{:02}",
+            p.birth_date.year(),
+            p.birth_date.month() as u8,
+            p.birth_date.day()
+        ),
+        sex: match p.sex {
+            crate::domain::Sex::Male => "1",
+            crate::domain::Sex::Female => "2",
+            crate::domain::Sex::NotKnown => "9",
+        }
+        .into(),
+    };
+    let card = VirtualCard::new(
+        &issued.auth_certificate_der,
+        &issued.ca_certificate_der,
+        pin,
+        face,
+    )
+    .with_auth_key(issued.auth_key_pkcs8.clone());
+    Ok((card, issued))
+}
+
 /// The qualification check's possible answers.
 #[derive(Clone, Debug, PartialEq)]
 pub enum QualificationAnswer {
