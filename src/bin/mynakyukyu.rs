@@ -24,6 +24,10 @@ struct Cli {
     /// Force training mode (訓練モード) against the built-in simulator.
     #[arg(long)]
     training: bool,
+    /// For the start-up benchmark: quit after the window's first frame, printing
+    /// `ready rss_kib=… hwm_kib=…` on stdout.
+    #[arg(long, hide = true)]
+    exit_when_ready: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -103,7 +107,7 @@ fn main() -> ExitCode {
                 run_drill(&cli.common, DEFAULT_SCENARIO, None, None)
             } else {
                 tracing::info!(training, "starting the app");
-                run_app(&cli.common, training)
+                run_app(&cli.common, training, cli.exit_when_ready)
             }
         }
     };
@@ -206,7 +210,11 @@ fn run_drill(
 }
 
 /// The app with its window: the controller on a tokio worker, Slint on this thread.
-fn run_app(common: &CommonArgs, training: bool) -> Result<bool, Box<dyn std::error::Error>> {
+fn run_app(
+    common: &CommonArgs,
+    training: bool,
+    exit_when_ready: bool,
+) -> Result<bool, Box<dyn std::error::Error>> {
     use mynakyukyu::app::{Controller, line};
     use mynakyukyu::ui::{self, AppWindow};
     use slint::ComponentHandle;
@@ -214,6 +222,12 @@ fn run_app(common: &CommonArgs, training: bool) -> Result<bool, Box<dyn std::err
     let (cmd_tx, cmd_rx) = tokio::sync::mpsc::channel(64);
     let (probe_tx, probe_rx) = tokio::sync::watch::channel(None);
     let app = AppWindow::new()?;
+    // The reference tablet's size; a provisioned tablet runs full screen.
+    app.window()
+        .set_size(slint::LogicalSize::new(1280.0, 800.0));
+    if !training {
+        app.window().set_fullscreen(true);
+    }
     // What must live as long as the window: the training world, or the uploader's stop
     // switch and the card-presence watch (dropping them would stop the uploader at once
     // and cancel the watch).
@@ -275,6 +289,9 @@ fn run_app(common: &CommonArgs, training: bool) -> Result<bool, Box<dyn std::err
         ui::bind(&app, cmd_tx, None);
         _device_parts = Some((stop_tx, device.watch));
     }
+    if exit_when_ready {
+        quit_after_first_frame(&app)?;
+    }
     app.run()?;
     if let Some((stop, _watch)) = &_device_parts {
         stop.send_replace(true);
@@ -308,4 +325,40 @@ fn card_info(
         std::fs::write(&path, &read.der).map_err(|e| format!("{}: {e}", path.display()))?;
     }
     Ok(summary.validity == mynakyukyu::pki::Validity::Valid)
+}
+
+/// `--exit-when-ready`: once the event loop runs with the window shown, render one full frame
+/// of the first screen (winit's software renderer has no frame notifier, so the frame is
+/// taken with `take_snapshot`, which costs what a frame costs), print the process's resident
+/// memory and leave the event loop.
+fn quit_after_first_frame(
+    app: &mynakyukyu::ui::AppWindow,
+) -> Result<(), Box<dyn std::error::Error>> {
+    use slint::ComponentHandle;
+    let weak = app.as_weak();
+    slint::Timer::single_shot(Duration::ZERO, move || {
+        let Some(app) = weak.upgrade() else { return };
+        let frame = app.window().take_snapshot();
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .unwrap_or("?")
+                .to_string()
+        };
+        match frame {
+            Ok(f) => println!(
+                "ready frame={}x{} rss_kib={} hwm_kib={}",
+                f.width(),
+                f.height(),
+                field("VmRSS:"),
+                field("VmHWM:")
+            ),
+            Err(e) => eprintln!("error: no first frame: {e}"),
+        }
+        let _ = slint::quit_event_loop();
+    });
+    Ok(())
 }
