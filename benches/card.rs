@@ -8,44 +8,20 @@ mod common;
 
 use mynakyukyu::card::pcsc_reader::Pcsc;
 use mynakyukyu::card::{FaceItems, VirtualCard, jpki, vpcd};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 const N: usize = 50;
 
-fn vpcd_readers() -> Vec<String> {
-    Pcsc::establish()
-        .and_then(|p| p.readers())
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|r| r.starts_with("Virtual PCD"))
-        .collect()
-}
-
 fn main() {
     if common::listing() {
         return;
     }
     let out_dir = common::out_dir();
-    let mut pcscd = None;
-    if vpcd_readers().is_empty() {
-        pcscd = Some(
-            Command::new("pcscd")
-                .arg("--foreground")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("pcscd (scripts/setup installs it)"),
-        );
-        let t = Instant::now();
-        while vpcd_readers().is_empty() {
-            assert!(t.elapsed() < Duration::from_secs(10), "no vpcd readers");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-    let reader = vpcd_readers()[0].clone();
+    let _pcscd = common::Pcscd::ensure();
+    let reader = common::vpcd_readers()[0].clone();
 
     let ca = mynakyukyu::pki::JpkiTestCa::generate().unwrap();
     let issued = mynakyukyu::sim::issue_patient_card(&ca, 3, 1).unwrap();
@@ -129,8 +105,4 @@ Command: `cargo bench --bench card` (release). {N} reads each, alternating. Ours
     );
     std::fs::write(out_dir.join("card.md"), &md).unwrap();
     println!("{md}");
-    if let Some(mut p) = pcscd {
-        let _ = p.kill();
-        let _ = p.wait();
-    }
 }

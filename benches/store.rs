@@ -82,7 +82,57 @@ fn main() {
         server.shutdown().await;
         (s, held)
     });
+    drop(store);
+
+    // growth: the same operations with 1,000 and with 100,000 records queued
+    let big = common::count("BENCH_STORE_GROWTH", 100_000);
+    let store = Store::open(&tmp.join("g"), &key).unwrap();
+    let mut growth = vec![];
+    let mut filled = 0;
+    for target in [1_000, big] {
+        while filled < target {
+            store.append(audit(filled), Timestamp::now()).unwrap();
+            filled += 1;
+        }
+        let mut append = vec![];
+        for _ in 0..100 {
+            let t = Instant::now();
+            store.append(audit(filled), Timestamp::now()).unwrap();
+            append.push(t.elapsed().as_secs_f64() * 1e3);
+            filled += 1;
+        }
+        let mut status = vec![];
+        for _ in 0..20 {
+            let t = Instant::now();
+            let state = store.sync_state().unwrap();
+            status.push(t.elapsed().as_secs_f64() * 1e3);
+            assert_eq!(state.queued, filled);
+        }
+        let t = Instant::now();
+        let chain = store.verify_chain().unwrap();
+        let verify_s = t.elapsed().as_secs_f64();
+        assert!(chain.first_broken.is_none());
+        growth.push((
+            filled,
+            common::quantile(&mut append, 0.5),
+            common::quantile(&mut status, 0.5),
+            verify_s,
+            store.size_on_disk().unwrap() as f64 / (1024.0 * 1024.0),
+        ));
+    }
+    drop(store);
     let _ = std::fs::remove_dir_all(&tmp);
+    let mut growth_md = String::from(
+        "\nGrowth: one store filled to about 1,000 and then about 100,000 queued records (not \
+uploaded). The sync status (queued count and oldest record) is what the status strip reads \
+once per command and every 5 s.\n\n\
+| records | append+flush median (100) | sync status read median (20) | verify the whole chain | size on disk |\n|---|---|---|---|---|\n",
+    );
+    for (n, append, status, verify, size) in &growth {
+        growth_md.push_str(&format!(
+            "| {n} | {append:.2} ms | {status:.2} ms | {verify:.2} s | {size:.1} MiB |\n"
+        ));
+    }
 
     let md = format!(
         "## Store: append + flush, size, upload\n\n\
@@ -95,7 +145,7 @@ Command: `cargo bench --bench store` (release; sled 0.34 in a temp dir on this m
         APPENDS as f64 / wall,
         size as f64 / 1024.0 / (APPENDS as f64 / 1000.0),
         UPLOAD as f64 / upload_s,
-    );
+    ) + &growth_md;
     std::fs::write(out_dir.join("store.md"), &md).unwrap();
     println!("{md}");
 }

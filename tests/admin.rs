@@ -224,6 +224,14 @@ fn roster_pins_are_hashed_and_checked_with_lockout() {
         admin(&data, &["crew", "remove", "EMT-1"]).status.code(),
         Some(2)
     );
+    common::reliability_row(
+        "roster",
+        "Security",
+        "sign-in with an id not on the roster, with a member without viewing permission, and five wrong PINs",
+        7,
+        0,
+        "the unknown id refused, the member without permission cannot view, the sixth try (right PIN) refused as locked; PINs stored only as Argon2id hashes",
+    );
 }
 
 #[test]
@@ -264,6 +272,30 @@ fn audit_export_lists_the_records_and_verify_checks_the_chain_then_wipe_erases()
         o.status.success() && text(&o).contains("intact: 3"),
         "{}",
         text(&o)
+    );
+    // tamper: delete the middle record straight from the sled files
+    {
+        let db = sled::open(data.join("store").join("sled")).unwrap();
+        let records = db.open_tree("records").unwrap();
+        let keys: Vec<_> = records.iter().keys().map(Result::unwrap).collect();
+        assert_eq!(keys.len(), 3);
+        records.remove(&keys[1]).unwrap();
+        db.flush().unwrap();
+    }
+    let o = admin(&data, &["audit", "verify"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("BROKEN at record seq 2"),
+        "names the first broken record: {}",
+        text(&o)
+    );
+    common::reliability_row(
+        "audit-tamper",
+        "Security",
+        "a record deleted from the audit store's files behind the app's back, then `mynakyukyu-admin audit verify`",
+        1,
+        0,
+        "exit 1, the first broken record named; the store's own tests also catch flipped bytes, moved and rewritten records",
     );
     // wipe: the key first, then the files
     let o = admin_stdin(&data, &["wipe"], "no\n");

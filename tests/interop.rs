@@ -107,6 +107,14 @@ fn curl_with_the_unit_certificate_gets_200_and_everything_else_is_refused() {
         .output()
         .unwrap();
     assert!(!out.status.success());
+    common::reliability_row(
+        "tls-peers",
+        "Bad input",
+        "curl against the simulator binary: no client certificate, expired, revoked, unknown-CA unit certificates, TLS 1.2 only, plaintext HTTP",
+        6,
+        0,
+        "each refused (certificate required / expired / revoked / unknown ca / protocol version / no answer); the unit certificate gets 200",
+    );
 }
 
 #[test]
@@ -131,6 +139,14 @@ fn curl_posts_get_problem_details_for_bad_json() {
     let problem: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(problem["status"], 400);
     assert_eq!(problem["type"], "urn:mynakyukyu:problem:bad-request");
+    common::reliability_row(
+        "bad-json-in",
+        "Bad input",
+        "broken JSON posted to the simulator by curl with a valid unit certificate",
+        1,
+        0,
+        "400 with a problem-details body; the server keeps serving",
+    );
 }
 
 #[test]

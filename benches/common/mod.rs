@@ -61,3 +61,57 @@ pub async fn start_sim(pki: &Path) -> SimServer {
     .await
     .expect("simulator start")
 }
+
+/// The vpcd driver's readers that pcscd serves now.
+pub fn vpcd_readers() -> Vec<String> {
+    mynakyukyu::card::pcsc_reader::Pcsc::establish()
+        .and_then(|p| p.readers())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r.starts_with("Virtual PCD"))
+        .collect()
+}
+
+/// pcscd serving the vpcd readers: the one already running, or one started here and
+/// stopped by PID when this is dropped.
+pub struct Pcscd(Option<std::process::Child>);
+
+impl Pcscd {
+    pub fn ensure() -> Pcscd {
+        if !vpcd_readers().is_empty() {
+            return Pcscd(None);
+        }
+        let child = std::process::Command::new("pcscd")
+            .arg("--foreground")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("pcscd (scripts/setup installs it)");
+        let t = std::time::Instant::now();
+        while vpcd_readers().is_empty() {
+            assert!(
+                t.elapsed() < std::time::Duration::from_secs(10),
+                "no vpcd readers"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        Pcscd(Some(child))
+    }
+}
+
+impl Drop for Pcscd {
+    fn drop(&mut self) {
+        if let Some(mut p) = self.0.take() {
+            let _ = p.kill();
+            let _ = p.wait();
+        }
+    }
+}
+
+/// A count a bench uses, overridable with the environment variable `name` (quick runs).
+pub fn count(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}

@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 use sled::Transactional;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::Ordering;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -137,6 +138,10 @@ pub struct Store {
     meta: sled::Tree,
     sealer: Sealer,
     head: Mutex<ChainHead>,
+    /// Records in the outbox. sled's `len()` walks the tree, and the status strip asks
+    /// for this on every command: with 100,000 records queued that walk took ~50 ms. Counted
+    /// once at open, then kept with every change.
+    queued: std::sync::atomic::AtomicUsize,
 }
 
 fn record_hash(prev_hash: &str, seq: u64, record: &Record) -> String {
@@ -200,7 +205,9 @@ impl Store {
                 next_seq: 0,
                 last_hash: GENESIS.to_string(),
             }),
+            queued: Default::default(),
         };
+        store.queued.store(store.outbox.len(), Ordering::SeqCst);
         let head = match store.meta.get(META_HEAD)? {
             Some(v) => store.open_json::<ChainHead>("meta", META_HEAD, &v)?,
             None => ChainHead {
@@ -331,8 +338,10 @@ impl Store {
             // Not durable: take the record back out so nothing unacknowledged lingers.
             let _ = self.records.remove(key);
             let _ = self.outbox.remove(key);
+            self.queued.store(self.outbox.len(), Ordering::SeqCst);
             return Err(e.into());
         }
+        self.queued.fetch_add(1, Ordering::SeqCst);
         self.write_head_file(&next)?;
         *head = next;
         Ok(stored)
@@ -435,15 +444,19 @@ impl Store {
         meta.last_error = None;
         meta.last_error_at = None;
         let meta_value = self.seal_json("meta", META_SYNC, &meta);
-        (&self.outbox, &self.meta)
+        let removed = (&self.outbox, &self.meta)
             .transaction(|(o, m)| {
+                let mut removed = 0;
                 for seq in seqs {
-                    o.remove(&seq.to_be_bytes())?;
+                    if o.remove(&seq.to_be_bytes())?.is_some() {
+                        removed += 1;
+                    }
                 }
                 m.insert(META_SYNC, meta_value.as_slice())?;
-                Ok(())
+                Ok(removed)
             })
             .map_err(tx_error)?;
+        self.queued.fetch_sub(removed, Ordering::SeqCst);
         self.db.flush()?;
         Ok(())
     }
@@ -476,7 +489,7 @@ impl Store {
             None => None,
         };
         Ok(SyncState {
-            queued: self.outbox.len(),
+            queued: self.queued.load(Ordering::SeqCst),
             oldest_queued_at,
             last_success: meta.last_success,
             last_error: meta.last_error,

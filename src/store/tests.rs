@@ -325,6 +325,16 @@ fn outbox_hands_out_batches_in_order_until_uploaded() {
     assert_eq!(s.outbox_batch(10).unwrap()[0].seq, 3);
     // the records themselves stay (retention), only the queue shrinks
     assert_eq!(s.records().unwrap().len(), 7);
+    // the kept count: a batch acknowledged twice (a lost answer) or an unknown seq does not
+    // count twice, and a reopen counts the same
+    s.mark_uploaded(&[2, 3, 99], Timestamp(3100)).unwrap();
+    assert_eq!(s.sync_state().unwrap().queued, 3);
+    assert_eq!(s.sync_state().unwrap().queued, s.outbox.len());
+    drop(s);
+    let (s, _) = open(&d);
+    assert_eq!(s.sync_state().unwrap().queued, 3);
+    s.append(audit(7), Timestamp(1007)).unwrap();
+    assert_eq!(s.sync_state().unwrap().queued, 4);
 }
 
 #[test]

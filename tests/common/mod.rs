@@ -121,3 +121,23 @@ pub fn opt_out_audit(incident: &str, at: i64) -> RecordBody {
         action: AuditAction::QualificationOptOut,
     })
 }
+
+/// One row of docs/RELIABILITY.md. The test script's reliability stage sets
+/// `MYNA_RELIABILITY_OUT` and renders the rows; without it this does nothing. Call it after
+/// the test's assertions, so that a row means the test ran and held.
+pub fn reliability_row(id: &str, area: &str, what: &str, times: usize, lost: usize, result: &str) {
+    let Some(path) = std::env::var_os("MYNA_RELIABILITY_OUT") else {
+        return;
+    };
+    let row = serde_json::json!({
+        "id": id, "area": area, "what": what, "times": times, "lost": lost, "result": result,
+        "test": std::thread::current().name().unwrap_or("?"),
+    });
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .expect("reliability rows file");
+    writeln!(f, "{row}").expect("reliability row");
+}

@@ -1,0 +1,648 @@
+//! Faults and bad input through the app's own controller and store, each test reporting
+//! a row of docs/RELIABILITY.md (see `common::reliability_row`): the card removed at every
+//! APDU index, the link reset at every phase of both requests, the disk filling up while
+//! appending, and time-bounded fuzzing of card answers and certificate DER.
+
+mod common;
+
+use common::{TempDir, reliability_row};
+use mynakyukyu::app::view::Screen;
+use mynakyukyu::app::{Command, Controller};
+use mynakyukyu::domain::{ConsentDecision, RecordBody, Timestamp};
+use mynakyukyu::drill::world::{TRAINING_CREW, TRAINING_CREW_PIN, TrainingWorld};
+use mynakyukyu::eligibility::client::tls_config;
+use mynakyukyu::eligibility::{EligibilityClient, Endpoint, UnitIdentity};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+struct Rig {
+    rt: tokio::runtime::Runtime,
+    world: TrainingWorld,
+    controller: Controller,
+    /// The controller's client, to drop its kept-alive connection between cases.
+    client: Arc<EligibilityClient>,
+    patient: String,
+    _dir: TempDir,
+}
+
+impl Rig {
+    /// The training world and the app's controller; `client` replaces the training client
+    /// (e.g. one going through a cutting proxy).
+    fn new(
+        client: impl FnOnce(&TrainingWorld, &tokio::runtime::Runtime) -> Option<EligibilityClient>,
+    ) -> Rig {
+        let dir = TempDir::new("reliability");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let today = time::OffsetDateTime::now_utc().date();
+        let world = rt
+            .block_on(TrainingWorld::start(dir.path(), today))
+            .unwrap();
+        let mut ports = world.ports().unwrap();
+        if let Some(c) = client(&world, &rt) {
+            ports.client = Arc::new(c);
+        }
+        let client = ports.client.clone();
+        let (controller, _) = Controller::new(ports, world.settings());
+        let patient = world.patient_id("elderly-warfarin").unwrap();
+        let mut rig = Rig {
+            rt,
+            world,
+            controller,
+            client,
+            patient,
+            _dir: dir,
+        };
+        rig.send(Command::SignIn {
+            crew_id: TRAINING_CREW.into(),
+            pin: TRAINING_CREW_PIN.into(),
+        });
+        rig
+    }
+
+    fn send(&mut self, cmd: Command) -> mynakyukyu::app::view::ViewModel {
+        self.rt.block_on(self.controller.handle(cmd));
+        self.controller.view()
+    }
+
+    /// Consent and audit records the tablet holds, and inquiries logged by the simulator.
+    fn counts(&self) -> (usize, usize, usize) {
+        let records = self.world.store.records().unwrap();
+        let consent = records
+            .iter()
+            .filter(|r| matches!(r.record.body, RecordBody::Consent(_)))
+            .count();
+        let audit = records
+            .iter()
+            .filter(|r| matches!(r.record.body, RecordBody::Audit(_)))
+            .count();
+        (consent, audit, self.world.server.inquiry_count())
+    }
+}
+
+#[test]
+fn card_removed_at_every_apdu_index_leaves_nothing_and_the_next_read_works() {
+    let mut rig = Rig::new(|_, _| None);
+    // how many APDUs a whole read takes
+    rig.world.place_card(&rig.patient).unwrap();
+    let vm = rig.send(Command::CardPlaced);
+    assert_eq!(vm.screen, Screen::Consent);
+    rig.send(Command::CardRemoved);
+    let vm = rig.send(Command::EndViewing);
+    assert_eq!(vm.screen, Screen::Ready);
+    let apdus = 4; // SELECT AP, SELECT EF, READ BINARY ×2 (the counts are pinned in card::jpki tests)
+    let mut runs = 0;
+    for index in 0..apdus {
+        rig.world.place_card(&rig.patient).unwrap();
+        rig.world.reader.remove_after_apdus(index);
+        let vm = rig.send(Command::CardPlaced);
+        assert_eq!(vm.screen, Screen::Ready, "removed after {index} APDUs");
+        assert!(!vm.has_patient, "nothing half-read kept");
+        assert!(
+            vm.notice.contains("カード"),
+            "a plain message: {}",
+            vm.notice
+        );
+        // the card again, whole: a clean read
+        rig.world.place_card(&rig.patient).unwrap();
+        let vm = rig.send(Command::CardPlaced);
+        assert_eq!(vm.screen, Screen::Consent, "read after removal at {index}");
+        assert!(vm.has_patient);
+        rig.world.reader.remove();
+        rig.send(Command::EndViewing);
+        runs += 1;
+    }
+    reliability_row(
+        "card-removed",
+        "Faults",
+        "the card pulled away after every APDU index of a read (0–3), through the app's controller, then put back",
+        runs,
+        0,
+        "back at Ready with a Japanese message and no patient data each time; the next read complete (every index also in card::jpki's unit tests)",
+    );
+}
+
+/// Which way a cut counts bytes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Way {
+    /// Tablet → server.
+    Up,
+    /// Server → tablet.
+    Down,
+}
+
+/// A TCP proxy that resets the connection once, when `Way` has carried `at` bytes since it
+/// was armed; it counts bytes either way so a clean run tells the sizes.
+struct CutProxy {
+    addr: SocketAddr,
+    plan: Arc<Mutex<Option<(Way, usize)>>>,
+    carried: Arc<[AtomicUsize; 2]>,
+    cuts: Arc<AtomicUsize>,
+}
+
+impl CutProxy {
+    async fn start(target: SocketAddr) -> CutProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let plan: Arc<Mutex<Option<(Way, usize)>>> = Arc::default();
+        let carried: Arc<[AtomicUsize; 2]> = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
+        let cuts = Arc::new(AtomicUsize::new(0));
+        let (p, c, n) = (plan.clone(), carried.clone(), cuts.clone());
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = TcpStream::connect(target).await else {
+                    continue;
+                };
+                tokio::spawn(pipe(client, server, p.clone(), c.clone(), n.clone()));
+            }
+        });
+        CutProxy {
+            addr,
+            plan,
+            carried,
+            cuts,
+        }
+    }
+
+    fn arm(&self, way: Way, at: usize) {
+        self.carried[0].store(0, Ordering::SeqCst);
+        self.carried[1].store(0, Ordering::SeqCst);
+        *self.plan.lock().unwrap() = Some((way, at));
+    }
+
+    fn measure(&self) {
+        self.carried[0].store(0, Ordering::SeqCst);
+        self.carried[1].store(0, Ordering::SeqCst);
+        *self.plan.lock().unwrap() = None;
+    }
+
+    fn carried(&self, way: Way) -> usize {
+        self.carried[way as usize].load(Ordering::SeqCst)
+    }
+}
+
+type Plan = Arc<Mutex<Option<(Way, usize)>>>;
+
+async fn pipe(
+    client: TcpStream,
+    server: TcpStream,
+    plan: Plan,
+    carried: Arc<[AtomicUsize; 2]>,
+    cuts: Arc<AtomicUsize>,
+) {
+    let (mut cr, mut cw) = client.into_split();
+    let (mut sr, mut sw) = server.into_split();
+    {
+        let up = one_way(Way::Up, &mut cr, &mut sw, &plan, &carried, &cuts);
+        let down = one_way(Way::Down, &mut sr, &mut cw, &plan, &carried, &cuts);
+        tokio::select! {
+            _ = up => {},
+            _ = down => {},
+        }
+    }
+    // reset both sides: a dropped line, not a polite close
+    // (a zero linger sends the RST at once: there is nothing to block on)
+    #[allow(deprecated)]
+    if let (Ok(c), Ok(s)) = (cr.reunite(cw), sr.reunite(sw)) {
+        let _ = c.set_linger(Some(Duration::ZERO));
+        let _ = s.set_linger(Some(Duration::ZERO));
+    }
+}
+
+/// Copy one way until either end closes or the plan's cut point is reached.
+async fn one_way(
+    way: Way,
+    from: &mut tokio::net::tcp::OwnedReadHalf,
+    to: &mut tokio::net::tcp::OwnedWriteHalf,
+    plan: &Plan,
+    carried: &[AtomicUsize; 2],
+    cuts: &AtomicUsize,
+) {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        let before = carried[way as usize].fetch_add(n, Ordering::SeqCst);
+        let mut pass = n;
+        let mut reset = false;
+        {
+            let mut p = plan.lock().unwrap();
+            if let Some((w, at)) = *p
+                && w == way
+                && before + n >= at
+            {
+                pass = at.saturating_sub(before).min(n);
+                reset = true;
+                *p = None;
+            }
+        }
+        if to.write_all(&buf[..pass]).await.is_err() {
+            return;
+        }
+        if reset {
+            cuts.fetch_add(1, Ordering::SeqCst);
+            return;
+        }
+    }
+}
+
+#[test]
+fn link_reset_at_every_phase_of_both_requests_resends_once_and_loses_nothing() {
+    let proxy: Arc<Mutex<Option<Arc<CutProxy>>>> = Arc::default();
+    let slot = proxy.clone();
+    let mut rig = Rig::new(move |world, rt| {
+        let target = world.proxy.local_addr;
+        let cut = Arc::new(rt.block_on(CutProxy::start(target)));
+        *slot.lock().unwrap() = Some(cut.clone());
+        let pki = world.dir.join("pki");
+        let identity = UnitIdentity::from_files(
+            &pki.join("unit.pem"),
+            &pki.join("unit.key"),
+            &pki.join("ca.pem"),
+        )
+        .unwrap();
+        Some(
+            EligibilityClient::new(
+                Endpoint {
+                    host: "127.0.0.1".into(),
+                    port: cut.addr.port(),
+                },
+                tls_config(identity).unwrap(),
+                TrainingWorld::client_settings(),
+            )
+            .unwrap(),
+        )
+    });
+    let proxy = proxy.lock().unwrap().clone().unwrap();
+
+    // one clean incident on a fresh connection: the bytes each step carries either way,
+    // and the records one incident leaves
+    let clean_before = rig.counts();
+    let mut sizes = vec![];
+    rig.world.place_card(&rig.patient).unwrap();
+    for (step, cmd) in [
+        ("qualification", Command::CardPlaced),
+        ("inquiry", Command::Consent(ConsentDecision::Unobtainable)),
+    ] {
+        if step == "inquiry" {
+            rig.send(Command::ConfirmPhoto);
+        }
+        rig.rt.block_on(rig.client.disconnect());
+        proxy.measure();
+        rig.send(cmd);
+        sizes.push((step, proxy.carried(Way::Up), proxy.carried(Way::Down)));
+    }
+    assert_eq!(rig.controller.view().screen, Screen::Summary);
+    rig.world.reader.remove();
+    rig.send(Command::EndViewing);
+
+    // cut points: in the TLS handshake, in the request, right after it (the server has the
+    // request, the answer is lost), in the answer, at its last byte
+    let mut cases = 0;
+    let clean_after = rig.counts();
+    let per_incident = (
+        clean_after.0 - clean_before.0,
+        clean_after.1 - clean_before.1,
+        clean_after.2 - clean_before.2,
+    );
+    assert_eq!(per_incident.0, 1, "one consent record per incident");
+    assert_eq!(per_incident.2, 1, "one inquiry per incident");
+    let (mut consent_expected, mut audit_expected, mut inquiries_expected) = clean_after;
+    for (step, up, down) in sizes.clone() {
+        let mut points = vec![];
+        for f in [0.0, 0.1, 0.3, 0.6, 0.9] {
+            points.push((Way::Up, 1 + (up as f64 * f) as usize));
+        }
+        for f in [0.0, 0.1, 0.3, 0.6, 0.9] {
+            points.push((Way::Down, 1 + (down as f64 * f) as usize));
+        }
+        points.push((Way::Down, down)); // the answer's last byte lost
+        for (way, at) in points {
+            rig.world.place_card(&rig.patient).unwrap();
+            rig.rt.block_on(rig.client.disconnect());
+            let before = proxy.cuts.load(Ordering::SeqCst);
+            if step == "qualification" {
+                proxy.arm(way, at);
+            }
+            let mut vm = rig.send(Command::CardPlaced);
+            if step == "inquiry" {
+                assert_eq!(vm.screen, Screen::Consent);
+                rig.send(Command::ConfirmPhoto);
+                rig.rt.block_on(rig.client.disconnect());
+                proxy.arm(way, at);
+                vm = rig.send(Command::Consent(ConsentDecision::Unobtainable));
+            }
+            // the crew sees the line is down; the link monitor would say when it is back
+            let mut restores = 0;
+            while vm.waiting_for_link || vm.offers_retry {
+                assert!(restores < 3, "{step} {way:?}@{at}: never recovered: {vm:?}");
+                vm = rig.send(Command::LinkRestored);
+                restores += 1;
+            }
+            if step == "qualification" {
+                assert_eq!(vm.screen, Screen::Consent, "{step} {way:?}@{at}: {vm:?}");
+                rig.send(Command::ConfirmPhoto);
+                vm = rig.send(Command::Consent(ConsentDecision::Unobtainable));
+            }
+            assert_eq!(vm.screen, Screen::Summary, "{step} {way:?}@{at}: {vm:?}");
+            assert_eq!(
+                proxy.cuts.load(Ordering::SeqCst),
+                before + 1,
+                "{step} {way:?}@{at}: the cut happened"
+            );
+            rig.world.reader.remove();
+            rig.send(Command::EndViewing);
+            consent_expected += per_incident.0;
+            audit_expected += per_incident.1;
+            inquiries_expected += per_incident.2;
+            let (consent, audit, inquiries) = rig.counts();
+            assert_eq!(
+                consent, consent_expected,
+                "{step} {way:?}@{at}: consent once"
+            );
+            assert_eq!(
+                audit, audit_expected,
+                "{step} {way:?}@{at}: the same audit records as a clean incident"
+            );
+            assert_eq!(
+                inquiries, inquiries_expected,
+                "{step} {way:?}@{at}: the server logged the inquiry once"
+            );
+            cases += 1;
+        }
+    }
+    reliability_row(
+        "link-reset",
+        "Faults",
+        &format!(
+            "the connection reset once (RST both ways) at 11 points of each request on a fresh connection: in the TLS handshake, in the request, in the answer, its last byte (qualification {}↑/{}↓ bytes, inquiry {}↑/{}↓)",
+            sizes[0].1, sizes[0].2, sizes[1].1, sizes[1].2
+        ),
+        cases,
+        0,
+        &format!(
+            "every incident reached the summary with the records of a clean one: 1 consent record, {} audit records, 1 inquiry logged by the server (the resent request carries the same incident id)",
+            per_incident.1
+        ),
+    );
+}
+
+#[test]
+fn disk_full_while_appending_is_a_clear_error_and_loses_nothing_acknowledged() {
+    if !nix_root() {
+        eprintln!("needs root to mount a small tmpfs: not run");
+        return;
+    }
+    let dir = TempDir::new("diskfull");
+    let mnt = dir.path().join("small");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .unwrap();
+    assert!(mounted.success());
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(mnt.clone());
+    let key = mynakyukyu::store::DeviceKey::create(&dir.path().join("store.key")).unwrap();
+    let store_dir = mnt.join("store");
+    let mut acked = vec![];
+    let mut error = None;
+    {
+        let store = mynakyukyu::store::Store::open(&store_dir, &key).unwrap();
+        for i in 0..100_000 {
+            match store.append(
+                common::opt_out_audit(&format!("FULL-{i}"), i),
+                Timestamp::now(),
+            ) {
+                Ok(s) => acked.push(s.record.id),
+                Err(e) => {
+                    error = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        // after the failure the store still refuses cleanly rather than panicking
+        let again = store.append(common::opt_out_audit("FULL-again", 0), Timestamp::now());
+        if let Ok(s) = again {
+            acked.push(s.record.id);
+        }
+    }
+    let error = error.expect("the 4 MiB disk never filled");
+    assert!(
+        error.contains("No space left") || error.contains("space"),
+        "a clear error: {error}"
+    );
+    // make room (as an admin would), reopen: every acknowledged record is there, chain intact
+    let bigger = dir.path().join("moved");
+    let copied = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(&store_dir)
+        .arg(&bigger)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let store = mynakyukyu::store::Store::open(&bigger, &key).unwrap();
+    let held: std::collections::HashSet<String> = store
+        .records()
+        .unwrap()
+        .into_iter()
+        .map(|r| r.record.id)
+        .collect();
+    let lost = acked.iter().filter(|id| !held.contains(*id)).count();
+    assert_eq!(lost, 0, "acknowledged records lost");
+    assert_eq!(store.verify_chain().unwrap().first_broken, None);
+    store
+        .append(common::opt_out_audit("AFTER", 1), Timestamp::now())
+        .unwrap();
+    reliability_row(
+        "disk-full",
+        "Faults",
+        "appending sealed records to a store on a 4 MiB tmpfs until the disk is full, then reopening it with room",
+        acked.len(),
+        lost,
+        &format!(
+            "a clear error ({}); every acknowledged record present, the chain intact, appends work again",
+            error.lines().next().unwrap_or("")
+        ),
+    );
+}
+
+fn nix_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(2))
+        == Some("0")
+}
+
+/// A small xorshift generator: the fuzz runs need no crate and print their seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+/// Flip, insert, delete and truncate bytes of `seed` input.
+fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
+    let mut v = seed.to_vec();
+    for _ in 0..1 + rng.below(8) {
+        match rng.below(5) {
+            0 if !v.is_empty() => {
+                let i = rng.below(v.len());
+                v[i] ^= 1 << rng.below(8);
+            }
+            1 => {
+                let i = rng.below(v.len() + 1);
+                v.insert(i, rng.next() as u8);
+            }
+            2 if !v.is_empty() => {
+                let i = rng.below(v.len());
+                v.remove(i);
+            }
+            3 => v.truncate(rng.below(v.len() + 1)),
+            _ => {
+                let i = rng.below(v.len() + 1);
+                let n = rng.below(4);
+                v.splice(i..i, std::iter::repeat_n(0xff, n));
+            }
+        }
+    }
+    v
+}
+
+/// A transport that answers each APDU from a script of (possibly mutated) responses.
+struct Scripted {
+    answers: Vec<Vec<u8>>,
+    next: usize,
+}
+
+impl mynakyukyu::card::Transport for Scripted {
+    fn transmit(&mut self, _apdu: &[u8]) -> Result<Vec<u8>, mynakyukyu::card::CardError> {
+        let a = self.answers.get(self.next).cloned();
+        self.next += 1;
+        a.ok_or(mynakyukyu::card::CardError::Removed)
+    }
+}
+
+fn fuzz_seconds() -> Duration {
+    std::env::var("MYNA_FUZZ_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map(Duration::from_secs_f64)
+        .unwrap_or(Duration::from_secs(2))
+}
+
+#[test]
+fn fuzzed_card_answers_and_certificate_der_are_typed_errors_never_panics() {
+    use mynakyukyu::card::{FaceItems, Transport, VirtualCard, jpki};
+    // a real read's answers, recorded from the virtual card
+    let ca = mynakyukyu::pki::JpkiTestCa::generate().unwrap();
+    let issued = mynakyukyu::sim::issue_patient_card(&ca, 1, 1).unwrap();
+    struct Recorder {
+        card: VirtualCard,
+        answers: Vec<Vec<u8>>,
+    }
+    impl Transport for Recorder {
+        fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, mynakyukyu::card::CardError> {
+            let a = Transport::transmit(&mut self.card, apdu)?;
+            self.answers.push(a.clone());
+            Ok(a)
+        }
+    }
+    let mut rec = Recorder {
+        card: VirtualCard::new(
+            &issued.auth_certificate_der,
+            &issued.ca_certificate_der,
+            "1234",
+            FaceItems::default(),
+        ),
+        answers: vec![],
+    };
+    jpki::read_auth_certificate(&mut rec).unwrap();
+    let recorded = rec.answers;
+    let der = issued.auth_certificate_der.clone();
+
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    eprintln!("fuzz seed {seed:#x}");
+    let mut rng = Rng(seed);
+    let budget = fuzz_seconds();
+    let now = time::OffsetDateTime::now_utc();
+    let (mut card_runs, mut der_runs, mut card_ok, mut der_ok) = (0usize, 0usize, 0usize, 0usize);
+    let started = Instant::now();
+    while started.elapsed() < budget {
+        // card answers: one answer of the recorded read mutated (or all random)
+        let mut answers = recorded.clone();
+        let i = rng.below(answers.len());
+        answers[i] = if rng.below(10) == 0 {
+            (0..rng.below(300)).map(|_| rng.next() as u8).collect()
+        } else {
+            mutate(&mut rng, &answers[i])
+        };
+        let input = answers.clone();
+        let outcome = std::panic::catch_unwind(move || {
+            let mut t = Scripted { answers, next: 0 };
+            jpki::read_auth_certificate(&mut t).map(|r| r.der)
+        });
+        match outcome {
+            Ok(Ok(read)) => {
+                // a read that succeeds gives back what the card held, nothing invented
+                assert!(read.len() <= jpki::MAX_CERT_BYTES);
+                card_ok += 1;
+            }
+            Ok(Err(_)) => {}
+            Err(_) => panic!("card answers {input:02x?} panicked the reader (seed {seed:#x})"),
+        }
+        card_runs += 1;
+        // certificate DER: what the card handed over, mutated, into the inspector
+        let bad = mutate(&mut rng, &der);
+        let b = bad.clone();
+        match std::panic::catch_unwind(move || mynakyukyu::pki::inspect(&b, now).is_ok()) {
+            Ok(true) => der_ok += 1,
+            Ok(false) => {}
+            Err(_) => panic!("DER {bad:02x?} panicked the inspector (seed {seed:#x})"),
+        }
+        der_runs += 1;
+    }
+    assert!(card_runs > 100 && der_runs > 100, "the fuzz hardly ran");
+    reliability_row(
+        "fuzz",
+        "Bad input",
+        &format!(
+            "time-bounded fuzz ({:.0} s, seed printed): a recorded JPKI read with one answer mutated or replaced by random bytes, into the card reader; the card's certificate DER mutated, into the certificate inspector",
+            budget.as_secs_f64()
+        ),
+        card_runs + der_runs,
+        0,
+        &format!(
+            "no panic; {card_runs} card runs ({card_ok} still read a certificate), {der_runs} DER runs ({der_ok} still parsed); the rest typed errors"
+        ),
+    );
+}
