@@ -220,9 +220,63 @@ fn the_virtual_card_reads_through_pcscd_like_a_real_one() {
                 .map(|(_, name)| name)
         });
         std::thread::sleep(Duration::from_millis(700));
-        let _pcscd = pcscd().expect("pcscd restarted");
-        let _card = card("P0007", 0, &[], &cert);
+        let daemon = pcscd().expect("pcscd restarted");
+        let card7 = card("P0007", 0, &[], &cert);
         let found = waiting.join().unwrap();
         assert_eq!(found.unwrap(), slot0);
+        drop(card7);
+        wait_gone(&Pcsc::establish().unwrap(), &slot0);
+
+        // 8. pcscd killed (SIGKILL) in the middle of a read, during the 1st, 2nd and 3rd
+        //    APDU of a slow card, then started again: a typed error, then a whole read
+        let mut daemon = Some(daemon);
+        let mut errors = vec![];
+        for kill_after in [150u64, 450, 750] {
+            let _slow = card("P0008", 0, &["--slow-ms", "250"], &cert);
+            let (connected_tx, connected) = std::sync::mpsc::channel();
+            let slot = slot0.clone();
+            let reading = std::thread::spawn(move || {
+                let pcsc = Pcsc::establish().unwrap();
+                let mut c = connect(&pcsc, Some(&slot));
+                connected_tx.send(()).unwrap();
+                jpki::read_auth_certificate(&mut c).map(|r| r.der)
+            });
+            connected.recv().unwrap();
+            std::thread::sleep(Duration::from_millis(kill_after));
+            drop(daemon.take());
+            let result = reading.join().expect("the read did not panic");
+            let err = result.expect_err("a read cut by pcscd's death cannot succeed");
+            let failure = err.card_failure();
+            assert_ne!(
+                failure,
+                mynakyukyu::session::CardFailure::NotMyNumberCard,
+                "{err}"
+            );
+            errors.push(format!("{err}"));
+            daemon = Some(pcscd().expect("pcscd restarted"));
+            let pcsc = Pcsc::establish().unwrap();
+            let mut c = connect(&pcsc, Some(&slot0));
+            let read = jpki::read_auth_certificate(&mut c).unwrap();
+            assert_eq!(
+                read.der,
+                std::fs::read(&cert).unwrap(),
+                "whole after restart"
+            );
+            drop(c);
+            drop(_slow);
+            wait_gone(&pcsc, &slot0);
+        }
+        errors.dedup();
+        reliability_row(
+            "pcscd-restart",
+            "Faults",
+            "pcscd killed (SIGKILL) during the 1st, 2nd and 3rd APDU of a read from a slow virtual card (250 ms per APDU), then started again",
+            3,
+            0,
+            &format!(
+                "each read ended with a typed error ({}), no panic; after the restart a fresh context read the whole certificate, byte for byte",
+                errors.join("; ")
+            ),
+        );
     }
 }

@@ -10,6 +10,7 @@ use mynakyukyu::domain::{
 use mynakyukyu::eligibility::wire::{Faults, QualificationResponse};
 use mynakyukyu::eligibility::{CardProblem, ClientError, ClientSettings};
 use mynakyukyu::session::{EmergencyInquiry, QualificationRequest, ServiceFailure};
+use mynakyukyu::sim::server::{ServeOptions, SimServer};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -166,7 +167,7 @@ async fn server_refuses_expired_revoked_and_foreign_unit_certificates() {
 }
 
 #[tokio::test]
-async fn client_rejects_a_server_from_another_ca_or_with_the_wrong_name() {
+async fn client_rejects_a_server_from_another_ca_with_the_wrong_name_or_expired() {
     let server = start_sim(Faults::default()).await;
     let port = server.local_addr.port();
     let pinned_other = client_with(port, "localhost", "unit", "other-ca.pem", fast_settings());
@@ -185,13 +186,66 @@ async fn client_rejects_a_server_from_another_ca_or_with_the_wrong_name() {
     );
     assert_eq!(server.stats().requests.load(Ordering::Relaxed), 0);
     server.shutdown().await;
+
+    // the right CA and name, but expired yesterday
+    let dir = TempDir::new("expired-server");
+    for f in std::fs::read_dir(pki()).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, dir.path().join(f.file_name().unwrap())).unwrap();
+    }
+    let ca = mynakyukyu::pki::CertAuthority::load_files(
+        &dir.path().join("ca.pem"),
+        &dir.path().join("ca.key"),
+    )
+    .unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let expired = mynakyukyu::pki::issue_leaf(
+        &ca,
+        mynakyukyu::pki::LeafKind::Server {
+            names: &mynakyukyu::pki::dev::SERVER_NAMES,
+        },
+        0x2002,
+        now - time::Duration::days(400),
+        now - time::Duration::days(1),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("server.pem"),
+        mynakyukyu::pki::certificate_pem(&expired.cert_der),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("server.key"), &expired.key_pem).unwrap();
+    let server = SimServer::start(ServeOptions {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        pki_dir: dir.path().to_path_buf(),
+        faults: Faults::default(),
+        audit_log: None,
+        today: now.date(),
+    })
+    .await
+    .unwrap();
+    let c = client_with(
+        server.local_addr.port(),
+        "localhost",
+        "unit",
+        "ca.pem",
+        fast_settings(),
+    );
+    let err = c.health().await.unwrap_err();
+    assert!(
+        matches!(err, ClientError::ServerCertificateWrong(_)),
+        "{err}"
+    );
+    assert!(err.to_string().to_lowercase().contains("expired"), "{err}");
+    assert_eq!(server.stats().requests.load(Ordering::Relaxed), 0);
+    server.shutdown().await;
     common::reliability_row(
         "certs-server",
         "Bad input",
-        "server certificates the tablet must refuse: another CA, the wrong name",
-        2,
+        "server certificates the tablet must refuse: from another CA, for another name, expired",
+        3,
         0,
-        "refused before any request was sent (the server counted 0 requests)",
+        "each refused in the handshake before any request was sent (the server counted 0 requests); typed ServerCertificateWrong",
     );
 }
 
