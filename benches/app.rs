@@ -11,11 +11,8 @@
 
 mod common;
 
-use mynakyukyu::app::view::Screen;
-use mynakyukyu::app::{Command, Controller};
-use mynakyukyu::domain::ConsentDecision;
-use mynakyukyu::drill::world::{TRAINING_CREW, TRAINING_CREW_PIN, TrainingWorld};
-use mynakyukyu::ui::headless::HeadlessWindow;
+use mynakyukyu::app::Controller;
+use mynakyukyu::drill::world::TrainingWorld;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command as Process, Stdio};
@@ -24,20 +21,6 @@ use std::time::{Duration, Instant};
 const START_RUNS: usize = 15;
 const INCIDENTS_PER_RTT: usize = 30;
 const GROWTH_INCIDENTS: usize = 100;
-
-/// Resident and peak resident memory of this process, in KiB.
-fn rss_kib() -> (u64, u64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
 
 struct Xvfb {
     child: Child,
@@ -105,49 +88,6 @@ fn start_once(display: &str, data: &Path) -> (f64, u64) {
     (ms, rss)
 }
 
-struct Rig {
-    rt: tokio::runtime::Runtime,
-    world: TrainingWorld,
-    controller: Controller,
-    window: HeadlessWindow,
-    patient: String,
-}
-
-/// Machine time of one incident: card presence → identity+consent frame, and consent tap →
-/// summary frame, in ms.
-struct Incident {
-    card_ms: f64,
-    consent_ms: f64,
-}
-
-impl Rig {
-    fn step(&mut self, cmd: Command) -> Screen {
-        self.rt.block_on(self.controller.handle(cmd));
-        let vm = self.controller.view();
-        self.window.render(&vm, false);
-        vm.screen
-    }
-
-    fn incident(&mut self) -> Incident {
-        self.world.place_card(&self.patient).unwrap();
-        let t = Instant::now();
-        let screen = self.step(Command::CardPlaced);
-        let card_ms = t.elapsed().as_secs_f64() * 1e3;
-        assert_eq!(screen, Screen::Consent);
-        self.step(Command::ConfirmPhoto);
-        let t = Instant::now();
-        let screen = self.step(Command::Consent(ConsentDecision::Unobtainable));
-        let consent_ms = t.elapsed().as_secs_f64() * 1e3;
-        assert_eq!(screen, Screen::Summary);
-        self.world.reader.remove();
-        assert_eq!(self.step(Command::EndViewing), Screen::Ready);
-        Incident {
-            card_ms,
-            consent_ms,
-        }
-    }
-}
-
 fn main() {
     if common::listing() {
         return;
@@ -196,31 +136,19 @@ first start on an empty one (which also generates the development PKI).\n\n\
     ));
 
     // --- incidents, in this process
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::runtime();
     let today = time::OffsetDateTime::now_utc().date();
     let world = rt
         .block_on(TrainingWorld::start(&tmp.join("training"), today))
         .unwrap();
     let patient = world.patient_id("elderly-warfarin").unwrap();
     let (controller, _) = Controller::new(world.ports().unwrap(), world.settings());
-    let window = HeadlessWindow::new(1280, 800).unwrap();
-    let mut rig = Rig {
-        rt,
-        world,
-        controller,
-        window,
-        patient,
+    let mut rig = common::AppRig::signed_in(rt, controller);
+    let incident = |rig: &mut common::AppRig| {
+        world.place_card(&patient).unwrap();
+        rig.incident()
     };
-    let signed_in = rig.step(Command::SignIn {
-        crew_id: TRAINING_CREW.into(),
-        pin: TRAINING_CREW_PIN.into(),
-    });
-    assert_eq!(signed_in, Screen::Ready);
-    let (rss_ready, _) = rss_kib();
+    let rss_ready = common::rss_mib();
 
     md.push_str(&format!(
         "Card → summary, machine time: the app's controller and window in one process (the \
@@ -233,20 +161,20 @@ read, qualification check); \"consent\" is the consent tap → the summary's fra
 | RTT | card, median | card, p95 | consent → summary, median | p95 | target for consent → summary |\n\
 |---|---|---|---|---|---|\n"
     ));
-    let mut rss_after_10 = 0;
+    let mut rss_after_10 = 0.0;
     let mut done = 0;
     for rtt in [0u64, 50] {
-        rig.world.proxy.set_rtt(Duration::from_millis(rtt));
-        rig.incident(); // warm-up: the connection at this RTT
+        world.proxy.set_rtt(Duration::from_millis(rtt));
+        incident(&mut rig); // warm-up: the connection at this RTT
         done += 1;
         let (mut card, mut consent) = (vec![], vec![]);
         for _ in 0..INCIDENTS_PER_RTT {
-            let i = rig.incident();
+            let i = incident(&mut rig);
             card.push(i.card_ms);
             consent.push(i.consent_ms);
             done += 1;
             if done == 10 {
-                rss_after_10 = rss_kib().0;
+                rss_after_10 = common::rss_mib();
             }
         }
         md.push_str(&format!(
@@ -258,14 +186,14 @@ read, qualification check); \"consent\" is the consent tap → the summary's fra
             rtt + 150
         ));
     }
-    rig.world.proxy.set_rtt(Duration::ZERO);
+    world.proxy.set_rtt(Duration::ZERO);
     let before_growth = done;
     while done < before_growth + GROWTH_INCIDENTS {
-        rig.incident();
+        incident(&mut rig);
         done += 1;
     }
-    let (rss_end, hwm_end) = rss_kib();
-    let mib = |k: u64| k as f64 / 1024.0;
+    let rss_end = common::rss_mib();
+    let hwm_end = mynakyukyu::cli::resident_memory_kib().1.unwrap_or(0) as f64 / 1024.0;
     md.push_str(&format!(
         "\nResident memory of that process (controller, window, renderer, simulator, store, \
 virtual reader):\n\n\
@@ -273,13 +201,9 @@ virtual reader):\n\n\
 | Ready (signed in, no incident yet) | {:.1} MiB |\n\
 | after 10 incidents | {:.1} MiB |\n\
 | after {done} incidents | {:.1} MiB (peak {:.1} MiB) |\n",
-        mib(rss_ready),
-        mib(rss_after_10),
-        mib(rss_end),
-        mib(hwm_end),
+        rss_ready, rss_after_10, rss_end, hwm_end,
     ));
-    let Rig { rt, world, .. } = rig;
-    rt.block_on(world.shutdown());
+    rig.rt.block_on(world.shutdown());
     std::fs::write(out_dir.join("app.md"), md).unwrap();
     let _ = std::fs::remove_dir_all(&tmp);
 }

@@ -8,14 +8,11 @@
 
 mod common;
 
+use mynakyukyu::app::Controller;
 use mynakyukyu::app::reader::PcscReader;
-use mynakyukyu::app::view::Screen;
-use mynakyukyu::app::{Command, Controller};
 use mynakyukyu::card::pcsc_reader::Pcsc;
 use mynakyukyu::card::{Transport, apdu, virtual_card::JPKI_AID, vpcd};
-use mynakyukyu::domain::ConsentDecision;
-use mynakyukyu::drill::world::{TRAINING_CREW, TRAINING_CREW_PIN, TrainingWorld};
-use mynakyukyu::ui::headless::HeadlessWindow;
+use mynakyukyu::drill::world::TrainingWorld;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -35,65 +32,6 @@ fn cpu_secs() -> f64 {
     (f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0)) as f64 / 100.0
 }
 
-fn rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse::<f64>().ok())
-        .unwrap_or(0.0)
-        / 1024.0
-}
-
-struct Sample {
-    card_ms: f64,
-    consent_ms: f64,
-    apdus: usize,
-    consent_frame_ms: f64,
-    summary_frame_ms: f64,
-}
-
-struct Rig {
-    rt: tokio::runtime::Runtime,
-    controller: Controller,
-    window: HeadlessWindow,
-    apdus: Arc<AtomicUsize>,
-}
-
-impl Rig {
-    /// One command, then the frame the screen would show; the screen and the frame's time.
-    fn step(&mut self, cmd: Command) -> (Screen, f64) {
-        self.rt.block_on(self.controller.handle(cmd));
-        let vm = self.controller.view();
-        let t = Instant::now();
-        self.window.render(&vm, false);
-        (vm.screen, t.elapsed().as_secs_f64() * 1e3)
-    }
-
-    fn incident(&mut self) -> Sample {
-        let before = self.apdus.load(Ordering::Relaxed);
-        let t = Instant::now();
-        let (screen, consent_frame_ms) = self.step(Command::CardPlaced);
-        let card_ms = t.elapsed().as_secs_f64() * 1e3;
-        assert_eq!(screen, Screen::Consent, "card → identity+consent");
-        let apdus = self.apdus.load(Ordering::Relaxed) - before;
-        self.step(Command::ConfirmPhoto);
-        let t = Instant::now();
-        let (screen, summary_frame_ms) = self.step(Command::Consent(ConsentDecision::Unobtainable));
-        let consent_ms = t.elapsed().as_secs_f64() * 1e3;
-        assert_eq!(screen, Screen::Summary, "consent → summary");
-        assert_eq!(self.step(Command::EndViewing).0, Screen::Ready);
-        Sample {
-            card_ms,
-            consent_ms,
-            apdus,
-            consent_frame_ms,
-            summary_frame_ms,
-        }
-    }
-}
-
 fn main() {
     if common::listing() {
         return;
@@ -109,11 +47,7 @@ fn main() {
     let _pcscd = common::Pcscd::ensure();
     let reader_name = common::vpcd_readers()[0].clone();
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::runtime();
     let today = time::OffsetDateTime::now_utc().date();
     let world = rt
         .block_on(TrainingWorld::start(&tmp.join("training"), today))
@@ -158,18 +92,13 @@ fn main() {
     let mut ports = world.ports().unwrap();
     ports.reader = reader;
     let (controller, _) = Controller::new(ports, world.settings());
-    let window = HeadlessWindow::new(1280, 800).unwrap();
-    let mut rig = Rig {
-        rt,
-        controller,
-        window,
-        apdus,
+    let mut rig = common::AppRig::signed_in(rt, controller);
+    // the APDUs of each incident, counted on the card
+    let incident = |rig: &mut common::AppRig| {
+        let before = apdus.load(Ordering::Relaxed);
+        let i = rig.incident();
+        (i, apdus.load(Ordering::Relaxed) - before)
     };
-    let (screen, _) = rig.step(Command::SignIn {
-        crew_id: TRAINING_CREW.into(),
-        pin: TRAINING_CREW_PIN.into(),
-    });
-    assert_eq!(screen, Screen::Ready);
 
     let mut md = format!(
         "## End to end through pcscd + vpcd, against the physical floor (`cargo bench --bench e2e`)\n\n\
@@ -189,15 +118,16 @@ the watch {presence_ms:.0} ms after the card came up (pcscd polls vpcd).\n\n\
     );
     for rtt in [0u64, 50, 150] {
         world.proxy.set_rtt(Duration::from_millis(rtt));
-        rig.incident();
+        incident(&mut rig);
         let cpu0 = cpu_secs();
-        let samples: Vec<Sample> = (0..PER_RTT).map(|_| rig.incident()).collect();
+        let runs: Vec<(common::Incident, usize)> =
+            (0..PER_RTT).map(|_| incident(&mut rig)).collect();
         let cpu_ms = (cpu_secs() - cpu0) * 1e3 / PER_RTT as f64;
-        let q = |f: fn(&Sample) -> f64, p: f64| {
-            let mut v: Vec<f64> = samples.iter().map(f).collect();
+        let q = |f: fn(&common::Incident) -> f64, p: f64| {
+            let mut v: Vec<f64> = runs.iter().map(|(i, _)| f(i)).collect();
             common::quantile(&mut v, p)
         };
-        let apdus = samples[0].apdus;
+        let apdus = runs[0].1;
         let card_floor = apdus as f64 * apdu_ms + rtt as f64 + q(|s| s.consent_frame_ms, 0.5);
         let consent_floor = rtt as f64 + q(|s| s.summary_frame_ms, 0.5);
         let (c50, c95) = (q(|s| s.card_ms, 0.5), q(|s| s.card_ms, 0.95));
@@ -216,13 +146,13 @@ the watch {presence_ms:.0} ms after the card came up (pcscd polls vpcd).\n\n\
     let mut totals = vec![];
     let mut rss_10 = 0.0;
     for i in 0..GROWTH {
-        let s = rig.incident();
+        let (s, _) = incident(&mut rig);
         totals.push(s.card_ms + s.consent_ms);
         if i == 9 {
-            rss_10 = rss_mib();
+            rss_10 = common::rss_mib();
         }
     }
-    let rss_end = rss_mib();
+    let rss_end = common::rss_mib();
     let first = common::quantile(&mut totals[..50].to_vec(), 0.5);
     let last = common::quantile(&mut totals[GROWTH - 50..].to_vec(), 0.5);
     let records = world.store.verify_chain().map(|r| r.checked).unwrap_or(0);
@@ -234,8 +164,7 @@ the watch {presence_ms:.0} ms after the card came up (pcscd polls vpcd).\n\n\
 | records in the store | | {records} |\n",
         GROWTH - 49
     ));
-    let Rig { rt, .. } = rig;
-    rt.block_on(world.shutdown());
+    rig.rt.block_on(world.shutdown());
     std::fs::write(out_dir.join("e2e.md"), &md).unwrap();
     println!("{md}");
     let _ = std::fs::remove_dir_all(&tmp);

@@ -53,3 +53,17 @@ impl CommonArgs {
         };
     }
 }
+
+/// This process's resident memory and its peak, in KiB, from `/proc/self/status` (for the
+/// start-up figure and the benchmarks); `None` where the kernel does not say.
+pub fn resident_memory_kib() -> (Option<u64>, Option<u64>) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}

@@ -36,11 +36,7 @@ impl Rig {
         client: impl FnOnce(&TrainingWorld, &tokio::runtime::Runtime) -> Option<EligibilityClient>,
     ) -> Rig {
         let dir = TempDir::new("reliability");
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = common::runtime();
         let today = time::OffsetDateTime::now_utc().date();
         let world = rt
             .block_on(TrainingWorld::start(dir.path(), today))

@@ -28,11 +28,7 @@ impl Rig {
     fn new() -> Rig {
         i_slint_backend_testing::init_no_event_loop();
         let dir = TempDir::new("ui");
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = common::runtime();
         let today = time::OffsetDateTime::now_utc().date();
         let world = std::sync::Arc::new(
             rt.block_on(TrainingWorld::start(dir.path(), today))

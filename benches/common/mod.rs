@@ -115,3 +115,90 @@ pub fn count(name: &str, default: usize) -> usize {
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
 }
+
+/// The runtime the app uses: two workers.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// Resident memory of this process, in MiB.
+pub fn rss_mib() -> f64 {
+    mynakyukyu::cli::resident_memory_kib().0.unwrap_or(0) as f64 / 1024.0
+}
+
+/// Machine time of one incident, in ms: card presence → the identity+consent frame, and
+/// the consent tap → the summary frame; and the render time of those two frames.
+pub struct Incident {
+    pub card_ms: f64,
+    pub consent_ms: f64,
+    pub consent_frame_ms: f64,
+    pub summary_frame_ms: f64,
+}
+
+/// The app's controller and its window on the software renderer (1280×800), driven by
+/// commands as the screens would send them, a frame rendered after every step.
+pub struct AppRig {
+    pub rt: tokio::runtime::Runtime,
+    pub controller: mynakyukyu::app::Controller,
+    pub window: mynakyukyu::ui::headless::HeadlessWindow,
+}
+
+impl AppRig {
+    /// Signed in as the training crew, at Ready.
+    pub fn signed_in(
+        rt: tokio::runtime::Runtime,
+        controller: mynakyukyu::app::Controller,
+    ) -> AppRig {
+        use mynakyukyu::drill::world::{TRAINING_CREW, TRAINING_CREW_PIN};
+        let window = mynakyukyu::ui::headless::HeadlessWindow::new(1280, 800).expect("window");
+        let mut rig = AppRig {
+            rt,
+            controller,
+            window,
+        };
+        let (screen, _) = rig.step(mynakyukyu::app::Command::SignIn {
+            crew_id: TRAINING_CREW.into(),
+            pin: TRAINING_CREW_PIN.into(),
+        });
+        assert_eq!(screen, mynakyukyu::app::view::Screen::Ready);
+        rig
+    }
+
+    /// One command, then the frame the screen would show: the screen and the frame's time.
+    pub fn step(&mut self, cmd: mynakyukyu::app::Command) -> (mynakyukyu::app::view::Screen, f64) {
+        self.rt.block_on(self.controller.handle(cmd));
+        let vm = self.controller.view();
+        let t = std::time::Instant::now();
+        self.window.render(&vm, false);
+        (vm.screen, t.elapsed().as_secs_f64() * 1e3)
+    }
+
+    /// Card presence, the photo confirmed, 同意取得困難, the summary, end of viewing. The
+    /// card must be in the reader.
+    pub fn incident(&mut self) -> Incident {
+        use mynakyukyu::app::Command;
+        use mynakyukyu::app::view::Screen;
+        let t = std::time::Instant::now();
+        let (screen, consent_frame_ms) = self.step(Command::CardPlaced);
+        let card_ms = t.elapsed().as_secs_f64() * 1e3;
+        assert_eq!(screen, Screen::Consent, "card → identity+consent");
+        self.step(Command::ConfirmPhoto);
+        let t = std::time::Instant::now();
+        let (screen, summary_frame_ms) = self.step(Command::Consent(
+            mynakyukyu::domain::ConsentDecision::Unobtainable,
+        ));
+        let consent_ms = t.elapsed().as_secs_f64() * 1e3;
+        assert_eq!(screen, Screen::Summary, "consent → summary");
+        assert_eq!(self.step(Command::EndViewing).0, Screen::Ready);
+        Incident {
+            card_ms,
+            consent_ms,
+            consent_frame_ms,
+            summary_frame_ms,
+        }
+    }
+}

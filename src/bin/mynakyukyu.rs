@@ -339,22 +339,15 @@ fn quit_after_first_frame(
     slint::Timer::single_shot(Duration::ZERO, move || {
         let Some(app) = weak.upgrade() else { return };
         let frame = app.window().take_snapshot();
-        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-        let field = |name: &str| {
-            status
-                .lines()
-                .find(|l| l.starts_with(name))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .unwrap_or("?")
-                .to_string()
-        };
+        let (rss, hwm) = mynakyukyu::cli::resident_memory_kib();
+        let kib = |v: Option<u64>| v.map_or("?".to_string(), |v| v.to_string());
         match frame {
             Ok(f) => println!(
                 "ready frame={}x{} rss_kib={} hwm_kib={}",
                 f.width(),
                 f.height(),
-                field("VmRSS:"),
-                field("VmHWM:")
+                kib(rss),
+                kib(hwm)
             ),
             Err(e) => eprintln!("error: no first frame: {e}"),
         }

@@ -141,3 +141,12 @@ pub fn reliability_row(id: &str, area: &str, what: &str, times: usize, lost: usi
         .expect("reliability rows file");
     writeln!(f, "{row}").expect("reliability row");
 }
+
+/// The runtime the app uses: two workers.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
