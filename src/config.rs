@@ -24,6 +24,8 @@ pub const UNIT_CSR_FILE: &str = "unit.csr";
 pub const UNIT_CERT_FILE: &str = "unit.pem";
 pub const UNIT_CHAIN_FILE: &str = "unit-chain.pem";
 pub const SERVER_CA_FILE: &str = "server-ca.pem";
+/// The server CA's CRLs (`mynakyukyu-admin install-crl`); optional.
+pub const SERVER_CRL_FILE: &str = "server-crl.pem";
 pub const UNIT_CA_FILE: &str = "unit-ca.pem";
 pub const STORE_KEY_FILE: &str = "store.key";
 pub const STORE_DIR: &str = "store";

@@ -123,6 +123,34 @@ fn enrol_sign_install_and_status_shows_the_days_left() {
     assert!((19..=20).contains(&days), "{days}");
     assert_eq!(s["certificate_level"], "warning", "under 30 days");
     assert_eq!(s["require_tunnel"], true);
+    // the server CA's CRL: signed by the server CA or refused
+    let o = admin(
+        &data,
+        &["install-crl", pki().join("crl.pem").to_str().unwrap()],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("2 revoked"), "{}", text(&o));
+    assert!(data.join("server-crl.pem").is_file());
+    let foreign = TempDir::new("foreign-crl");
+    mynakyukyu::pki::dev::generate(foreign.path()).unwrap();
+    let o = admin(
+        &data,
+        &[
+            "install-crl",
+            foreign.path().join("crl.pem").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o).contains("not signed by the server CA"),
+        "{}",
+        text(&o)
+    );
+    let o = admin(
+        &data,
+        &["install-crl", pki().join("ca.pem").to_str().unwrap()],
+    );
+    assert_eq!(o.status.code(), Some(2), "a certificate is not a CRL");
     assert!(mynakyukyu::config::is_provisioned(&data));
 }
 

@@ -166,8 +166,27 @@ async fn server_refuses_expired_revoked_and_foreign_unit_certificates() {
     );
 }
 
+/// The simulator serving `server_name`.pem/.key of a copy of the dev PKI.
+async fn sim_with_server_cert(dir: &std::path::Path, pem: &[u8], key: &[u8]) -> SimServer {
+    for f in std::fs::read_dir(pki()).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, dir.join(f.file_name().unwrap())).unwrap();
+    }
+    std::fs::write(dir.join("server.pem"), pem).unwrap();
+    std::fs::write(dir.join("server.key"), key).unwrap();
+    SimServer::start(ServeOptions {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        pki_dir: dir.to_path_buf(),
+        faults: Faults::default(),
+        audit_log: None,
+        today: time::OffsetDateTime::now_utc().date(),
+    })
+    .await
+    .unwrap()
+}
+
 #[tokio::test]
-async fn client_rejects_a_server_from_another_ca_with_the_wrong_name_or_expired() {
+async fn client_rejects_a_server_from_another_ca_with_the_wrong_name_expired_or_revoked() {
     let server = start_sim(Faults::default()).await;
     let port = server.local_addr.port();
     let pinned_other = client_with(port, "localhost", "unit", "other-ca.pem", fast_settings());
@@ -189,15 +208,9 @@ async fn client_rejects_a_server_from_another_ca_with_the_wrong_name_or_expired(
 
     // the right CA and name, but expired yesterday
     let dir = TempDir::new("expired-server");
-    for f in std::fs::read_dir(pki()).unwrap() {
-        let f = f.unwrap().path();
-        std::fs::copy(&f, dir.path().join(f.file_name().unwrap())).unwrap();
-    }
-    let ca = mynakyukyu::pki::CertAuthority::load_files(
-        &dir.path().join("ca.pem"),
-        &dir.path().join("ca.key"),
-    )
-    .unwrap();
+    let ca =
+        mynakyukyu::pki::CertAuthority::load_files(&pki().join("ca.pem"), &pki().join("ca.key"))
+            .unwrap();
     let now = time::OffsetDateTime::now_utc();
     let expired = mynakyukyu::pki::issue_leaf(
         &ca,
@@ -209,21 +222,12 @@ async fn client_rejects_a_server_from_another_ca_with_the_wrong_name_or_expired(
         now - time::Duration::days(1),
     )
     .unwrap();
-    std::fs::write(
-        dir.path().join("server.pem"),
-        mynakyukyu::pki::certificate_pem(&expired.cert_der),
+    let server = sim_with_server_cert(
+        dir.path(),
+        mynakyukyu::pki::certificate_pem(&expired.cert_der).as_bytes(),
+        expired.key_pem.as_bytes(),
     )
-    .unwrap();
-    std::fs::write(dir.path().join("server.key"), &expired.key_pem).unwrap();
-    let server = SimServer::start(ServeOptions {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        pki_dir: dir.path().to_path_buf(),
-        faults: Faults::default(),
-        audit_log: None,
-        today: now.date(),
-    })
-    .await
-    .unwrap();
+    .await;
     let c = client_with(
         server.local_addr.port(),
         "localhost",
@@ -239,11 +243,54 @@ async fn client_rejects_a_server_from_another_ca_with_the_wrong_name_or_expired(
     assert!(err.to_string().to_lowercase().contains("expired"), "{err}");
     assert_eq!(server.stats().requests.load(Ordering::Relaxed), 0);
     server.shutdown().await;
+
+    // revoked: on the CA's CRL. Refused once the CRL is installed; accepted without it,
+    // which is what the CRL is for.
+    let dir = TempDir::new("revoked-server");
+    let server = sim_with_server_cert(
+        dir.path(),
+        &std::fs::read(pki().join("server-revoked.pem")).unwrap(),
+        &std::fs::read(pki().join("server-revoked.key")).unwrap(),
+    )
+    .await;
+    let port = server.local_addr.port();
+    let identity = || {
+        mynakyukyu::eligibility::UnitIdentity::from_files(
+            &pki().join("unit.pem"),
+            &pki().join("unit.key"),
+            &pki().join("ca.pem"),
+        )
+        .unwrap()
+    };
+    let with_crl = mynakyukyu::eligibility::EligibilityClient::new(
+        mynakyukyu::eligibility::Endpoint {
+            host: "localhost".into(),
+            port,
+        },
+        mynakyukyu::eligibility::client::tls_config(
+            identity().with_server_crls(&pki().join("crl.pem")).unwrap(),
+        )
+        .unwrap(),
+        fast_settings(),
+    )
+    .unwrap();
+    let err = with_crl.health().await.unwrap_err();
+    assert!(
+        matches!(err, ClientError::ServerCertificateWrong(_)),
+        "{err}"
+    );
+    assert!(err.to_string().contains("Revoked"), "{err}");
+    assert_eq!(server.stats().requests.load(Ordering::Relaxed), 0);
+    client(port)
+        .health()
+        .await
+        .expect("without the CRL the revocation is unknown");
+    server.shutdown().await;
     common::reliability_row(
         "certs-server",
         "Bad input",
-        "server certificates the tablet must refuse: from another CA, for another name, expired",
-        3,
+        "server certificates the tablet must refuse: from another CA, for another name, expired, revoked (on the CA's CRL, installed with `install-crl`)",
+        4,
         0,
         "each refused in the handshake before any request was sent (the server counted 0 requests); typed ServerCertificateWrong",
     );

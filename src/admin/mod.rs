@@ -136,6 +136,17 @@ fn spki_of_cert(der: &[u8]) -> Result<Vec<u8>, AdminError> {
     Ok(cert.public_key().raw.to_vec())
 }
 
+/// Install the server CA's CRL(s): the app then refuses a revoked server certificate.
+/// Every CRL in the file must be signed by the configured server CA.
+pub fn install_crl(data_dir: &Path, crl: &Path) -> Result<pki::CrlSummary, AdminError> {
+    DeviceConfig::load(data_dir)?.ok_or(AdminError::NotInitialised)?;
+    let pem = String::from_utf8_lossy(&read(crl)?).into_owned();
+    let ca = first_certificate(&data_dir.join(config::SERVER_CA_FILE))?;
+    let summary = pki::inspect_crls(&pem, &ca, time::OffsetDateTime::now_utc())?;
+    write(&data_dir.join(config::SERVER_CRL_FILE), pem.as_bytes())?;
+    Ok(summary)
+}
+
 /// Install the issued unit certificate: it must carry this device's key, chain to the
 /// configured unit CA, allow clientAuth and be valid now.
 pub fn install_cert(
@@ -510,6 +521,7 @@ pub fn wipe(data_dir: &Path) -> Result<(), AdminError> {
         config::UNIT_CERT_FILE,
         config::UNIT_CHAIN_FILE,
         config::SERVER_CA_FILE,
+        config::SERVER_CRL_FILE,
         config::UNIT_CA_FILE,
         config::ROSTER_FILE,
         "roster.failures.json",

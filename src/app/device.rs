@@ -50,12 +50,20 @@ pub fn open(data_dir: &Path) -> Result<Device, DeviceError> {
     if !cert_path.is_file() {
         return Err(DeviceError::NotProvisioned);
     }
+    let crl = data_dir.join(config::SERVER_CRL_FILE);
     let identity = || {
         UnitIdentity::from_files(
             &cert_path,
             &data_dir.join(config::UNIT_KEY_FILE),
             &data_dir.join(config::SERVER_CA_FILE),
         )
+        .and_then(|i| {
+            if crl.is_file() {
+                i.with_server_crls(&crl)
+            } else {
+                Ok(i)
+            }
+        })
         .map_err(|e| DeviceError::Certificate(e.to_string()))
     };
     let endpoint =

@@ -59,6 +59,8 @@ enum Command {
         #[arg(long)]
         chain: Option<PathBuf>,
     },
+    /// Install the server CA's CRL (PEM): the app refuses a revoked server certificate.
+    InstallCrl { crl: PathBuf },
     /// Unit, endpoint, certificate days left, roster size, queue, last sync, tunnel.
     Status {
         #[arg(long)]
@@ -234,6 +236,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 data.display(),
                 csr.display()
             );
+        }
+        Command::InstallCrl { crl } => {
+            let s = admin::install_crl(&data, &crl)?;
+            println!(
+                "installed server CRL: {} revoked, next update {}",
+                s.revoked,
+                s.next_update.as_deref().unwrap_or("not given")
+            );
+            if s.stale {
+                eprintln!("warning: this CRL is past its next update; get a newer one");
+            }
         }
         Command::InstallCert { cert, chain } => {
             let s = admin::install_cert(&data, &cert, chain.as_deref())?;

@@ -156,6 +156,9 @@ pub struct UnitIdentity {
     pub chain: Vec<CertificateDer<'static>>,
     pub key: PrivateKeyDer<'static>,
     pub server_ca: Vec<CertificateDer<'static>>,
+    /// CRLs of the server CA: a revoked server certificate is refused. Empty: no
+    /// revocation check (the CA's CRL has not been installed).
+    pub server_crls: Vec<rustls::pki_types::CertificateRevocationListDer<'static>>,
 }
 
 impl UnitIdentity {
@@ -180,7 +183,23 @@ impl UnitIdentity {
             chain,
             key,
             server_ca,
+            server_crls: vec![],
         })
+    }
+
+    /// Also check the server's certificate against the CRLs in this PEM file.
+    pub fn with_server_crls(mut self, crl: &Path) -> Result<Self, ClientError> {
+        let setup = |e: &dyn std::fmt::Display| {
+            ClientError::Setup(format!("server CRL {}: {e}", crl.display()))
+        };
+        self.server_crls = rustls::pki_types::CertificateRevocationListDer::pem_file_iter(crl)
+            .map_err(|e| setup(&e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| setup(&e))?;
+        if self.server_crls.is_empty() {
+            return Err(setup(&"no CRL in the file"));
+        }
+        Ok(self)
     }
 }
 
@@ -197,10 +216,22 @@ pub fn tls_config(identity: UnitIdentity) -> Result<rustls::ClientConfig, Client
             .add(ca)
             .map_err(|e| ClientError::Setup(format!("server CA: {e}")))?;
     }
-    rustls::ClientConfig::builder_with_provider(crypto_provider())
+    let builder = rustls::ClientConfig::builder_with_provider(crypto_provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(|e| ClientError::Setup(e.to_string()))?
-        .with_root_certificates(roots)
+        .map_err(|e| ClientError::Setup(e.to_string()))?;
+    let builder = if identity.server_crls.is_empty() {
+        builder.with_root_certificates(roots)
+    } else {
+        let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+            Arc::new(roots),
+            crypto_provider(),
+        )
+        .with_crls(identity.server_crls)
+        .build()
+        .map_err(|e| ClientError::Setup(format!("server CRL: {e}")))?;
+        builder.with_webpki_verifier(verifier)
+    };
+    builder
         .with_client_auth_cert(identity.chain, identity.key)
         .map_err(|e| ClientError::Setup(format!("unit certificate/key: {e}")))
 }

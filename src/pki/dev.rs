@@ -2,6 +2,7 @@
 //!
 //! File names are a contract (other tools and scripts rely on them):
 //! `ca.pem`/`ca.key` (fire-department CA), `server.pem`/`server.key` (localhost, 127.0.0.1),
+//! `server-revoked.*` (a server certificate on the CRL),
 //! `unit.pem`/`unit.key`, `unit-expired.*`, `unit-revoked.*`, `crl.pem`, `other-ca.pem`,
 //! `other-unit.*` (a foreign CA and a unit under it), `jpki-ca.pem`/`jpki-ca.key`.
 
@@ -25,6 +26,7 @@ pub const SERIAL_UNIT: u64 = 0x1001;
 pub const SERIAL_UNIT_EXPIRED: u64 = 0x1002;
 pub const SERIAL_UNIT_REVOKED: u64 = 0x1003;
 pub const SERIAL_SERVER: u64 = 0x2001;
+pub const SERIAL_SERVER_REVOKED: u64 = 0x2003;
 pub const SERIAL_OTHER_UNIT: u64 = 0x3001;
 
 fn write_leaf(dir: &Path, name: &str, leaf: &IssuedCert) -> Result<(), PkiError> {
@@ -63,6 +65,17 @@ pub fn generate(dir: &Path) -> Result<(), PkiError> {
         now + Duration::days(825),
     )?;
     write_leaf(dir, "server", &server)?;
+    // a server certificate on the CRL: tablets given the CRL must refuse it
+    let server_revoked = issue_leaf(
+        &ca,
+        LeafKind::Server {
+            names: &SERVER_NAMES,
+        },
+        SERIAL_SERVER_REVOKED,
+        now - Duration::days(1),
+        now + Duration::days(825),
+    )?;
+    write_leaf(dir, "server-revoked", &server_revoked)?;
 
     let unit_kind = || LeafKind::Unit {
         department: DEPARTMENT,
@@ -98,12 +111,14 @@ pub fn generate(dir: &Path) -> Result<(), PkiError> {
         next_update: now + Duration::days(30),
         crl_number: SerialNumber::from(1u64.to_be_bytes().to_vec()),
         issuing_distribution_point: None,
-        revoked_certs: vec![RevokedCertParams {
-            serial_number: SerialNumber::from(SERIAL_UNIT_REVOKED.to_be_bytes().to_vec()),
-            revocation_time: now - Duration::hours(2),
-            reason_code: Some(RevocationReason::KeyCompromise),
-            invalidity_date: None,
-        }],
+        revoked_certs: [SERIAL_UNIT_REVOKED, SERIAL_SERVER_REVOKED]
+            .map(|serial| RevokedCertParams {
+                serial_number: SerialNumber::from(serial.to_be_bytes().to_vec()),
+                revocation_time: now - Duration::hours(2),
+                reason_code: Some(RevocationReason::KeyCompromise),
+                invalidity_date: None,
+            })
+            .to_vec(),
         key_identifier_method: KeyIdMethod::Sha256,
     }
     .signed_by(ca.issuer())?;
@@ -138,6 +153,7 @@ pub fn is_complete(dir: &Path) -> bool {
         "ca.key",
         "server.pem",
         "server.key",
+        "server-revoked.pem",
         "unit.pem",
         "unit.key",
         "unit-expired.pem",

@@ -69,6 +69,49 @@ pub fn pem_certificates(pem: &str) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// What an admin is told about a CRL before it is installed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CrlSummary {
+    pub revoked: usize,
+    /// RFC 3339; `None` when the CRL names no next update.
+    pub next_update: Option<String>,
+    /// The next update is in the past: revocations after it are not in this list.
+    pub stale: bool,
+}
+
+/// Every CRL in a PEM text must be signed by `ca_der`'s key; a summary of them.
+pub fn inspect_crls(pem: &str, ca_der: &[u8], now: OffsetDateTime) -> Result<CrlSummary, PkiError> {
+    use rustls::pki_types::CertificateRevocationListDer;
+    use rustls::pki_types::pem::PemObject;
+    let crls: Vec<_> = CertificateRevocationListDer::pem_slice_iter(pem.as_bytes())
+        .collect::<Result<_, _>>()
+        .map_err(|e| PkiError::Parse(format!("CRL PEM: {e}")))?;
+    if crls.is_empty() {
+        return Err(PkiError::Parse("no X509 CRL in the file".into()));
+    }
+    let (_, ca) = X509Certificate::from_der(ca_der).map_err(|e| PkiError::Parse(e.to_string()))?;
+    let mut summary = CrlSummary {
+        revoked: 0,
+        next_update: None,
+        stale: false,
+    };
+    for der in &crls {
+        let (_, crl) = x509_parser::revocation_list::CertificateRevocationList::from_der(der)
+            .map_err(|e| PkiError::Parse(format!("CRL: {e}")))?;
+        crl.verify_signature(ca.public_key())
+            .map_err(|e| PkiError::Parse(format!("CRL not signed by the server CA: {e}")))?;
+        summary.revoked += crl.iter_revoked_certificates().count();
+        if let Some(next) = crl.next_update() {
+            let next = next.to_datetime();
+            summary.stale |= next < now;
+            summary.next_update = next
+                .format(&time::format_description::well_known::Rfc3339)
+                .ok();
+        }
+    }
+    Ok(summary)
+}
+
 /// DER to PEM for a certificate.
 pub fn certificate_pem(der: &[u8]) -> String {
     use base64::Engine;
