@@ -113,7 +113,7 @@ impl Rig {
     fn crew_id_field(&self) -> ElementHandle {
         self.find("隊員ID")
             .into_iter()
-            .find(|h| h.type_name().as_deref() == Some("LineEdit"))
+            .find(|h| h.type_name().as_deref() == Some("TextField"))
             .expect("crew id field")
     }
 

@@ -90,7 +90,7 @@ pub fn open(data_dir: &Path) -> Result<Device, DeviceError> {
             reader,
             client: client(ClientSettings::default())?,
             store,
-            gate,
+            gate: Arc::new(std::sync::Mutex::new(gate)),
             route: Arc::new(KernelRoute),
             endpoint_addr,
             uploader_wake: None,

@@ -104,7 +104,8 @@ pub struct Ports {
     pub reader: Arc<dyn CardReader>,
     pub client: Arc<EligibilityClient>,
     pub store: Arc<Store>,
-    pub gate: SignInGate,
+    /// Shared so that the PIN check (Argon2id, tens of ms) runs on the blocking pool.
+    pub gate: Arc<std::sync::Mutex<SignInGate>>,
     pub route: Arc<dyn RouteCheck>,
     /// The endpoint's address, for the route check.
     pub endpoint_addr: Option<IpAddr>,
@@ -298,7 +299,7 @@ impl Controller {
         let name = command.name();
         tracing::debug!(command = name, "command");
         let event = match command {
-            Command::SignIn { crew_id, pin } => self.sign_in(&crew_id, &pin),
+            Command::SignIn { crew_id, pin } => self.sign_in(crew_id, pin).await,
             Command::SignOut => Some(Event::CrewSignedOut),
             Command::CardPlaced => {
                 self.incident_seq += 1;
@@ -336,15 +337,23 @@ impl Controller {
         self.publish();
     }
 
-    fn sign_in(&mut self, crew_id: &str, pin: &str) -> Option<Event> {
+    async fn sign_in(&mut self, crew_id: String, pin: String) -> Option<Event> {
         if self.session.phase() != Phase::SignedOut {
             return None;
         }
-        match self
-            .ports
-            .gate
-            .sign_in(crew_id.trim(), pin, Timestamp::now())
-        {
+        let gate = self.ports.gate.clone();
+        let checked = tokio::task::spawn_blocking(move || {
+            gate.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .sign_in(crew_id.trim(), &pin, Timestamp::now())
+        })
+        .await
+        .unwrap_or_else(|e| {
+            Err(crate::roster::RosterError::Hash(format!(
+                "PIN check task: {e}"
+            )))
+        });
+        match checked {
             Ok(ok) => {
                 self.sign_in_error.clear();
                 Some(Event::CrewSignedIn {

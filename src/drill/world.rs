@@ -136,7 +136,7 @@ impl TrainingWorld {
             reader: self.reader.clone(),
             client,
             store: self.store.clone(),
-            gate,
+            gate: Arc::new(std::sync::Mutex::new(gate)),
             route: Arc::new(KernelRoute),
             endpoint_addr: Some(self.proxy.local_addr.ip()),
             uploader_wake: None,
