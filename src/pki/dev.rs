@@ -55,27 +55,22 @@ pub fn generate(dir: &Path) -> Result<(), PkiError> {
     let ca = CertAuthority::generate(DEPARTMENT, "Fire Department CA (development)")?;
     write_ca(dir, "ca", &ca)?;
 
-    let server = issue_leaf(
-        &ca,
-        LeafKind::Server {
-            names: &SERVER_NAMES,
-        },
-        SERIAL_SERVER,
-        now - Duration::days(1),
-        now + Duration::days(825),
-    )?;
-    write_leaf(dir, "server", &server)?;
-    // a server certificate on the CRL: tablets given the CRL must refuse it
-    let server_revoked = issue_leaf(
-        &ca,
-        LeafKind::Server {
-            names: &SERVER_NAMES,
-        },
-        SERIAL_SERVER_REVOKED,
-        now - Duration::days(1),
-        now + Duration::days(825),
-    )?;
-    write_leaf(dir, "server-revoked", &server_revoked)?;
+    // the simulator's certificate, and one on the CRL that tablets given the CRL refuse
+    for (name, serial) in [
+        ("server", SERIAL_SERVER),
+        ("server-revoked", SERIAL_SERVER_REVOKED),
+    ] {
+        let leaf = issue_leaf(
+            &ca,
+            LeafKind::Server {
+                names: &SERVER_NAMES,
+            },
+            serial,
+            now - Duration::days(1),
+            now + Duration::days(825),
+        )?;
+        write_leaf(dir, name, &leaf)?;
+    }
 
     let unit_kind = || LeafKind::Unit {
         department: DEPARTMENT,
