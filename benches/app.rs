@@ -12,7 +12,6 @@
 mod common;
 
 use mynakyukyu::app::Controller;
-use mynakyukyu::drill::world::TrainingWorld;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command as Process, Stdio};
@@ -136,12 +135,7 @@ first start on an empty one (which also generates the development PKI).\n\n\
     ));
 
     // --- incidents, in this process
-    let rt = common::runtime();
-    let today = time::OffsetDateTime::now_utc().date();
-    let world = rt
-        .block_on(TrainingWorld::start(&tmp.join("training"), today))
-        .unwrap();
-    let patient = world.patient_id("elderly-warfarin").unwrap();
+    let (rt, world, _, patient) = common::training_world(&tmp.join("training"));
     let (controller, _) = Controller::new(world.ports().unwrap(), world.settings());
     let mut rig = common::AppRig::signed_in(rt, controller);
     let incident = |rig: &mut common::AppRig| {

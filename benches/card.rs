@@ -9,8 +9,7 @@ mod common;
 use mynakyukyu::card::pcsc_reader::Pcsc;
 use mynakyukyu::card::{FaceItems, VirtualCard, jpki, vpcd};
 use std::process::Command;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 const N: usize = 50;
@@ -26,19 +25,15 @@ fn main() {
     let ca = mynakyukyu::pki::JpkiTestCa::generate().unwrap();
     let issued = mynakyukyu::sim::issue_patient_card(&ca, 3, 1).unwrap();
     let cert = issued.auth_certificate_der.clone();
-    let counter = Arc::new(AtomicUsize::new(0));
-    {
-        let counter = counter.clone();
-        let issued_cert = issued.auth_certificate_der.clone();
-        let issued_ca = issued.ca_certificate_der.clone();
-        std::thread::spawn(move || {
-            let mut card = VirtualCard::new(&issued_cert, &issued_ca, "1234", FaceItems::default());
-            loop {
-                let _ = vpcd::serve_counted(&mut card, "127.0.0.1:35963", &counter);
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        });
-    }
+    let counter = vpcd::keep_inserted(
+        VirtualCard::new(
+            &issued.auth_certificate_der,
+            &issued.ca_certificate_der,
+            "1234",
+            FaceItems::default(),
+        ),
+        "127.0.0.1:35963",
+    );
     let pcsc = Pcsc::establish().unwrap();
     // presence as the app sees it
     let t = Instant::now();

@@ -12,9 +12,7 @@ use mynakyukyu::app::Controller;
 use mynakyukyu::app::reader::PcscReader;
 use mynakyukyu::card::pcsc_reader::Pcsc;
 use mynakyukyu::card::{Transport, apdu, virtual_card::JPKI_AID, vpcd};
-use mynakyukyu::drill::world::TrainingWorld;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 const RAW_APDUS: usize = 200;
@@ -47,26 +45,12 @@ fn main() {
     let _pcscd = common::Pcscd::ensure();
     let reader_name = common::vpcd_readers()[0].clone();
 
-    let rt = common::runtime();
-    let today = time::OffsetDateTime::now_utc().date();
-    let world = rt
-        .block_on(TrainingWorld::start(&tmp.join("training"), today))
-        .unwrap();
-    let patient = world.patient_id("elderly-warfarin").unwrap();
+    let (rt, world, today, patient) = common::training_world(&tmp.join("training"));
 
     // the patient's card, issued from the training PKI, in vpcd's first reader
-    let (mut card, _) =
+    let (card, _) =
         mynakyukyu::sim::patient_card(&world.dir.join("pki"), &patient, "1234", today).unwrap();
-    let apdus = Arc::new(AtomicUsize::new(0));
-    {
-        let apdus = apdus.clone();
-        std::thread::spawn(move || {
-            loop {
-                let _ = vpcd::serve_counted(&mut card, "127.0.0.1:35963", &apdus);
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        });
-    }
+    let apdus = vpcd::keep_inserted(card, "127.0.0.1:35963");
     let (presence_tx, mut presence) = tokio::sync::mpsc::channel(8);
     let (reader, _watch) = PcscReader::watch(presence_tx);
     let t = Instant::now();

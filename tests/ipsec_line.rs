@@ -72,18 +72,11 @@ impl Line {
             .iter()
             .find(|p| p.scenario == Some(PatientScenario::ElderlyWarfarin))
             .unwrap();
-        let (mut card, _) =
-            mynakyukyu::sim::patient_card(&pki, &patient.id, "1234", today).unwrap();
-        let apdus = Arc::new(AtomicUsize::new(0));
+        let (card, _) = mynakyukyu::sim::patient_card(&pki, &patient.id, "1234", today).unwrap();
+        let mut apdus = Arc::new(AtomicUsize::new(0));
         let mut presence = None;
         if path == CardPath::Pcsc {
-            let counter = apdus.clone();
-            std::thread::spawn(move || {
-                loop {
-                    let _ = vpcd::serve_counted(&mut card, "127.0.0.1:35963", &counter);
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-            });
+            apdus = vpcd::keep_inserted(card, "127.0.0.1:35963");
             let (tx, mut rx) = tokio::sync::mpsc::channel(8);
             let (reader, watch) = PcscReader::watch(tx);
             let placed = rt.block_on(tokio::time::timeout(Duration::from_secs(15), rx.recv()));

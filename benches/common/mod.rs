@@ -125,6 +125,27 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .expect("tokio runtime")
 }
 
+/// The training world (simulator behind its delay proxy, dev PKI, store) in `dir`, started
+/// on the app's runtime, with today's date and the id of the warfarin scenario's patient.
+pub fn training_world(
+    dir: &Path,
+) -> (
+    tokio::runtime::Runtime,
+    mynakyukyu::drill::world::TrainingWorld,
+    time::Date,
+    String,
+) {
+    let rt = runtime();
+    let today = time::OffsetDateTime::now_utc().date();
+    let world = rt
+        .block_on(mynakyukyu::drill::world::TrainingWorld::start(dir, today))
+        .expect("training world");
+    let patient = world
+        .patient_id("elderly-warfarin")
+        .expect("the scenario patient");
+    (rt, world, today, patient)
+}
+
 /// Resident memory of this process, in MiB.
 pub fn rss_mib() -> f64 {
     mynakyukyu::cli::resident_memory_kib().0.unwrap_or(0) as f64 / 1024.0

@@ -47,8 +47,25 @@ pub fn serve(card: &mut VirtualCard, addr: &str) -> std::io::Result<Ended> {
     serve_stream(card, &mut s)
 }
 
-/// Like [`serve`], counting every command APDU answered in `counter` (benchmarks count the
-/// APDUs another program sends).
+/// Keep the card in the vpcd reader at `addr` on a thread of its own for the life of the
+/// process: served, and inserted again 100 ms after each time pcscd lets it go. Returns the
+/// count of command APDUs it answered (benchmarks count the APDUs another program sends).
+pub fn keep_inserted(
+    mut card: VirtualCard,
+    addr: &str,
+) -> std::sync::Arc<std::sync::atomic::AtomicUsize> {
+    let counter = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (count, addr) = (counter.clone(), addr.to_string());
+    std::thread::spawn(move || {
+        loop {
+            let _ = serve_counted(&mut card, &addr, &count);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    counter
+}
+
+/// Like [`serve`], counting every command APDU answered in `counter`.
 pub fn serve_counted(
     card: &mut VirtualCard,
     addr: &str,
