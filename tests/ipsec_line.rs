@@ -4,7 +4,7 @@
 //!
 //! `MYNA_LINE_DATA` is the provisioned data dir (`mynakyukyu-admin init`, `install-cert`,
 //! `crew add`), `MYNA_LINE_PKI` the dev PKI whose test JPKI CA issues the patient's card,
-//! `MYNA_LINE_CREW`/`MYNA_LINE_PIN` a roster member. The timed run (`MYNA_LINE_PCSC=1`)
+//! `MYNA_LINE_CREW`/`MYNA_LINE_PIN` a roster member. The timed run (`timed_incidents`)
 //! reads the card through a pcscd the script started in this namespace (vpcd on this
 //! namespace's loopback) and renders a frame of the app window after every step.
 
