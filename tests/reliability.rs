@@ -437,6 +437,20 @@ fn disk_full_while_appending_is_a_clear_error_and_loses_nothing_acknowledged() {
         if let Ok(s) = again {
             acked.push(s.record.id);
         }
+        // the status strip counts only acknowledged records
+        // (or, once sled has failed a write, the same clear error on reads)
+        let full = |e: mynakyukyu::store::StoreError| {
+            assert!(e.to_string().contains("No space left"), "{e}");
+        };
+        match store.sync_state() {
+            Ok(st) => assert_eq!(st.queued, acked.len()),
+            Err(e) => full(e),
+        }
+        // and an upload now takes exactly the acknowledged records
+        match store.outbox_batch(usize::MAX) {
+            Ok(batch) => assert_eq!(batch.len(), acked.len()),
+            Err(e) => full(e),
+        }
     }
     let error = error.expect("the 4 MiB disk never filled");
     assert!(

@@ -335,15 +335,18 @@ impl Store {
             })
             .map_err(tx_error)?;
         if let Err(e) = self.db.flush() {
-            // Not durable: take the record back out so nothing unacknowledged lingers.
+            // Not durable: take the record back out so nothing unacknowledged lingers. After
+            // an I/O error sled may refuse the removal too; the record then stays beyond the
+            // acknowledged head, where uploads do not look and the next append overwrites it.
             let _ = self.records.remove(key);
             let _ = self.outbox.remove(key);
-            self.queued.store(self.outbox.len(), Ordering::SeqCst);
             return Err(e.into());
         }
-        self.queued.fetch_add(1, Ordering::SeqCst);
         self.write_head_file(&next)?;
         *head = next;
+        // under the head lock, so the outbox batch (which takes it) sees the count and the
+        // head move together
+        self.queued.fetch_add(1, Ordering::SeqCst);
         Ok(stored)
     }
 
@@ -427,8 +430,15 @@ impl Store {
 
     /// Up to `max` queued records, oldest first.
     pub fn outbox_batch(&self, max: usize) -> Result<Vec<StoredRecord>, StoreError> {
+        // only acknowledged records: an append in progress holds the head until it is
+        // durable, and one that failed leaves its record beyond the head
+        let acknowledged_end = self.lock_head().next_seq;
         let mut out = Vec::new();
-        for kv in self.outbox.iter().take(max) {
+        for kv in self
+            .outbox
+            .range(..acknowledged_end.to_be_bytes())
+            .take(max)
+        {
             let (k, _) = kv?;
             if let Some(v) = self.records.get(&k)? {
                 out.push(self.open_json("records", &k, &v)?);
