@@ -27,10 +27,12 @@ fn audit(i: usize) -> RecordBody {
         patient: Some(PatientRef {
             local_id: Sensitive(format!("P{:04}", i % 240)),
             insured_number: Sensitive("12345678-01".into()),
+            public_assistance: None,
         }),
         consent: Some(ConsentState::Consented),
         identity_method: IdentityMethod::MynaCard,
         identity_check: Some(IdentityCheck::Photo),
+        card: None,
         action: AuditAction::View {
             kind: InfoKind::EmergencySummary,
         },

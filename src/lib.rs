@@ -19,9 +19,9 @@
 //! | [`sync`] | the uploader: outbox → eligibility system |
 //! | [`roster`] | crew roster, Argon2id PINs, sign-in lockout |
 //! | [`config`] | the device configuration and data-dir file names |
-//! | [`app`] | the controller: session + effects on tokio, the view model, readers, the line |
-//! | [`ui`] | Slint: view model → `Api` global, callbacks → commands, headless PNG rendering |
-//! | [`admin`] | fire-department administration behind `mynakyukyu-admin` |
+//! | [`app`] | the controller: session + effects off its loop on tokio (outcomes come back as events), the view model, readers, the line |
+//! | [`ui`] | Slint: view model → `Api` global, callbacks → commands behind the tap guard, headless PNG rendering |
+//! | [`admin`] | fire-department administration behind `mynakyukyu-admin`; the audit answer (export, bundle, merge) |
 //! | [`cli`] | what every binary shares: `--data-dir`, `--log-format`, logging set-up |
 //!
 //! The binaries are thin: `src/bin/mynakyukyu.rs` (the tablet app),

@@ -404,3 +404,138 @@ fn ipsec_config_tunnels_only_the_endpoint() {
     // writing again replaces the links
     assert!(run(args(&dir)).status.success());
 }
+
+/// A consent record for a patient, for the audit tests.
+fn consent_record(
+    unit: &str,
+    incident: &str,
+    at: i64,
+    insured: &str,
+    decision: mynakyukyu::domain::ConsentDecision,
+) -> mynakyukyu::domain::RecordBody {
+    use mynakyukyu::domain::*;
+    RecordBody::Consent(ConsentRecord {
+        at: Timestamp(at),
+        incident: IncidentId::new(incident),
+        operator: OperatorId::new("=cmd|' /C calc'!A0"),
+        unit: UnitId::new(unit),
+        terminal: TerminalId::new(format!("{unit}-T")),
+        patient: PatientRef {
+            local_id: Sensitive("P0001".into()),
+            insured_number: Sensitive(insured.into()),
+            public_assistance: None,
+        },
+        decision,
+    })
+}
+
+#[test]
+fn audit_merge_answers_from_every_tablet_and_refuses_a_broken_chain() {
+    use mynakyukyu::domain::ConsentDecision as D;
+    let d = TempDir::new("admin-merge");
+    let mut bundles = vec![];
+    for (n, unit) in ["UNIT-07", "UNIT-08"].iter().enumerate() {
+        let data = d.path().join(unit);
+        init(&data);
+        {
+            let key = mynakyukyu::store::DeviceKey::load(&data.join("store.key")).unwrap();
+            let store = mynakyukyu::store::Store::open(&data.join("store"), &key).unwrap();
+            // the citizen's patient on both tablets, another patient on the second
+            let t = 1_790_000_000_000 + n as i64 * 1000;
+            store
+                .append(
+                    consent_record(unit, &format!("{unit}-1"), t, "12345678-01", D::Verbal),
+                    Timestamp::now(),
+                )
+                .unwrap();
+            store
+                .append(
+                    consent_record(unit, &format!("{unit}-2"), t + 1, "99999999-09", D::Refused),
+                    Timestamp::now(),
+                )
+                .unwrap();
+        }
+        let o = admin(&data, &["audit", "export", "--format", "bundle"]);
+        assert!(o.status.success(), "{}", text(&o));
+        let path = d.path().join(format!("{unit}.json"));
+        std::fs::write(&path, &o.stdout).unwrap();
+        bundles.push(path);
+    }
+    let any = d.path().join("UNIT-07");
+    let args = |extra: &[&str]| {
+        let mut a = vec!["audit", "merge"];
+        a.extend(bundles.iter().map(|p| p.to_str().unwrap()));
+        a.extend(extra);
+        a.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+    };
+    let run = |a: Vec<String>| {
+        let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+        admin(&any, &refs)
+    };
+    let o = run(args(&[
+        "--insured-number",
+        "12345678-01",
+        "--format",
+        "json",
+    ]));
+    assert!(o.status.success(), "{}", text(&o));
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
+    let units: Vec<&str> = rows
+        .iter()
+        .map(|r| r["unit_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        units,
+        vec!["UNIT-07", "UNIT-08"],
+        "both tablets, in time order"
+    );
+    assert!(rows.iter().all(|r| r["action"] == "consent:verbal"));
+    assert!(
+        rows[0]["at"].as_str().unwrap().ends_with("+09:00"),
+        "JST: {}",
+        rows[0]["at"]
+    );
+    // refusals are in the answer too
+    let o = run(args(&[
+        "--insured-number",
+        "99999999-09",
+        "--format",
+        "json",
+    ]));
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(rows.len(), 2);
+    assert!(rows.iter().all(|r| r["action"] == "consent:refused"));
+    // the CSV quotes every field and a formula is not a formula
+    let o = run(args(&[]));
+    let csv = String::from_utf8(o.stdout).unwrap();
+    assert_eq!(csv.lines().count(), 5, "{csv}");
+    assert!(csv.contains("\"'=cmd|' /C calc'!A0\""), "{csv}");
+    assert!(csv.lines().all(|l| l.starts_with('"')));
+
+    // a bundle whose record was edited after export: refused, naming the file and record
+    let text_of = std::fs::read_to_string(&bundles[1]).unwrap();
+    std::fs::write(
+        &bundles[1],
+        text_of.replacen("\"refused\"", "\"verbal\"", 1),
+    )
+    .unwrap();
+    let o = run(args(&[]));
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let err = text(&o);
+    assert!(
+        err.contains("UNIT-08.json") && err.contains("seq 1") && err.contains("hash"),
+        "{err}"
+    );
+    // a bundle that starts after records purged by retention still verifies
+    std::fs::write(&bundles[1], &text_of).unwrap();
+    let mut bundle: serde_json::Value = serde_json::from_str(&text_of).unwrap();
+    bundle["records"].as_array_mut().unwrap().remove(0);
+    let first_kept = bundle.clone();
+    std::fs::write(&bundles[1], serde_json::to_vec(&first_kept).unwrap()).unwrap();
+    let o = run(args(&[]));
+    assert!(
+        o.status.success(),
+        "a bundle may start after purged records: {}",
+        text(&o)
+    );
+}

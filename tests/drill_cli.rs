@@ -396,3 +396,50 @@ fn screenshots_render_every_screen_in_both_themes() {
         bytes.len()
     );
 }
+
+fn drill_report(scenario: &str) -> Value {
+    let dir = TempDir::new("drill");
+    let path = dir.path().join("r.json");
+    let out = app()
+        .args(["drill", "--scenario", scenario, "--report"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
+}
+
+#[test]
+fn correction_drill_appends_a_correction_and_keeps_the_first_decision() {
+    let report = drill_report("consent-correction");
+    assert_eq!(
+        report["consent_records"],
+        serde_json::json!(["unobtainable"])
+    );
+    assert_eq!(
+        report["consent_corrections"],
+        serde_json::json!([["unobtainable", "verbal"]])
+    );
+    // corrected to verbal consent before the viewing ended: no explanation owed
+    assert_eq!(report["explanations"], serde_json::json!([]));
+    let full = report["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["action"].as_str().unwrap().contains("全量版"))
+        .unwrap();
+    assert_eq!(full["consent"], "同意あり");
+}
+
+#[test]
+fn unconscious_drill_records_the_explanation_handed() {
+    let report = drill_report("unconscious-warfarin");
+    assert_eq!(report["explanations"], serde_json::json!([true]));
+    let report = drill_report("public-assistance");
+    assert_eq!(report["passed"], true);
+    assert_eq!(report["consent_records"], serde_json::json!(["verbal"]));
+}

@@ -41,7 +41,15 @@ impl Rig {
             world: world.clone(),
             commands: tx.clone(),
         };
-        ui::bind(&app, tx.clone(), Some(std::sync::Arc::new(panel)));
+        app.window()
+            .set_size(slint::LogicalSize::new(1280.0, 800.0));
+        // taps by accessible label come one at a time; the guard has tests of its own
+        ui::bind_with_guard(
+            &app,
+            tx.clone(),
+            Some(std::sync::Arc::new(panel)),
+            std::time::Duration::ZERO,
+        );
         let mut rig = Rig {
             rt,
             world,
@@ -205,10 +213,18 @@ fn opt_out_is_shown_plainly_without_consent_buttons_enabled() {
         "{}",
         r.api().get_notice()
     );
-    assert!(
-        r.find("口頭同意あり").is_empty(),
-        "no consent choice after an opt-out"
-    );
+    let buttons = r
+        .find("口頭同意あり")
+        .into_iter()
+        .filter(|h| h.accessible_role() == Some(i_slint_backend_testing::AccessibleRole::Button));
+    for b in buttons {
+        assert_eq!(
+            b.accessible_enabled(),
+            Some(false),
+            "no consent choice after an opt-out: {:?}",
+            b.type_name()
+        );
+    }
     r.tap("終了して次の患者へ");
     assert_eq!(r.screen(), Screen::Ready);
 }
@@ -269,7 +285,23 @@ fn trainer_panel_places_a_scenario_card_and_drops_the_line() {
     r.sign_in();
     r.tap("訓練操作");
     assert!(r.api().get_trainer_open());
-    r.tap("dialysis");
+    // listed by their Japanese titles, in a list that scrolls: dialysis is below the fold
+    let title = mynakyukyu::drill::scenario("dialysis").unwrap().title;
+    assert!(!title.is_ascii());
+    assert!(r.find(&title).is_empty(), "not visible before scrolling");
+    let list = ElementQuery::from_root(&r.app)
+        .match_type_name("ScrollView")
+        .find_all()
+        .into_iter()
+        .find(|h| h.absolute_position().x > 700.0)
+        .expect("the trainer's scenario list");
+    for _ in 0..10 {
+        if !r.find(&title).is_empty() {
+            break;
+        }
+        list.scroll(0.0, -200.0);
+    }
+    r.tap(&title);
     assert_eq!(
         r.screen(),
         Screen::Consent,
@@ -288,4 +320,448 @@ fn trainer_panel_places_a_scenario_card_and_drops_the_line() {
     r.send(Command::LinkRestored);
     assert_eq!(r.screen(), Screen::Summary);
     assert!(r.shows("注意 透析"));
+}
+
+fn records(r: &Rig) -> Vec<mynakyukyu::admin::AuditRow> {
+    r.world
+        .store
+        .records()
+        .unwrap()
+        .iter()
+        .map(mynakyukyu::admin::audit_row)
+        .collect()
+}
+
+#[test]
+fn a_refusal_clears_the_patient_from_the_screen_at_once_and_is_exported() {
+    let mut r = Rig::new();
+    r.sign_in();
+    r.place_card("P0020");
+    assert!(r.shows("氏名 "));
+    r.tap("拒否");
+    assert!(
+        !r.shows("氏名 "),
+        "the name left the screen with the refusal"
+    );
+    assert!(r.api().get_patient().name.is_empty());
+    assert!(!r.api().get_has_patient());
+    assert!(r.api().get_notice().contains("拒否を記録"));
+    let rows = records(&r);
+    assert!(
+        rows.iter()
+            .any(|x| x.action == "consent:refused" && !x.insured_number.is_empty()),
+        "{rows:?}"
+    );
+}
+
+#[test]
+fn a_consent_decision_is_corrected_by_an_appended_record_shown_on_the_summary() {
+    let mut r = Rig::new();
+    r.sign_in();
+    r.place_card("pregnant");
+    r.tap("顔写真と本人が一致");
+    r.tap("同意取得困難（意識障害等）");
+    assert_eq!(r.screen(), Screen::Summary);
+    r.tap("同意を訂正");
+    assert!(r.api().get_correction_open());
+    assert_eq!(
+        r.find("同意取得困難に訂正")[0].accessible_enabled(),
+        Some(false),
+        "the decision in force cannot be chosen again"
+    );
+    r.tap("口頭同意ありに訂正");
+    assert!(!r.api().get_correction_open());
+    assert!(
+        r.shows("同意: 口頭同意あり\n訂正: 同意取得困難 → 口頭同意あり"),
+        "{}",
+        r.api().get_consent_correction()
+    );
+    r.tap("全量版を見る");
+    r.tap("閲覧終了");
+    let rows = records(&r);
+    let actions: Vec<&str> = rows.iter().map(|x| x.action.as_str()).collect();
+    let first = actions.iter().position(|a| *a == "consent:unobtainable");
+    let correction = actions
+        .iter()
+        .position(|a| *a == "correction:unobtainable->verbal");
+    assert!(
+        first.is_some() && correction > first,
+        "both kept, in order: {actions:?}"
+    );
+    let full_view = rows.iter().find(|x| x.action == "view:full_data").unwrap();
+    assert_eq!(
+        full_view.consent, "consented",
+        "views after it carry the correction"
+    );
+}
+
+#[test]
+fn after_viewing_without_consent_the_crew_is_reminded_of_the_explanation() {
+    let mut r = Rig::new();
+    r.sign_in();
+    r.place_card("elderly-warfarin");
+    r.tap("顔写真と本人が一致");
+    r.tap("同意取得困難（意識障害等）");
+    assert!(r.shows("同意取得困難で閲覧しました: 傷病者用説明書"));
+    r.tap("説明書を渡した");
+    assert!(r.api().get_explanation_handed());
+    assert_eq!(
+        r.find("✓ 説明書 交付済")[0].accessible_enabled(),
+        Some(false)
+    );
+    r.tap("閲覧終了");
+    // and when the viewing ends before it was handed, the record says it is still owed
+    r.place_card("elderly-warfarin");
+    r.tap("顔写真と本人が一致");
+    r.tap("同意取得困難（意識障害等）");
+    r.tap("閲覧終了");
+    let handed: Vec<String> = records(&r)
+        .into_iter()
+        .filter(|x| x.record == "explanation")
+        .map(|x| x.action)
+        .collect();
+    assert_eq!(
+        handed,
+        vec!["explanation:handed", "explanation:not_yet_handed"]
+    );
+}
+
+#[test]
+fn the_summary_names_its_source_and_flags_most_recent_valid_coverage() {
+    let mut r = Rig::new();
+    r.sign_in();
+    r.place_card("invalid-coverage");
+    assert!(
+        r.shows("現在有効な資格はありません"),
+        "flagged on the identity screen"
+    );
+    r.tap("顔写真と本人が一致");
+    r.tap("口頭同意あり");
+    assert_eq!(r.screen(), Screen::Summary);
+    assert!(
+        r.shows("資格: 現在有効な資格はありません"),
+        "flagged on the summary"
+    );
+    assert!(r.shows("レセプト（診療報酬請求）に基づく情報です"));
+    r.tap("全量版を見る");
+    assert!(r.shows("レセプト（診療報酬請求）に基づく情報です"));
+    assert!(
+        r.shows("資格: 現在有効な資格はありません"),
+        "and on the full data"
+    );
+}
+
+#[test]
+fn a_public_assistance_patient_shows_payer_and_recipient_numbers() {
+    let mut r = Rig::new();
+    r.sign_in();
+    r.place_card("public-assistance");
+    assert_eq!(r.screen(), Screen::Consent);
+    let p = r.api().get_patient();
+    assert!(
+        p.recipient.len() == 7 && p.public_payer.starts_with("12"),
+        "{p:?}"
+    );
+    assert!(r.shows("受給者番号 "));
+    assert!(r.shows("公費負担者番号 "));
+    r.tap("顔写真と本人が一致");
+    r.tap("口頭同意あり");
+    r.tap("閲覧終了");
+    let rows = records(&r);
+    let view = rows
+        .iter()
+        .find(|x| x.action == "view:emergency_summary")
+        .unwrap();
+    assert_eq!(view.insured_number, "");
+    assert_eq!(view.recipient_number, p.recipient.as_str());
+}
+
+#[test]
+fn training_sign_in_shows_the_training_crew_and_pin() {
+    let r = Rig::new();
+    assert!(r.shows(&format!(
+        "訓練用 隊員ID: {TRAINING_CREW}　PIN: {TRAINING_CREW_PIN}"
+    )));
+}
+
+#[test]
+fn the_tap_guard_ignores_a_tap_that_lands_just_after_the_screen_changed() {
+    let mut r = Rig::new();
+    r.sign_in();
+    // the real guard from here on
+    let panel = ui::TrainingPanel {
+        world: r.world.clone(),
+        commands: r.tx.clone(),
+    };
+    ui::bind(&r.app, r.tx.clone(), Some(std::sync::Arc::new(panel)));
+    std::thread::sleep(ui::TAP_GUARD);
+    r.place_card("diabetic-insulin");
+    std::thread::sleep(ui::TAP_GUARD);
+    r.tap("顔写真と本人が一致");
+    let ignored = ui::taps_ignored();
+    // the tap that was already on its way: ignored, nothing recorded
+    r.tap("口頭同意あり");
+    assert_eq!(ui::taps_ignored(), ignored + 1);
+    assert_eq!(r.screen(), Screen::Consent);
+    assert!(
+        !records(&r).iter().any(|x| x.record == "consent"),
+        "no consent recorded from a guarded tap"
+    );
+    // the crew looks, then taps: accepted
+    std::thread::sleep(ui::TAP_GUARD + std::time::Duration::from_millis(50));
+    r.tap("口頭同意あり");
+    assert_eq!(r.screen(), Screen::Summary);
+    // 閲覧終了 right after the summary appeared: ignored too
+    r.tap("閲覧終了");
+    assert_eq!(r.screen(), Screen::Summary);
+    std::thread::sleep(ui::TAP_GUARD + std::time::Duration::from_millis(50));
+    r.tap("閲覧終了");
+    assert_eq!(r.screen(), Screen::Ready);
+    let consents: Vec<String> = records(&r)
+        .into_iter()
+        .filter(|x| x.record == "consent")
+        .map(|x| x.action)
+        .collect();
+    assert_eq!(consents, vec!["consent:verbal"]);
+}
+
+// ---- nothing moves under a finger ----
+
+/// A control on screen: its identity, whether it takes taps, where it is.
+#[derive(Clone, Debug)]
+struct Control {
+    key: String,
+    label: String,
+    enabled: bool,
+    rect: (f32, f32, f32, f32),
+}
+
+/// Every button on screen. A control is known by its element id (so a button relabelled in
+/// place is the same control), or by id and label where one id stands for many (keypads).
+fn controls(app: &AppWindow) -> Vec<Control> {
+    let found = ElementQuery::from_root(app)
+        .match_accessible_role(i_slint_backend_testing::AccessibleRole::Button)
+        .find_all();
+    let mut out: Vec<Control> = found
+        .iter()
+        .filter(|h| h.computed_opacity() > 0.0)
+        .map(|h| {
+            let p = h.absolute_position();
+            let s = h.size();
+            Control {
+                key: h.id().map(|s| s.to_string()).unwrap_or_default(),
+                label: h
+                    .accessible_label()
+                    .map(|s| s.to_string())
+                    .unwrap_or_default(),
+                enabled: h.accessible_enabled() == Some(true),
+                rect: (p.x, p.y, s.width, s.height),
+            }
+        })
+        .collect();
+    let mut seen = std::collections::HashMap::<String, usize>::new();
+    for c in &out {
+        *seen.entry(c.key.clone()).or_default() += 1;
+    }
+    for c in &mut out {
+        if c.key.is_empty() || seen[&c.key] > 1 {
+            c.key = format!("{}|{}", c.key, c.label);
+        }
+    }
+    out
+}
+
+/// The same place to a finger: within half a pixel (layouts sum floats).
+fn same_place(a: (f32, f32, f32, f32), b: (f32, f32, f32, f32)) -> bool {
+    (a.0 - b.0).abs() < 0.5
+        && (a.1 - b.1).abs() < 0.5
+        && (a.2 - b.2).abs() < 0.5
+        && (a.3 - b.3).abs() < 0.5
+}
+
+fn overlaps(a: (f32, f32, f32, f32), b: (f32, f32, f32, f32)) -> bool {
+    a.0 < b.0 + b.2 && b.0 < a.0 + a.2 && a.1 < b.1 + b.3 && b.1 < a.1 + a.3
+}
+
+/// The training banner and the status strip: their controls keep their places on every
+/// screen.
+const STRIP_BOTTOM: f32 = 44.0 + 80.0;
+
+struct Walk {
+    last: Option<(Screen, String, Vec<Control>)>,
+    states: usize,
+    failures: Vec<String>,
+}
+
+impl Walk {
+    fn snap(&mut self, r: &Rig, state: &str) {
+        let screen = r.screen();
+        let now = controls(&r.app);
+        assert!(!now.is_empty(), "{state}: no controls found");
+        if let Some((prev_screen, prev_state, prev)) = &self.last {
+            for c in &now {
+                let before = prev.iter().find(|p| p.key == c.key);
+                let same_screen = *prev_screen == screen;
+                match before {
+                    Some(p)
+                        if (same_screen || c.rect.1 < STRIP_BOTTOM)
+                            && !same_place(p.rect, c.rect) =>
+                    {
+                        self.failures.push(format!(
+                            "{prev_state} → {state}: {:?} ({}) moved {:?} → {:?}",
+                            c.key, c.label, p.rect, c.rect
+                        ));
+                    }
+                    None if same_screen && c.enabled => {
+                        // a control that appears must not stand where another one stood
+                        for p in prev.iter().filter(|p| p.key != c.key) {
+                            if overlaps(p.rect, c.rect) && !now.iter().any(|n| n.key == p.key) {
+                                self.failures.push(format!(
+                                    "{prev_state} → {state}: {:?} appeared where {:?} was",
+                                    c.label, p.label
+                                ));
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        self.last = Some((screen, state.to_string(), now));
+        self.states += 1;
+    }
+}
+
+#[test]
+fn no_control_moves_under_a_finger_in_any_state_of_any_screen() {
+    let mut r = Rig::new();
+    let mut w = Walk {
+        last: None,
+        states: 0,
+        failures: vec![],
+    };
+    // sign-in: empty, id typed, PIN typed, wrong PIN, a long notice
+    w.snap(&r, "sign-in");
+    r.crew_id_field().set_accessible_value(TRAINING_CREW);
+    w.snap(&r, "sign-in id");
+    for d in "9999".chars() {
+        r.tap(&d.to_string());
+    }
+    w.snap(&r, "sign-in pin");
+    r.tap("サインイン");
+    w.snap(&r, "sign-in refused");
+    r.api().set_notice(
+        "操作がなかったためロックしました。再度サインインしてください。"
+            .repeat(3)
+            .into(),
+    );
+    w.snap(&r, "sign-in long notice");
+    r.api().set_notice("".into());
+    r.sign_in();
+    w.snap(&r, "ready");
+    // ready: a notice (card pulled), busy, retry offered
+    let id = r.world.patient_id("P0031").unwrap();
+    r.world.place_card(&id).unwrap();
+    r.world.reader.remove_after_apdus(3);
+    r.send(Command::CardPlaced);
+    w.snap(&r, "ready card pulled");
+    r.api().set_busy("資格を確認中…".into());
+    w.snap(&r, "ready busy");
+    r.api().set_offers_retry(true);
+    r.api().set_notice_is_error(true);
+    r.api()
+        .set_notice("サーバーの応答が不正です。再送するか、閲覧を終了してください。".into());
+    w.snap(&r, "ready retry offered");
+    r.pump();
+    w.snap(&r, "ready again");
+    // consent: unconfirmed, PIN pad open with its messages, confirmed, busy, waiting
+    r.place_card("diabetic-insulin");
+    w.snap(&r, "consent");
+    r.tap("写真で確認できない → 暗証番号");
+    w.snap(&r, "consent pin pad");
+    for d in "0000".chars() {
+        r.tap(&d.to_string());
+    }
+    w.snap(&r, "consent pin typed");
+    r.tap("確認");
+    w.snap(&r, "consent pin wrong");
+    r.api().set_pin_confirm_last_try(true);
+    r.api().set_pin_message(
+        "残り1回です。間違えるとカードがロックされます。確認してもう一度押してください".into(),
+    );
+    w.snap(&r, "consent pin last try");
+    r.pump();
+    r.tap("写真確認に戻る");
+    r.pump();
+    w.snap(&r, "consent pin closed");
+    r.tap("顔写真と本人が一致");
+    w.snap(&r, "consent confirmed");
+    r.api().set_busy("救急用サマリーを照会中…".into());
+    w.snap(&r, "consent busy");
+    r.api().set_waiting_for_link(true);
+    r.api()
+        .set_busy("回線待ち — 記録は保持され、回線復旧後に自動で再送します".into());
+    r.api().set_notice(
+        "回線が切れています。記録は保存済みです。回線が戻ると自動で再送します。".into(),
+    );
+    w.snap(&r, "consent waiting for the line");
+    r.api().set_case_closed(true);
+    r.api().set_offers_retry(true);
+    w.snap(&r, "consent failed, retry offered");
+    r.pump();
+    w.snap(&r, "consent confirmed again");
+    r.tap("拒否");
+    w.snap(&r, "consent refused (case closed)");
+    r.tap("終了して次の患者へ");
+    w.snap(&r, "ready after refusal");
+    r.place_card("opt-out");
+    w.snap(&r, "consent opt-out");
+    r.tap("終了して次の患者へ");
+    // summary and full data: notes, correction panel, explanation owed and handed
+    r.place_card("elderly-warfarin");
+    w.snap(&r, "consent 2");
+    r.tap("顔写真と本人が一致");
+    w.snap(&r, "consent 2 confirmed");
+    r.tap("同意取得困難（意識障害等）");
+    w.snap(&r, "summary, explanation owed");
+    r.tap("同意を訂正");
+    w.snap(&r, "summary correction panel");
+    r.tap("訂正しない");
+    w.snap(&r, "summary correction closed");
+    r.tap("説明書を渡した");
+    w.snap(&r, "summary explanation handed");
+    r.tap("全量版を見る");
+    w.snap(&r, "full data");
+    r.tap("同意を訂正");
+    w.snap(&r, "full data correction panel");
+    r.tap("口頭同意ありに訂正");
+    w.snap(&r, "full data corrected");
+    r.tap("サマリーに戻る");
+    w.snap(&r, "summary corrected");
+    r.tap("閲覧終了");
+    w.snap(&r, "ready after viewing");
+    r.place_card("invalid-coverage");
+    r.tap("顔写真と本人が一致");
+    r.tap("口頭同意あり");
+    w.snap(&r, "summary, most recent valid coverage");
+    r.tap("閲覧終了");
+    r.tap("訓練操作");
+    w.snap(&r, "trainer panel");
+    r.tap("訓練操作");
+    r.tap("サインアウト");
+    w.snap(&r, "signed out");
+    assert!(w.states >= 35, "{} states walked", w.states);
+    assert!(
+        w.failures.is_empty(),
+        "controls moved under a finger:\n{}",
+        w.failures.join("\n")
+    );
+    common::reliability_row(
+        "ui-geometry",
+        "UI",
+        "every screen walked through its states (sign-in errors, ready notices and retry, consent with PIN pad, busy, waiting for the line, case closed, summary and full data with correction panel and explanation) at 1280×800; every button's place compared between consecutive states",
+        w.states,
+        0,
+        "no control moved or appeared where another stood",
+    );
 }

@@ -4,7 +4,7 @@
 //! over these functions.
 
 use crate::config::{self, DeviceConfig};
-use crate::domain::{AuditAction, RecordBody, Timestamp};
+use crate::domain::Timestamp;
 use crate::eligibility::Endpoint;
 use crate::pki::{self, Validity};
 use crate::roster::Roster;
@@ -13,6 +13,8 @@ use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
+
+mod audit;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 #[derive(Debug, Error)]
@@ -270,114 +272,10 @@ pub fn status(data_dir: &Path) -> Result<Status, AdminError> {
     })
 }
 
-/// One viewing in the audit export: who, when, which patient, under what consent.
-#[derive(Debug, Serialize)]
-pub struct AuditRow {
-    pub at: String,
-    pub crew_id: String,
-    pub unit_id: String,
-    pub terminal_id: String,
-    pub incident_id: String,
-    pub insured_number: String,
-    pub consent: String,
-    pub identity_method: String,
-    pub identity_check: String,
-    pub action: String,
-}
-
-/// Filters of `audit export`.
-#[derive(Default)]
-pub struct AuditFilter<'a> {
-    pub insured_number: Option<&'a str>,
-    pub since: Option<time::Date>,
-    pub until: Option<time::Date>,
-}
-
-fn json_label<T: Serialize>(v: &T) -> String {
-    serde_json::to_value(v)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
-}
-
-/// The audit entries (views and qualification checks) matching the filter, oldest first.
-pub fn audit_export(
-    data_dir: &Path,
-    filter: &AuditFilter<'_>,
-) -> Result<Vec<AuditRow>, AdminError> {
-    let store = config::open_store(data_dir)?;
-    let mut rows = vec![];
-    for record in store.records()? {
-        let RecordBody::Audit(a) = record.record.body else {
-            continue;
-        };
-        let insured = a
-            .patient
-            .as_ref()
-            .map(|p| p.insured_number.expose().clone())
-            .unwrap_or_default();
-        if filter.insured_number.is_some_and(|n| n != insured) {
-            continue;
-        }
-        let day = a.at.in_jst().map(|t| t.date());
-        if filter.since.is_some_and(|s| day.is_none_or(|d| d < s))
-            || filter.until.is_some_and(|u| day.is_none_or(|d| d > u))
-        {
-            continue;
-        }
-        rows.push(AuditRow {
-            at: a.at.to_rfc3339(),
-            crew_id: a.operator.0.clone(),
-            unit_id: a.unit.0.clone(),
-            terminal_id: a.terminal.0.clone(),
-            incident_id: a.incident.0.clone(),
-            insured_number: insured,
-            consent: a.consent.map(|c| json_label(&c)).unwrap_or_default(),
-            identity_method: json_label(&a.identity_method),
-            identity_check: a.identity_check.map(|c| json_label(&c)).unwrap_or_default(),
-            action: match a.action {
-                AuditAction::View { kind } => format!("view:{}", json_label(&kind)),
-                // tagged enum: its JSON is {"action": "<name>"}
-                other => serde_json::to_value(other)
-                    .ok()
-                    .and_then(|v| v["action"].as_str().map(str::to_string))
-                    .unwrap_or_else(|| format!("{other:?}")),
-            },
-        });
-    }
-    Ok(rows)
-}
-
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
-pub fn audit_csv(rows: &[AuditRow]) -> String {
-    let mut out = String::from(
-        "at,crew_id,unit_id,terminal_id,incident_id,insured_number,consent,identity_method,identity_check,action\n",
-    );
-    for r in rows {
-        let fields = [
-            &r.at,
-            &r.crew_id,
-            &r.unit_id,
-            &r.terminal_id,
-            &r.incident_id,
-            &r.insured_number,
-            &r.consent,
-            &r.identity_method,
-            &r.identity_check,
-            &r.action,
-        ];
-        out.push_str(&fields.map(|f| csv_field(f)).join(","));
-        out.push('\n');
-    }
-    out
-}
+pub use audit::{
+    AuditBundle, AuditFilter, AuditRow, MergeError, audit_bundle, audit_csv, audit_export,
+    audit_merge, row as audit_row,
+};
 
 /// Check the store's hash chain.
 pub fn audit_verify(data_dir: &Path) -> Result<crate::store::ChainReport, AdminError> {

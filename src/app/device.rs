@@ -103,7 +103,7 @@ pub fn open(data_dir: &Path) -> Result<Device, DeviceError> {
             training: false,
             require_tunnel: config.require_tunnel,
             unit_certificate_days_left: days_left,
-            cache_ttl: Duration::from_secs(30 * 60),
+            request_deadline: crate::app::REQUEST_DEADLINE,
             idle_lock: Duration::from_secs(config.idle_lock_secs),
             idle_end_viewing: Duration::from_secs(config.idle_end_viewing_secs),
         },

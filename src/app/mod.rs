@@ -1,8 +1,16 @@
 //! The app controller: the session state machine wired to the real parts. It runs on a tokio
 //! worker, takes the crew's commands (from the UI, a drill, or a test), carries out the
-//! session's effects (card reads on the blocking pool, requests through the eligibility
-//! client, records into the store) and publishes a fresh [`view::ViewModel`] after every
-//! event. It knows nothing of Slint: the UI layer subscribes to the view model.
+//! session's effects and publishes a fresh [`view::ViewModel`] after every event. It knows
+//! nothing of Slint: the UI layer subscribes to the view model.
+//!
+//! The controller never waits for the card, the network or the disk: card reads and PIN
+//! checks run on the blocking pool, requests (with the route check and a total deadline)
+//! on tasks of their own, records on a store-writer thread that keeps their order. Each
+//! outcome comes back to the loop as an [`Outcome`] and becomes a session event, so
+//! 閲覧終了, a card removed, sign-out or the idle purge take effect at once even while a
+//! request hangs; the session ignores the late answer by its incident id. A request waits
+//! for the records queued before it (a barrier on the writer), so a consent record is on
+//! disk before the inquiry that carries it leaves the tablet.
 
 pub mod device;
 pub mod line;
@@ -17,15 +25,15 @@ use crate::domain::{
 use crate::eligibility::EligibilityClient;
 use crate::eligibility::wire::QualificationResponse;
 use crate::roster::SignInGate;
-use crate::session::{Effect, Event, Notice, Phase, ServiceFailure, Session, Station};
+use crate::session::Effect as E;
+use crate::session::{Event, Notice, Phase, ServiceFailure, Session, Station};
 use crate::store::Store;
 use line::{LinkProbe, RouteCheck, TunnelState};
 use reader::CardReader;
-use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 use view::{Level, PinView, StatusStrip, ViewModel};
 
 /// What the crew (or the road) does.
@@ -47,6 +55,10 @@ pub enum Command {
         confirm_last_try: bool,
     },
     Consent(ConsentDecision),
+    /// 訂正 of the consent decision while viewing.
+    CorrectConsent(ConsentDecision),
+    /// 傷病者用説明書を渡した.
+    ExplanationHanded,
     ViewFullData,
     BackToSummary,
     EndViewing,
@@ -74,6 +86,8 @@ impl Command {
             Command::ConfirmPhoto => "confirm_photo",
             Command::EnterPin { .. } => "enter_pin",
             Command::Consent(_) => "consent",
+            Command::CorrectConsent(_) => "correct_consent",
+            Command::ExplanationHanded => "explanation_handed",
             Command::ViewFullData => "view_full_data",
             Command::BackToSummary => "back_to_summary",
             Command::EndViewing => "end_viewing",
@@ -94,10 +108,15 @@ pub struct Settings {
     pub require_tunnel: bool,
     /// Days the unit certificate has left (negative: expired), for the status strip.
     pub unit_certificate_days_left: Option<i64>,
-    pub cache_ttl: Duration,
     pub idle_lock: Duration,
     pub idle_end_viewing: Duration,
+    /// The whole time a request may take, retries included; then it counts as a timeout
+    /// (the session waits for the link and resends).
+    pub request_deadline: Duration,
 }
+
+/// The default total deadline of one request.
+pub const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
 
 /// The parts the controller drives.
 pub struct Ports {
@@ -141,6 +160,108 @@ pub struct Controller {
     store_errors: Vec<String>,
     tunnel: TunnelState,
     probe: Option<LinkProbe>,
+    /// Outcomes of work running off the loop.
+    outcomes_tx: mpsc::UnboundedSender<Outcome>,
+    outcomes: mpsc::UnboundedReceiver<Outcome>,
+    /// Jobs whose outcome has not come back yet (what `settle` waits for).
+    in_flight: usize,
+    writer: StoreWriter,
+}
+
+/// What work off the loop reports back.
+pub enum Outcome {
+    /// Session events (a card read, an answer, a failure).
+    Events(Vec<Event>),
+    /// A PIN check on the card.
+    Pin(Result<PinOutcome, CardError>),
+    /// Where the route to the endpoint goes now.
+    Route(TunnelState),
+    /// A request's answer (or failure), with the route it was checked against.
+    Answer {
+        route: Option<TunnelState>,
+        events: Vec<Event>,
+    },
+    /// A record append or purge finished (the error text if it failed).
+    Stored(Result<(), String>),
+}
+
+enum StoreJob {
+    Append(Box<RecordBody>, Timestamp),
+    Purge(IncidentId),
+    /// Answered once every job queued before it is done.
+    Barrier(oneshot::Sender<()>),
+}
+
+/// One thread that writes records in the order the session produced them, so that fsyncs
+/// never block a runtime worker and a request can wait for the records before it.
+struct StoreWriter {
+    jobs: Option<std::sync::mpsc::Sender<StoreJob>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for StoreWriter {
+    /// Finish the queued writes and let go of the store before the controller is gone, so
+    /// whoever opens the store next finds it unlocked and complete.
+    fn drop(&mut self) {
+        self.jobs.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl StoreWriter {
+    fn start(
+        store: Arc<Store>,
+        wake: Option<Arc<Notify>>,
+        outcomes: mpsc::UnboundedSender<Outcome>,
+    ) -> StoreWriter {
+        let (jobs, rx) = std::sync::mpsc::channel::<StoreJob>();
+        let spawned = std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || {
+                for job in rx {
+                    let done = match job {
+                        StoreJob::Append(body, now) => store.append(*body, now).map(|_| {
+                            if let Some(w) = &wake {
+                                w.notify_one();
+                            }
+                        }),
+                        StoreJob::Purge(incident) => store.purge_incident(&incident),
+                        StoreJob::Barrier(tx) => {
+                            let _ = tx.send(());
+                            continue;
+                        }
+                    };
+                    let _ = outcomes.send(Outcome::Stored(done.map_err(|e| e.to_string())));
+                }
+            });
+        let thread = match spawned {
+            Ok(t) => Some(t),
+            Err(e) => {
+                // Without a thread the jobs' channel is closed: every append then reports
+                // an error on screen instead of being silently lost.
+                tracing::error!(error = %e, "cannot start the store writer");
+                None
+            }
+        };
+        StoreWriter {
+            jobs: Some(jobs),
+            thread,
+        }
+    }
+
+    /// Queue a job; false if the writer is gone.
+    fn send(&self, job: StoreJob) -> bool {
+        self.jobs.as_ref().is_some_and(|j| j.send(job).is_ok())
+    }
+
+    /// Resolves when every job queued so far is done (at once if the writer is gone).
+    fn barrier(&self) -> oneshot::Receiver<()> {
+        let (tx, rx) = oneshot::channel();
+        self.send(StoreJob::Barrier(tx));
+        rx
+    }
 }
 
 /// Keep the journal bounded on a tablet that runs for days.
@@ -149,6 +270,12 @@ const JOURNAL_CAP: usize = 2000;
 impl Controller {
     pub fn new(ports: Ports, settings: Settings) -> (Controller, watch::Receiver<ViewModel>) {
         let (view, rx) = watch::channel(ViewModel::default());
+        let (outcomes_tx, outcomes) = mpsc::unbounded_channel();
+        let writer = StoreWriter::start(
+            ports.store.clone(),
+            ports.uploader_wake.clone(),
+            outcomes_tx.clone(),
+        );
         let mut c = Controller {
             session: Session::new(settings.station.clone()),
             ports,
@@ -165,6 +292,10 @@ impl Controller {
             store_errors: vec![],
             tunnel: TunnelState::Unknown,
             probe: None,
+            outcomes_tx,
+            outcomes,
+            in_flight: 0,
+            writer,
         };
         c.tunnel = c.check_route();
         c.refresh_status();
@@ -225,7 +356,7 @@ impl Controller {
     }
 
     fn publish(&mut self) {
-        let today = time::OffsetDateTime::now_utc().date();
+        let today = view::today_jst(Timestamp::now());
         let vm = view::build(
             &self.session,
             today,
@@ -293,8 +424,16 @@ impl Controller {
         }
     }
 
-    /// Carry out one command; the view model is published after every event.
+    /// Carry out one command and wait until everything it set off has come back (drills,
+    /// tests and benches read the result right after). The app's loop uses [`Self::dispatch`].
     pub async fn handle(&mut self, command: Command) {
+        self.dispatch(command).await;
+        self.settle().await;
+    }
+
+    /// Carry out one command without waiting for the work it sets off; the view model is
+    /// published after every event.
+    pub async fn dispatch(&mut self, command: Command) {
         self.last_touch = Instant::now();
         let name = command.name();
         tracing::debug!(command = name, "command");
@@ -320,8 +459,13 @@ impl Controller {
             Command::EnterPin {
                 pin,
                 confirm_last_try,
-            } => self.enter_pin(pin, confirm_last_try).await,
+            } => {
+                self.enter_pin(pin, confirm_last_try);
+                None
+            }
             Command::Consent(decision) => Some(Event::ConsentChosen { decision }),
+            Command::CorrectConsent(to) => Some(Event::ConsentCorrected { to }),
+            Command::ExplanationHanded => Some(Event::ExplanationHanded),
             Command::ViewFullData => Some(Event::ViewFullData),
             Command::BackToSummary => Some(Event::BackToSummary),
             Command::EndViewing => Some(Event::EndViewing),
@@ -331,10 +475,73 @@ impl Controller {
             Command::IdleTimeout => Some(Event::IdleTimeout),
         };
         if let Some(event) = event {
-            self.apply(event).await;
+            self.apply(event);
         }
         self.refresh_status();
         self.publish();
+    }
+
+    /// Wait for every job off the loop and apply what it reports, until none is left.
+    pub async fn settle(&mut self) {
+        while self.in_flight > 0 {
+            let Some(outcome) = self.outcomes.recv().await else {
+                break;
+            };
+            self.absorb(outcome);
+        }
+        self.refresh_status();
+        self.publish();
+    }
+
+    /// Apply one outcome of work off the loop.
+    fn absorb(&mut self, outcome: Outcome) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        match outcome {
+            Outcome::Events(events) => {
+                for event in events {
+                    self.apply(event);
+                }
+            }
+            Outcome::Pin(result) => {
+                if let Some(event) = self.pin_outcome(result) {
+                    self.apply(event);
+                }
+            }
+            Outcome::Route(state) => self.tunnel = state,
+            Outcome::Answer { route, events } => {
+                if let Some(state) = route {
+                    self.tunnel = state;
+                }
+                for event in events {
+                    self.apply(event);
+                }
+            }
+            Outcome::Stored(Ok(())) => {}
+            Outcome::Stored(Err(e)) => {
+                // Nothing is acknowledged that was not written: the crew sees it on screen.
+                tracing::error!(error = %e, "record store failed");
+                self.store_errors.push(e);
+            }
+        }
+        self.publish();
+    }
+
+    /// Run `job` off the loop; its outcome comes back through the outcome channel. If the
+    /// job panics, `fallback` is reported instead, so the session never waits forever.
+    fn spawn<F>(&mut self, job: F, fallback: Outcome)
+    where
+        F: std::future::Future<Output = Outcome> + Send + 'static,
+    {
+        self.in_flight += 1;
+        let tx = self.outcomes_tx.clone();
+        let handle = tokio::spawn(job);
+        tokio::spawn(async move {
+            let outcome = handle.await.unwrap_or_else(|e| {
+                tracing::error!(error = %e, "controller job failed");
+                fallback
+            });
+            let _ = tx.send(outcome);
+        });
     }
 
     async fn sign_in(&mut self, crew_id: String, pin: String) -> Option<Event> {
@@ -369,15 +576,30 @@ impl Controller {
         }
     }
 
-    async fn enter_pin(&mut self, pin: String, confirm_last_try: bool) -> Option<Event> {
+    fn enter_pin(&mut self, pin: String, confirm_last_try: bool) {
         if self.session.phase() != Phase::IdentityAndConsent {
-            return None;
+            return;
         }
         let reader = self.ports.reader.clone();
-        let outcome =
-            tokio::task::spawn_blocking(move || reader.verify_pin(&pin, confirm_last_try))
-                .await
-                .unwrap_or_else(|e| Err(CardError::Unresponsive(format!("card task: {e}"))));
+        self.spawn(
+            async move {
+                let checked =
+                    tokio::task::spawn_blocking(move || reader.verify_pin(&pin, confirm_last_try))
+                        .await
+                        .unwrap_or_else(|e| {
+                            Err(CardError::Unresponsive(format!("card task: {e}")))
+                        });
+                Outcome::Pin(checked)
+            },
+            Outcome::Pin(Err(CardError::Unresponsive("card task failed".into()))),
+        );
+    }
+
+    fn pin_outcome(&mut self, outcome: Result<PinOutcome, CardError>) -> Option<Event> {
+        if self.session.phase() != Phase::IdentityAndConsent {
+            // the incident ended while the card was checking the PIN
+            return None;
+        }
         self.pin = PinView::default();
         let (event, note) = match outcome {
             Ok(PinOutcome::Verified) => (
@@ -387,30 +609,26 @@ impl Controller {
                 "pin: verified".to_string(),
             ),
             Ok(PinOutcome::Wrong { tries_left }) => {
-                self.pin.message = format!("暗証番号が違います（残り{tries_left}回）");
+                self.pin.message = view::PinNotice::Wrong { tries_left }.message_ja();
                 (None, format!("pin: wrong, tries left: {tries_left}"))
             }
             Ok(PinOutcome::Blocked) => {
                 self.pin.blocked = true;
-                self.pin.message =
-                    "暗証番号がロックされています。同意取得困難で進めるか終了してください".into();
+                self.pin.message = view::PinNotice::Blocked.message_ja();
                 (None, "pin: blocked".into())
             }
             Err(CardError::LastTryNeedsConfirmation) => {
                 self.pin.confirm_last_try = true;
-                self.pin.message =
-                    "残り1回です。間違えるとカードがロックされます。確認してもう一度押してください"
-                        .into();
+                self.pin.message = view::PinNotice::LastTry.message_ja();
                 (None, "pin: one try left, crew confirms the last try".into())
             }
             Err(CardError::PinFormat) => {
-                self.pin.message = "暗証番号は4桁の数字です".into();
+                self.pin.message = view::PinNotice::Format.message_ja();
                 (None, "pin: not 4 digits".into())
             }
             Err(e) => {
-                self.pin.message = Notice::from_card_failure(e.card_failure())
-                    .message_ja()
-                    .to_string();
+                self.pin.message =
+                    view::PinNotice::Card(Notice::from_card_failure(e.card_failure())).message_ja();
                 (None, format!("pin: {e}"))
             }
         };
@@ -418,170 +636,234 @@ impl Controller {
         event
     }
 
-    /// Apply an event and every event its effects lead to.
-    async fn apply(&mut self, event: Event) {
-        let mut queue = VecDeque::from([event]);
-        while let Some(event) = queue.pop_front() {
-            let name = event.name();
-            match self.session.handle(Timestamp::now(), event) {
-                Ok(effects) => {
-                    self.journal_push(name.to_string(), true);
-                    self.publish();
-                    for effect in effects {
-                        queue.extend(self.execute(effect).await);
-                    }
+    /// Apply an event and carry out its effects; what they report comes back later as
+    /// outcomes.
+    fn apply(&mut self, event: Event) {
+        let name = event.name();
+        match self.session.handle(Timestamp::now(), event) {
+            Ok(effects) => {
+                self.journal_push(name.to_string(), true);
+                self.publish();
+                for effect in effects {
+                    self.execute(effect);
                 }
-                Err(e) => {
-                    tracing::debug!(event = name, error = %e, "event not applied");
-                    self.note(format!("{name} not applied: {e}"));
-                }
+            }
+            Err(e) => {
+                tracing::debug!(event = name, error = %e, "event not applied");
+                self.note(format!("{name} not applied: {e}"));
             }
         }
     }
 
-    /// Patient-related requests go out only through the tunnel where that is required.
-    fn tunnel_refuses(&mut self) -> bool {
-        if !self.settings.require_tunnel {
-            return false;
+    /// The route check for a patient-related request, run on the blocking pool: the route,
+    /// and whether it refuses the request.
+    async fn tunnel_refuses(
+        require_tunnel: bool,
+        route: Arc<dyn RouteCheck>,
+        addr: Option<IpAddr>,
+    ) -> (TunnelState, bool) {
+        if !require_tunnel {
+            return (TunnelState::Unknown, false);
         }
-        self.tunnel = self.check_route();
-        if self.tunnel == TunnelState::Tunnel {
-            false
-        } else {
-            tracing::warn!(route = ?self.tunnel, "patient request refused: route is not the tunnel");
-            true
+        let state = match addr {
+            Some(addr) => tokio::task::spawn_blocking(move || route.route_to(addr))
+                .await
+                .unwrap_or(TunnelState::Unknown),
+            None => TunnelState::Unknown,
+        };
+        if state != TunnelState::Tunnel {
+            tracing::warn!(route = ?state, "patient request refused: route is not the tunnel");
         }
+        (state, state != TunnelState::Tunnel)
     }
 
-    async fn execute(&mut self, effect: Effect) -> Vec<Event> {
+    fn execute(&mut self, effect: E) {
         match effect {
-            Effect::ReadCard { incident } => {
+            E::ReadCard { incident } => {
                 let reader = self.ports.reader.clone();
-                let read = tokio::task::spawn_blocking(move || reader.read_credential())
-                    .await
-                    .unwrap_or_else(|e| Err(CardError::Unresponsive(format!("card task: {e}"))));
-                match read {
-                    Ok(credential) => vec![Event::CardReadOk {
-                        incident,
-                        credential,
-                    }],
-                    Err(e) => {
-                        tracing::warn!(error = %e, "card read failed");
-                        vec![Event::CardReadFailed {
-                            incident,
-                            failure: e.card_failure(),
-                        }]
-                    }
-                }
+                let fallback = Outcome::Events(vec![Event::CardReadFailed {
+                    incident: incident.clone(),
+                    failure: crate::session::CardFailure::Unresponsive,
+                }]);
+                self.spawn(
+                    async move {
+                        let read = tokio::task::spawn_blocking(move || reader.read_credential())
+                            .await
+                            .unwrap_or_else(|e| {
+                                Err(CardError::Unresponsive(format!("card task: {e}")))
+                            });
+                        Outcome::Events(vec![match read {
+                            Ok(credential) => Event::CardReadOk {
+                                incident,
+                                credential,
+                            },
+                            Err(e) => {
+                                tracing::warn!(error = %e, "card read failed");
+                                Event::CardReadFailed {
+                                    incident,
+                                    failure: e.card_failure(),
+                                }
+                            }
+                        }])
+                    },
+                    fallback,
+                );
             }
-            Effect::SendQualification(request) => {
-                if self.tunnel_refuses() {
-                    return vec![Event::QualificationFailed {
-                        incident: request.incident,
-                        failure: ServiceFailure::TunnelRequired,
-                    }];
-                }
-                match self.ports.client.qualification(&request).await {
-                    Ok(QualificationResponse::Coverage {
-                        qualification_ref,
-                        coverage,
-                    }) => vec![Event::QualificationAnswered {
-                        incident: request.incident,
-                        qualification: qualification_ref,
-                        coverage,
-                    }],
-                    Ok(QualificationResponse::OptOut) => vec![Event::QualificationOptOut {
-                        incident: request.incident,
-                    }],
-                    Err(e) => {
-                        tracing::warn!(error = %e, "qualification failed");
-                        vec![Event::QualificationFailed {
-                            incident: request.incident,
-                            failure: e.service_failure(),
+            E::SendQualification(request) => {
+                let fallback = Outcome::Events(vec![Event::QualificationFailed {
+                    incident: request.incident.clone(),
+                    failure: ServiceFailure::Protocol,
+                }]);
+                let incident = request.incident.clone();
+                let job = self.request_job(
+                    move |client| async move {
+                        let incident = request.incident.clone();
+                        vec![match client.qualification(&request).await {
+                            Ok(QualificationResponse::Coverage {
+                                qualification_ref,
+                                coverage,
+                            }) => Event::QualificationAnswered {
+                                incident,
+                                qualification: qualification_ref,
+                                coverage,
+                            },
+                            Ok(QualificationResponse::OptOut) => {
+                                Event::QualificationOptOut { incident }
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, "qualification failed");
+                                Event::QualificationFailed {
+                                    incident,
+                                    failure: e.service_failure(),
+                                }
+                            }
                         }]
-                    }
-                }
+                    },
+                    move |failure| vec![Event::QualificationFailed { incident, failure }],
+                );
+                self.spawn(job, fallback);
             }
-            Effect::SendEmergencyInquiry(inquiry) => {
-                if self.tunnel_refuses() {
-                    return vec![Event::EmergencyInfoFailed {
-                        incident: inquiry.incident,
-                        failure: ServiceFailure::TunnelRequired,
-                    }];
-                }
-                match self.ports.client.emergency_info(&inquiry).await {
-                    Ok(info) => {
-                        let expires = Timestamp(
-                            Timestamp::now().0 + self.settings.cache_ttl.as_millis() as i64,
-                        );
-                        if let Err(e) =
-                            self.ports
-                                .store
-                                .cache_put(&inquiry.incident, &info, expires)
-                        {
-                            tracing::error!(error = %e, "cache write failed");
-                            self.store_errors.push(e.to_string());
-                        }
-                        vec![Event::EmergencyInfoAnswered {
-                            incident: inquiry.incident,
-                            info,
+            E::SendEmergencyInquiry(inquiry) => {
+                let fallback = Outcome::Events(vec![Event::EmergencyInfoFailed {
+                    incident: inquiry.incident.clone(),
+                    failure: ServiceFailure::Protocol,
+                }]);
+                let incident = inquiry.incident.clone();
+                let job = self.request_job(
+                    move |client| async move {
+                        let incident = inquiry.incident.clone();
+                        vec![match client.emergency_info(&inquiry).await {
+                            Ok(info) => Event::EmergencyInfoAnswered { incident, info },
+                            Err(e) => {
+                                tracing::warn!(error = %e, "emergency-info inquiry failed");
+                                Event::EmergencyInfoFailed {
+                                    incident,
+                                    failure: e.service_failure(),
+                                }
+                            }
                         }]
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "emergency-info inquiry failed");
+                    },
+                    move |failure| {
                         vec![Event::EmergencyInfoFailed {
-                            incident: inquiry.incident,
-                            failure: e.service_failure(),
+                            incident: incident.clone(),
+                            failure,
                         }]
-                    }
-                }
+                    },
+                );
+                self.spawn(job, fallback);
             }
-            Effect::AppendConsentRecord(record) => {
-                self.append(RecordBody::Consent(record));
-                vec![]
-            }
-            Effect::AppendAudit(entry) => {
-                self.append(RecordBody::Audit(entry));
-                vec![]
-            }
-            Effect::PurgePatientData { incident } => {
+            E::AppendConsentRecord(record) => self.append(RecordBody::Consent(record)),
+            E::AppendConsentCorrection(c) => self.append(RecordBody::ConsentCorrection(c)),
+            E::AppendExplanation(x) => self.append(RecordBody::Explanation(x)),
+            E::AppendAudit(entry) => self.append(RecordBody::Audit(entry)),
+            E::PurgePatientData { incident } => {
                 self.pin = PinView::default();
-                if let Err(e) = self.ports.store.purge_incident(&incident) {
-                    tracing::error!(error = %e, "purge failed");
-                    self.store_errors.push(e.to_string());
-                }
-                vec![]
+                self.store_job(StoreJob::Purge(incident));
             }
+        }
+    }
+
+    /// A request as a job off the loop: it waits for the records queued before it, checks
+    /// the route where the tunnel is required, and gives up after the total deadline.
+    /// `failed` turns a refusal or a timeout into the session's failure event.
+    fn request_job<Send, Fut, Failed>(
+        &self,
+        send: Send,
+        failed: Failed,
+    ) -> impl std::future::Future<Output = Outcome> + 'static + std::marker::Send
+    where
+        Send: FnOnce(Arc<EligibilityClient>) -> Fut + std::marker::Send + 'static,
+        Fut: std::future::Future<Output = Vec<Event>> + std::marker::Send + 'static,
+        Failed: FnOnce(ServiceFailure) -> Vec<Event> + std::marker::Send + 'static,
+    {
+        let client = self.ports.client.clone();
+        let route = self.ports.route.clone();
+        let addr = self.ports.endpoint_addr;
+        let require_tunnel = self.settings.require_tunnel;
+        let deadline = self.settings.request_deadline;
+        let barrier = self.writer.barrier();
+        async move {
+            let _ = barrier.await;
+            let (state, refused) = Self::tunnel_refuses(require_tunnel, route, addr).await;
+            let route = require_tunnel.then_some(state);
+            if refused {
+                return Outcome::Answer {
+                    route,
+                    events: failed(ServiceFailure::TunnelRequired),
+                };
+            }
+            let events = match tokio::time::timeout(deadline, send(client)).await {
+                Ok(events) => events,
+                Err(_) => {
+                    tracing::warn!(
+                        deadline_ms = deadline.as_millis() as u64,
+                        "request deadline passed"
+                    );
+                    failed(ServiceFailure::Timeout)
+                }
+            };
+            Outcome::Answer { route, events }
+        }
+    }
+
+    fn store_job(&mut self, job: StoreJob) {
+        if self.writer.send(job) {
+            self.in_flight += 1;
+        } else {
+            tracing::error!("store writer gone: record not stored");
+            self.store_errors
+                .push("store writer gone: record not stored".into());
         }
     }
 
     fn append(&mut self, body: RecordBody) {
-        match self.ports.store.append(body.clone(), Timestamp::now()) {
-            Ok(_) => {
-                if let Some(w) = &self.ports.uploader_wake {
-                    w.notify_one();
-                }
-            }
-            Err(e) => {
-                // Nothing is acknowledged that was not written: the crew sees it on screen.
-                tracing::error!(error = %e, "record append failed");
-                self.store_errors.push(e.to_string());
-            }
-        }
         if self.settings.training {
-            self.recorded.push(body);
+            self.recorded.push(body.clone());
         }
+        self.store_job(StoreJob::Append(Box::new(body), Timestamp::now()));
     }
 
     /// A health probe arrived: tell the session when the line went or came back.
     pub async fn link_probe(&mut self, probe: LinkProbe) {
         let reachable = probe.reachable;
         self.probe = Some(probe);
-        self.tunnel = self.check_route();
+        if let Some(addr) = self.ports.endpoint_addr {
+            let route = self.ports.route.clone();
+            self.spawn(
+                async move {
+                    Outcome::Route(
+                        tokio::task::spawn_blocking(move || route.route_to(addr))
+                            .await
+                            .unwrap_or(TunnelState::Unknown),
+                    )
+                },
+                Outcome::Route(TunnelState::Unknown),
+            );
+        }
         if reachable && !self.session.link_up() {
-            self.apply(Event::LinkRestored).await;
+            self.apply(Event::LinkRestored);
         } else if !reachable && self.session.link_up() {
-            self.apply(Event::LinkLost).await;
+            self.apply(Event::LinkLost);
         }
         self.refresh_status();
         self.publish();
@@ -609,9 +891,14 @@ impl Controller {
                 .map(|d| tokio::time::Instant::from_std(self.last_touch + d));
             tokio::select! {
                 cmd = commands.recv() => match cmd {
-                    Some(cmd) => self.handle(cmd).await,
+                    Some(cmd) => self.dispatch(cmd).await,
                     None => break,
                 },
+                Some(outcome) = self.outcomes.recv() => {
+                    self.absorb(outcome);
+                    self.refresh_status();
+                    self.publish();
+                }
                 changed = async { match link.as_mut() {
                     Some(l) => l.changed().await.map(|_| l.borrow_and_update().clone()),
                     None => std::future::pending().await,
@@ -623,7 +910,7 @@ impl Controller {
                 _ = async { match idle_at {
                     Some(at) => tokio::time::sleep_until(at).await,
                     None => std::future::pending().await,
-                } } => self.handle(Command::IdleTimeout).await,
+                } } => self.dispatch(Command::IdleTimeout).await,
                 _ = tick.tick() => {
                     self.refresh_status();
                     self.publish();

@@ -5,7 +5,7 @@
 
 use crate::domain::{
     Alert, ConsentDecision, CoverageStatus, DrugClass, EmergencyInfo, IdentityCheck, Medication,
-    age_on,
+    Timestamp, age_on,
 };
 use crate::session::{Notice, Phase, Session};
 use std::fmt;
@@ -90,6 +90,53 @@ pub struct PatientView {
     pub insurer: String,
     /// Set when the answer is the most recent valid coverage, not the current one.
     pub coverage_note: String,
+    /// 医療扶助: 公費負担者番号 and 受給者番号 (empty otherwise).
+    pub public_payer: String,
+    pub recipient: String,
+    /// The individual insured number, or 「なし（医療扶助）」.
+    pub insured_number: String,
+}
+
+/// Today's date in Japan (UTC+9): ages and dates on screen are JST, whatever the tablet's
+/// clock zone.
+pub fn today_jst(now: Timestamp) -> Date {
+    now.in_jst()
+        .map(|t| t.date())
+        .unwrap_or_else(|| time::OffsetDateTime::now_utc().date())
+}
+
+/// Under the summary and the full data: where the data comes from and what an empty
+/// section means (DESIGN §2: claims data lags and can be incomplete).
+pub const CLAIMS_CAVEAT: &str = "レセプト（診療報酬請求）に基づく情報です。数週間の遅れや欠けがあり得ます。「該当なし」は既往がないことを意味しません。";
+
+/// The PIN fallback's answers, on the screen where the PIN was entered. None of them
+/// points to 同意取得困難: a blocked PIN is no reason to view without consent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PinNotice {
+    Wrong { tries_left: u8 },
+    Blocked,
+    LastTry,
+    Format,
+    Card(Notice),
+}
+
+impl PinNotice {
+    pub fn message_ja(self) -> String {
+        match self {
+            PinNotice::Wrong { tries_left } => {
+                format!("暗証番号が違います（残り{tries_left}回）")
+            }
+            PinNotice::Blocked => {
+                "暗証番号がロックされています。顔写真で本人確認するか、終了してください".into()
+            }
+            PinNotice::LastTry => {
+                "残り1回です。間違えるとカードがロックされます。確認してもう一度押してください"
+                    .into()
+            }
+            PinNotice::Format => "暗証番号は4桁の数字です".into(),
+            PinNotice::Card(n) => n.message_ja().into(),
+        }
+    }
 }
 
 /// The PIN fallback when the photo cannot be checked.
@@ -117,6 +164,14 @@ pub struct ViewModel {
     pub has_patient: bool,
     pub identity_confirmed: String,
     pub consent: String,
+    /// The decision as first chosen, when it was corrected (訂正): 「同意取得困難 → 口頭同意あり」.
+    pub consent_correction: String,
+    /// The decisions a correction may change to (labels), while viewing.
+    pub corrections: Vec<ConsentDecision>,
+    /// Viewing under 同意取得困難: the written explanation (傷病者用説明書) is still owed.
+    pub explanation_owed: bool,
+    /// The explanation was recorded as handed.
+    pub explanation_handed: bool,
     /// On the consent screen: the answer ended the case (opt-out, refusal, failure).
     pub case_closed: bool,
     pub waiting_for_link: bool,
@@ -149,6 +204,8 @@ impl ViewModel {
             || !self.full.is_empty()
             || !self.alerts.is_empty()
             || !self.last_visit.is_empty()
+            || !self.patient.recipient.is_empty()
+            || !self.patient.insured_number.is_empty()
     }
 }
 
@@ -397,6 +454,7 @@ pub fn build(
         sign_in_error: sign_in_error.to_string(),
         waiting_for_link: session.waiting_for_link(),
         case_closed: matches!(phase, Phase::Refused | Phase::OptedOut | Phase::Failed),
+        explanation_owed: session.explanation_owed(),
         pin: pin.clone(),
         ..ViewModel::default()
     };
@@ -416,6 +474,23 @@ pub fn build(
                     "現在有効な資格はありません — 直近で有効だった資格を表示しています".into()
                 }
             },
+            public_payer: c
+                .patient
+                .public_assistance
+                .as_ref()
+                .map(|p| p.payer_number.expose().clone())
+                .unwrap_or_default(),
+            recipient: c
+                .patient
+                .public_assistance
+                .as_ref()
+                .map(|p| p.recipient_number.expose().clone())
+                .unwrap_or_default(),
+            insured_number: if c.patient.insured_number.expose().is_empty() {
+                "なし（医療扶助）".into()
+            } else {
+                c.patient.insured_number.expose().clone()
+            },
         };
     }
     if let Some(i) = incident {
@@ -429,6 +504,21 @@ pub fn build(
             .map(ConsentDecision::label_ja)
             .unwrap_or_default()
             .into();
+        if let (Some(from), Some(to)) = (i.corrected_from, i.consent) {
+            vm.consent_correction = format!("訂正: {} → {}", from.label_ja(), to.label_ja());
+        }
+        if matches!(phase, Phase::ViewingSummary | Phase::ViewingFullData) {
+            vm.corrections = [
+                ConsentDecision::Verbal,
+                ConsentDecision::Unobtainable,
+                ConsentDecision::Refused,
+            ]
+            .into_iter()
+            .filter(|d| Some(*d) != i.consent)
+            .collect();
+            vm.explanation_handed =
+                i.consent == Some(ConsentDecision::Unobtainable) && i.explanation_recorded;
+        }
     }
     if let Some(info) = session.emergency_info() {
         vm.alerts = info.summary.alerts().iter().map(Alert::label_ja).collect();
@@ -443,4 +533,46 @@ pub fn build(
         vm.full = full_sections(info);
     }
     vm
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_on_screen_are_jst() {
+        // 2026-01-01T15:30Z is already 2 January in Japan: a patient born on 2 January
+        // turns a year older at this instant on a tablet whose clock zone is UTC
+        let now = Timestamp(1_767_281_400_000);
+        assert_eq!(today_jst(now), time::macros::date!(2026 - 01 - 02));
+        let birth = time::macros::date!(1950 - 01 - 02);
+        assert_eq!(age_on(birth, today_jst(now)), 76);
+    }
+
+    #[test]
+    fn no_pin_message_steers_the_crew_to_consent_unobtainable() {
+        let mut all = vec![
+            PinNotice::Wrong { tries_left: 2 },
+            PinNotice::Blocked,
+            PinNotice::LastTry,
+            PinNotice::Format,
+        ];
+        all.extend(Notice::ALL.map(PinNotice::Card));
+        for n in all {
+            assert!(!n.message_ja().contains("同意取得困難"), "{n:?}");
+        }
+        // a blocked PIN offers the photo check or the end, nothing else
+        let blocked = PinNotice::Blocked.message_ja();
+        assert!(
+            blocked.contains("顔写真") && blocked.contains("終了"),
+            "{blocked}"
+        );
+    }
+
+    #[test]
+    fn the_claims_caveat_says_lag_and_gaps_and_what_none_means() {
+        assert!(CLAIMS_CAVEAT.contains("レセプト"));
+        assert!(CLAIMS_CAVEAT.contains("遅れ"));
+        assert!(CLAIMS_CAVEAT.contains("「該当なし」は既往がないことを意味しません"));
+    }
 }

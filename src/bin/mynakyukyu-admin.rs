@@ -25,10 +25,21 @@ struct Cli {
     command: Command,
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Format {
     Csv,
     Json,
+    /// The tablet's whole chain, for `audit merge` (export only).
+    Bundle,
+}
+
+fn print_rows(rows: &[admin::AuditRow], format: Format) -> Result<()> {
+    match format {
+        Format::Csv => print!("{}", admin::audit_csv(rows)),
+        Format::Json => println!("{}", serde_json::to_string_pretty(rows)?),
+        Format::Bundle => return Err("--format bundle is for `audit export` only".into()),
+    }
+    Ok(())
 }
 
 #[derive(Subcommand, Debug)]
@@ -130,7 +141,11 @@ enum CrewCommand {
 
 #[derive(Subcommand, Debug)]
 enum AuditCommand {
+    /// Every record (views, checks, failed lookups, consent decisions and refusals,
+    /// corrections, explanations), JST; `--format bundle` writes the whole chain for
+    /// `audit merge`.
     Export {
+        /// The individual insured number, or for 医療扶助 the 受給者番号.
         #[arg(long)]
         insured_number: Option<String>,
         /// YYYY-MM-DD (JST), inclusive.
@@ -143,6 +158,22 @@ enum AuditCommand {
     },
     /// Check the hash chain; name the first broken record.
     Verify,
+    /// Combine several tablets' bundles (`audit export --format bundle`) into one answer,
+    /// checking each tablet's chain first.
+    Merge {
+        /// Bundle files, one per tablet.
+        #[arg(required = true)]
+        bundles: Vec<PathBuf>,
+        /// The individual insured number, or for 医療扶助 the 受給者番号.
+        #[arg(long)]
+        insured_number: Option<String>,
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long)]
+        until: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Csv)]
+        format: Format,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -320,6 +351,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     format,
                 },
         } => {
+            if format == Format::Bundle {
+                let bundle = admin::audit_bundle(&data)?;
+                println!("{}", serde_json::to_string_pretty(&bundle)?);
+                return Ok(ExitCode::SUCCESS);
+            }
             let rows = admin::audit_export(
                 &data,
                 &AuditFilter {
@@ -328,10 +364,27 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     until: date(&until)?,
                 },
             )?;
-            match format {
-                Format::Csv => print!("{}", admin::audit_csv(&rows)),
-                Format::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
-            }
+            print_rows(&rows, format)?;
+        }
+        Command::Audit {
+            command:
+                AuditCommand::Merge {
+                    bundles,
+                    insured_number,
+                    since,
+                    until,
+                    format,
+                },
+        } => {
+            let rows = admin::audit_merge(
+                &bundles,
+                &AuditFilter {
+                    insured_number: insured_number.as_deref(),
+                    since: date(&since)?,
+                    until: date(&until)?,
+                },
+            )?;
+            print_rows(&rows, format)?;
         }
         Command::Audit {
             command: AuditCommand::Verify,

@@ -53,10 +53,42 @@ plain_id!(
 
 /// Who the patient is, as far as the audit log needs: a local id the system gives the
 /// patient and the individual insured number (個人単位被保険者番号). Both are redacted in logs.
+/// A 医療扶助 (public assistance) patient may have no insured number; the system then names
+/// them by 公費負担者番号 + 受給者番号, and the audit key is the 受給者番号.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PatientRef {
     pub local_id: Sensitive<String>,
+    /// Empty for a public-assistance patient without health insurance.
     pub insured_number: Sensitive<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_assistance: Option<Box<PublicAssistance>>,
+}
+
+/// 医療扶助: the public payer's number (公費負担者番号) and the recipient's (受給者番号).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublicAssistance {
+    pub payer_number: Sensitive<String>,
+    pub recipient_number: Sensitive<String>,
+}
+
+impl fmt::Debug for PublicAssistance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PublicAssistance([redacted])")
+    }
+}
+
+impl PatientRef {
+    /// The number a citizen's question is answered by: the individual insured number, or
+    /// the 受給者番号 where there is none (医療扶助).
+    pub fn audit_key(&self) -> &str {
+        if !self.insured_number.expose().is_empty() {
+            return self.insured_number.expose();
+        }
+        self.public_assistance
+            .as_ref()
+            .map(|p| p.recipient_number.expose().as_str())
+            .unwrap_or("")
+    }
 }
 
 impl fmt::Debug for PatientRef {
@@ -72,6 +104,16 @@ impl fmt::Debug for PatientRef {
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CardCredential {
     pub auth_certificate_der: Vec<u8>,
+}
+
+impl CardCredential {
+    /// `sha256:` and the first 32 hex digits of the certificate's hash: names the card in
+    /// an audit entry without the certificate itself.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(&self.auth_certificate_der);
+        format!("sha256:{}", hex::encode(&digest[..16]))
+    }
 }
 
 impl fmt::Debug for CardCredential {

@@ -16,6 +16,35 @@ pub use records::*;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+/// Why a request to the eligibility system failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServiceFailure {
+    /// The line is down or the server unreachable: wait for the link, then resend.
+    LinkDown,
+    /// No answer in time: treated like a lost link.
+    Timeout,
+    /// The server refused our unit certificate.
+    CertificateRefused,
+    /// The server's certificate is not the provisioned one.
+    ServerCertificateWrong,
+    /// The card's certificate is unknown, revoked or expired at the eligibility system.
+    CardNotAccepted,
+    /// No coverage found for this card.
+    NoCoverage,
+    /// The answer did not follow the protocol.
+    Protocol,
+    /// Patient-related requests are refused because the IPsec tunnel is down.
+    TunnelRequired,
+}
+
+impl ServiceFailure {
+    /// Whether the request should wait for the link and be resent automatically.
+    pub fn waits_for_link(self) -> bool {
+        matches!(self, ServiceFailure::LinkDown | ServiceFailure::Timeout)
+    }
+}
+
 /// Text that must never appear in logs: `Debug` and `Display` print `[redacted]`.
 ///
 /// The value is still serialised as itself, because the wire and the encrypted store need it.

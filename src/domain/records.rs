@@ -1,6 +1,6 @@
 //! Consent decisions and audit entries: what the law says must be recorded for every view.
 
-use super::{IncidentId, OperatorId, PatientRef, TerminalId, Timestamp, UnitId};
+use super::{IncidentId, OperatorId, PatientRef, ServiceFailure, TerminalId, Timestamp, UnitId};
 use serde::{Deserialize, Serialize};
 
 /// The crew's consent decision, each an explicit choice on screen.
@@ -115,6 +115,34 @@ pub struct ConsentRecord {
     pub decision: ConsentDecision,
 }
 
+/// 訂正: the crew corrects a consent decision within the incident. The first record stays as
+/// it was; this one is appended after it, and both are kept and uploaded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsentCorrection {
+    pub at: Timestamp,
+    pub incident: IncidentId,
+    pub operator: OperatorId,
+    pub unit: UnitId,
+    pub terminal: TerminalId,
+    pub patient: PatientRef,
+    pub from: ConsentDecision,
+    pub to: ConsentDecision,
+}
+
+/// After a viewing under 同意取得困難 the patient or family gets the written explanation
+/// (傷病者用説明書). `handed: false` is recorded when the viewing ends before the crew said
+/// it was handed, so the record shows the explanation is still owed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExplanationRecord {
+    pub at: Timestamp,
+    pub incident: IncidentId,
+    pub operator: OperatorId,
+    pub unit: UnitId,
+    pub terminal: TerminalId,
+    pub patient: PatientRef,
+    pub handed: bool,
+}
+
 /// What an audit entry records.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
@@ -123,6 +151,9 @@ pub enum AuditAction {
     QualificationCheck,
     /// The qualification check answered that the patient opted out (no patient data).
     QualificationOptOut,
+    /// The qualification check failed for a reason the crew saw (not a lost link, which is
+    /// resent): who, when, which card (`AuditEntry::card`) and why.
+    QualificationFailed { reason: ServiceFailure },
     /// An emergency-info inquiry was made (once per incident, however often it is retried).
     EmergencyInfoInquiry,
     /// Information of this kind was shown on screen.
@@ -145,6 +176,10 @@ pub struct AuditEntry {
     pub identity_method: IdentityMethod,
     /// None before the crew confirmed the identity.
     pub identity_check: Option<IdentityCheck>,
+    /// The card's certificate fingerprint ([`super::CardCredential::fingerprint`]), on a
+    /// failed qualification check where no patient is known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card: Option<String>,
     #[serde(flatten)]
     pub action: AuditAction,
 }
@@ -155,6 +190,8 @@ pub struct AuditEntry {
 pub enum RecordBody {
     Audit(AuditEntry),
     Consent(ConsentRecord),
+    ConsentCorrection(ConsentCorrection),
+    Explanation(ExplanationRecord),
 }
 
 /// A record with its unique id, the idempotency key of the upload.

@@ -42,9 +42,6 @@ pub enum DrillError {
 /// The PIN of every drill card.
 pub const DRILL_PIN: &str = "1234";
 
-/// How long clinical data may stay cached (sealed) for a dead zone.
-pub const CACHE_TTL_MS: i64 = 30 * 60 * 1000;
-
 /// One thing the crew (or the road) does in a drill.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -61,6 +58,11 @@ pub enum Step {
     ConsentVerbal,
     ConsentUnobtainable,
     ConsentRefused,
+    /// 訂正: the crew corrects the consent decision while viewing.
+    CorrectConsentVerbal,
+    CorrectConsentRefused,
+    /// 傷病者用説明書を渡した.
+    ExplanationHanded,
     /// The line drops while the next emergency-info inquiry is in flight.
     LineDropDuringInquiry,
     LineDrop,
@@ -87,7 +89,7 @@ pub struct Scenario {
     pub expected_coverage: Option<String>,
 }
 
-const BUILT_IN: [(&str, &str); 10] = [
+const BUILT_IN: [(&str, &str); 12] = [
     (
         "unconscious-warfarin",
         include_str!("scenarios/unconscious-warfarin.toml"),
@@ -113,6 +115,14 @@ const BUILT_IN: [(&str, &str); 10] = [
     ("revoked-card", include_str!("scenarios/revoked-card.toml")),
     ("dialysis", include_str!("scenarios/dialysis.toml")),
     ("pin-fallback", include_str!("scenarios/pin-fallback.toml")),
+    (
+        "public-assistance",
+        include_str!("scenarios/public-assistance.toml"),
+    ),
+    (
+        "consent-correction",
+        include_str!("scenarios/consent-correction.toml"),
+    ),
 ];
 
 /// The names of the built-in scenarios, in library order.
@@ -181,6 +191,10 @@ pub struct Report {
     pub expected_alerts: Vec<String>,
     pub coverage_status: Option<CoverageStatus>,
     pub consent_records: Vec<ConsentDecision>,
+    /// 訂正 records: (from, to).
+    pub consent_corrections: Vec<(ConsentDecision, ConsentDecision)>,
+    /// 傷病者用説明書 records: whether it was handed.
+    pub explanations: Vec<bool>,
     pub audit: Vec<AuditLine>,
     pub server_inquiries: usize,
     /// Where the drill's requests went (always loopback).
@@ -288,6 +302,9 @@ impl Runner<'_> {
                 self.world.set_line(LinkState::Up);
                 Command::LinkRestored
             }
+            Step::CorrectConsentVerbal => Command::CorrectConsent(ConsentDecision::Verbal),
+            Step::CorrectConsentRefused => Command::CorrectConsent(ConsentDecision::Refused),
+            Step::ExplanationHanded => Command::ExplanationHanded,
             Step::ViewFull => Command::ViewFullData,
             Step::BackToSummary => Command::BackToSummary,
             Step::End => Command::EndViewing,
@@ -307,6 +324,9 @@ fn is_tap(step: Step) -> bool {
             | Step::ConsentVerbal
             | Step::ConsentUnobtainable
             | Step::ConsentRefused
+            | Step::CorrectConsentVerbal
+            | Step::CorrectConsentRefused
+            | Step::ExplanationHanded
             | Step::ViewFull
             | Step::BackToSummary
             | Step::End
@@ -389,10 +409,14 @@ pub async fn run(
             .unwrap_or(false)
     });
     let mut consent_records = vec![];
+    let mut consent_corrections = vec![];
+    let mut explanations = vec![];
     let mut audit = vec![];
     for body in c.recorded() {
         match body {
             RecordBody::Consent(r) => consent_records.push(r.decision),
+            RecordBody::ConsentCorrection(r) => consent_corrections.push((r.from, r.to)),
+            RecordBody::Explanation(r) => explanations.push(r.handed),
             RecordBody::Audit(a) => audit.push(AuditLine {
                 action: match a.action {
                     AuditAction::View { kind } => format!("view {}", kind.label_ja()),
@@ -421,6 +445,8 @@ pub async fn run(
         coverage_status: runner.coverage_status,
         stored_records: c.recorded().len(),
         consent_records,
+        consent_corrections,
+        explanations,
         audit,
         server_inquiries: world.server.inquiry_count() - inquiries_before,
         endpoint: format!("127.0.0.1:{}", world.proxy.local_addr.port()),

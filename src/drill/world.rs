@@ -154,7 +154,7 @@ impl TrainingWorld {
             training: true,
             require_tunnel: false,
             unit_certificate_days_left: days_left,
-            cache_ttl: Duration::from_millis(super::CACHE_TTL_MS as u64),
+            request_deadline: crate::app::REQUEST_DEADLINE,
             idle_lock: Duration::from_secs(300),
             idle_end_viewing: Duration::from_secs(600),
         }

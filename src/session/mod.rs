@@ -23,12 +23,13 @@ mod notice;
 #[cfg(test)]
 mod tests;
 
+pub use crate::domain::ServiceFailure;
 pub use notice::Notice;
 
 use crate::domain::{
-    AuditAction, AuditEntry, CardCredential, ConsentDecision, ConsentRecord, ConsentState,
-    Coverage, EmergencyInfo, IdentityCheck, IdentityMethod, IncidentId, InfoKind, OperatorId,
-    QualificationRef, TerminalId, Timestamp, UnitId,
+    AuditAction, AuditEntry, CardCredential, ConsentCorrection, ConsentDecision, ConsentRecord,
+    ConsentState, Coverage, EmergencyInfo, ExplanationRecord, IdentityCheck, IdentityMethod,
+    IncidentId, InfoKind, OperatorId, QualificationRef, TerminalId, Timestamp, UnitId,
 };
 use thiserror::Error;
 
@@ -50,34 +51,6 @@ pub enum CardFailure {
     ReaderBusy,
     /// The card's certificate is expired or not yet valid.
     CertificateNotValid,
-}
-
-/// Why a request to the eligibility system failed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ServiceFailure {
-    /// The line is down or the server unreachable: wait for the link, then resend.
-    LinkDown,
-    /// No answer in time: treated like a lost link.
-    Timeout,
-    /// The server refused our unit certificate.
-    CertificateRefused,
-    /// The server's certificate is not the provisioned one.
-    ServerCertificateWrong,
-    /// The card's certificate is unknown, revoked or expired at the eligibility system.
-    CardNotAccepted,
-    /// No coverage found for this card.
-    NoCoverage,
-    /// The answer did not follow the protocol.
-    Protocol,
-    /// Patient-related requests are refused because the IPsec tunnel is down.
-    TunnelRequired,
-}
-
-impl ServiceFailure {
-    /// Whether the request should wait for the link and be resent automatically.
-    pub fn waits_for_link(self) -> bool {
-        matches!(self, ServiceFailure::LinkDown | ServiceFailure::Timeout)
-    }
 }
 
 /// Something that happened: a tap, a card, an answer, the line, the clock.
@@ -119,6 +92,14 @@ pub enum Event {
     ConsentChosen {
         decision: ConsentDecision,
     },
+    /// 訂正: while viewing, the crew corrects the consent decision. A correction to 拒否
+    /// ends the viewing.
+    ConsentCorrected {
+        to: ConsentDecision,
+    },
+    /// The crew handed the written explanation (傷病者用説明書) after a viewing under
+    /// 同意取得困難.
+    ExplanationHanded,
     EmergencyInfoAnswered {
         incident: IncidentId,
         info: EmergencyInfo,
@@ -152,6 +133,8 @@ impl Event {
             Event::QualificationFailed { .. } => "qualification_failed",
             Event::IdentityConfirmed { .. } => "identity_confirmed",
             Event::ConsentChosen { .. } => "consent_chosen",
+            Event::ConsentCorrected { .. } => "consent_corrected",
+            Event::ExplanationHanded => "explanation_handed",
             Event::EmergencyInfoAnswered { .. } => "emergency_info_answered",
             Event::EmergencyInfoFailed { .. } => "emergency_info_failed",
             Event::LinkLost => "link_lost",
@@ -197,6 +180,8 @@ pub enum Effect {
     SendQualification(QualificationRequest),
     SendEmergencyInquiry(EmergencyInquiry),
     AppendConsentRecord(ConsentRecord),
+    AppendConsentCorrection(ConsentCorrection),
+    AppendExplanation(ExplanationRecord),
     AppendAudit(AuditEntry),
     /// Drop every copy of this incident's patient data (caches, screen models).
     PurgePatientData {
@@ -262,6 +247,10 @@ pub struct Incident {
     pub identity_check: Option<IdentityCheck>,
     pub consent: Option<ConsentDecision>,
     pub info: Option<EmergencyInfo>,
+    /// The consent decision as first chosen, when it was corrected since (訂正).
+    pub corrected_from: Option<ConsentDecision>,
+    /// Whether an explanation record (handed or still owed) was appended.
+    pub explanation_recorded: bool,
     /// The request that failed, kept so that Retry or LinkRestored can resend it.
     waiting: Option<Pending>,
 }
@@ -276,6 +265,8 @@ impl Incident {
             identity_check: None,
             consent: None,
             info: None,
+            corrected_from: None,
+            explanation_recorded: false,
             waiting: None,
         }
     }
@@ -292,6 +283,8 @@ pub enum SessionError {
     NoViewingPermission,
     #[error("consent cannot be chosen before the identity is confirmed")]
     ConsentBeforeIdentity,
+    #[error("a correction must change the consent decision")]
+    CorrectionUnchanged,
 }
 
 /// The incident state machine for one tablet.
@@ -350,7 +343,6 @@ impl Session {
             | Phase::AwaitingEmergencyInfo
             | Phase::ViewingSummary
             | Phase::ViewingFullData
-            | Phase::Refused
             | Phase::Failed => self.incident.as_ref()?.coverage.as_ref(),
             _ => None,
         }
@@ -369,6 +361,15 @@ impl Session {
         self.incident
             .as_ref()
             .is_some_and(|i| i.coverage.is_some() || i.info.is_some() || i.credential.is_some())
+    }
+
+    /// Whether the crew still owes the patient the written explanation (傷病者用説明書): the
+    /// data is on screen under 同意取得困難 and no explanation record was made yet.
+    pub fn explanation_owed(&self) -> bool {
+        matches!(self.phase, Phase::ViewingSummary | Phase::ViewingFullData)
+            && self.incident.as_ref().is_some_and(|i| {
+                i.consent == Some(ConsentDecision::Unobtainable) && !i.explanation_recorded
+            })
     }
 
     /// Whether a request is waiting for the link (shown as "回線待ち・自動再送").
@@ -401,7 +402,7 @@ impl Session {
                 if phase == Phase::SignedOut {
                     return Err(not_applicable());
                 }
-                let effects = self.purge();
+                let effects = self.purge(now);
                 self.operator = None;
                 self.enter(Phase::SignedOut, None);
                 Ok(effects)
@@ -427,14 +428,14 @@ impl Session {
             Event::CardReadFailed { incident, failure } => {
                 self.expect(Phase::ReadingCard, name)?;
                 self.current_incident(&incident)?;
-                let effects = self.purge();
+                let effects = self.purge(now);
                 self.enter(Phase::Ready, Some(Notice::from_card_failure(failure)));
                 Ok(effects)
             }
             Event::CardRemoved => match phase {
                 // Mid-read: whatever was read is dropped, nothing half-read stays.
                 Phase::ReadingCard => {
-                    let effects = self.purge();
+                    let effects = self.purge(now);
                     self.enter(Phase::Ready, Some(Notice::CardRemovedDuringRead));
                     Ok(effects)
                 }
@@ -466,9 +467,20 @@ impl Session {
             }
             Event::QualificationFailed { incident, failure } => {
                 self.expect(Phase::CheckingQualification, name)?;
-                self.current_incident(&incident)?.waiting = Some(Pending::Qualification);
+                let current = self.current_incident(&incident)?;
+                current.waiting = Some(Pending::Qualification);
+                let card = current.credential.as_ref().map(CardCredential::fingerprint);
                 self.fail(failure);
-                Ok(vec![])
+                if failure.waits_for_link() {
+                    // resent unchanged when the link returns: not a failed lookup yet
+                    return Ok(vec![]);
+                }
+                let mut audit =
+                    self.audit(now, AuditAction::QualificationFailed { reason: failure });
+                if let Some(Effect::AppendAudit(entry)) = audit.as_mut() {
+                    entry.card = card;
+                }
+                Ok(audit.into_iter().collect())
             }
             Event::IdentityConfirmed { check } => {
                 self.expect(Phase::IdentityAndConsent, name)?;
@@ -487,13 +499,37 @@ impl Session {
                 let mut effects = vec![];
                 effects.extend(self.consent_record(now, decision));
                 if decision == ConsentDecision::Refused {
-                    self.enter(Phase::Refused, Some(Notice::RefusalRecorded));
+                    effects.extend(self.refuse());
                     return Ok(effects);
                 }
                 effects.extend(self.audit(now, AuditAction::EmergencyInfoInquiry));
                 self.enter(Phase::AwaitingEmergencyInfo, None);
                 effects.extend(self.send_inquiry());
                 Ok(effects)
+            }
+            Event::ConsentCorrected { to } => {
+                if !matches!(phase, Phase::ViewingSummary | Phase::ViewingFullData) {
+                    return Err(not_applicable());
+                }
+                let current = self.incident.as_mut().ok_or_else(not_applicable)?;
+                let from = current.consent.ok_or_else(not_applicable)?;
+                if from == to {
+                    return Err(SessionError::CorrectionUnchanged);
+                }
+                current.consent = Some(to);
+                current.corrected_from.get_or_insert(from);
+                let mut effects: Vec<Effect> =
+                    self.correction_record(now, from, to).into_iter().collect();
+                if to == ConsentDecision::Refused {
+                    effects.extend(self.refuse());
+                }
+                Ok(effects)
+            }
+            Event::ExplanationHanded => {
+                if !self.explanation_owed() {
+                    return Err(not_applicable());
+                }
+                Ok(self.explanation_record(now, true).into_iter().collect())
             }
             Event::EmergencyInfoAnswered { incident, info } => {
                 // An answer that arrives after a Failed screen is still the answer the crew
@@ -590,7 +626,7 @@ impl Session {
                 if matches!(phase, Phase::SignedOut | Phase::Ready) {
                     return Err(not_applicable());
                 }
-                let effects = self.purge();
+                let effects = self.purge(now);
                 self.enter(Phase::Ready, None);
                 Ok(effects)
             }
@@ -603,7 +639,7 @@ impl Session {
                     Ok(vec![])
                 }
                 _ => {
-                    let effects = self.purge();
+                    let effects = self.purge(now);
                     self.enter(Phase::Ready, Some(Notice::ViewingEndedAfterIdle));
                     Ok(effects)
                 }
@@ -736,7 +772,60 @@ impl Session {
             consent: incident.consent.and_then(ConsentDecision::inquiry_state),
             identity_method: IdentityMethod::MynaCard,
             identity_check: incident.identity_check,
+            card: None,
             action,
+        }))
+    }
+
+    /// A refusal (or a correction to one): nothing more is viewed, and the patient's
+    /// identity, coverage and any emergency info leave the screen at once. The incident id
+    /// stays so that 終了 can close it.
+    fn refuse(&mut self) -> Vec<Effect> {
+        let Some(incident) = self.incident.as_mut() else {
+            return vec![];
+        };
+        incident.credential = None;
+        incident.qualification = None;
+        incident.coverage = None;
+        incident.info = None;
+        incident.waiting = None;
+        let id = incident.id.clone();
+        self.enter(Phase::Refused, Some(Notice::RefusalRecorded));
+        vec![Effect::PurgePatientData { incident: id }]
+    }
+
+    fn correction_record(
+        &self,
+        now: Timestamp,
+        from: ConsentDecision,
+        to: ConsentDecision,
+    ) -> Option<Effect> {
+        let incident = self.incident.as_ref()?;
+        Some(Effect::AppendConsentCorrection(ConsentCorrection {
+            at: now,
+            incident: incident.id.clone(),
+            operator: self.operator.clone()?,
+            unit: self.station.unit.clone(),
+            terminal: self.station.terminal.clone(),
+            patient: incident.coverage.as_ref()?.patient.clone(),
+            from,
+            to,
+        }))
+    }
+
+    fn explanation_record(&mut self, now: Timestamp, handed: bool) -> Option<Effect> {
+        let operator = self.operator.clone()?;
+        let incident = self.incident.as_mut()?;
+        let patient = incident.coverage.as_ref()?.patient.clone();
+        incident.explanation_recorded = true;
+        Some(Effect::AppendExplanation(ExplanationRecord {
+            at: now,
+            incident: incident.id.clone(),
+            operator,
+            unit: self.station.unit.clone(),
+            terminal: self.station.terminal.clone(),
+            patient,
+            handed,
         }))
     }
 
@@ -754,12 +843,18 @@ impl Session {
     }
 
     /// Drop the incident and everything it held; tell the effects layer to do the same.
-    fn purge(&mut self) -> Vec<Effect> {
-        match self.incident.take() {
-            Some(incident) => vec![Effect::PurgePatientData {
-                incident: incident.id,
-            }],
-            None => vec![],
+    /// A viewing under 同意取得困難 that ends before the explanation was handed records that
+    /// it is still owed.
+    fn purge(&mut self, now: Timestamp) -> Vec<Effect> {
+        let mut effects = vec![];
+        if self.explanation_owed() {
+            effects.extend(self.explanation_record(now, false));
         }
+        if let Some(incident) = self.incident.take() {
+            effects.push(Effect::PurgePatientData {
+                incident: incident.id,
+            });
+        }
+        effects
     }
 }

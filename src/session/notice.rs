@@ -27,7 +27,30 @@ pub enum Notice {
 }
 
 impl Notice {
-    pub(crate) fn from_card_failure(failure: CardFailure) -> Self {
+    /// Every notice, for the tests that read every message the crew can see.
+    pub const ALL: [Notice; 19] = [
+        Notice::NoViewingPermission,
+        Notice::LockedAfterIdle,
+        Notice::ViewingEndedAfterIdle,
+        Notice::NoReader,
+        Notice::ReaderServiceDown,
+        Notice::NotMyNumberCard,
+        Notice::CardRemovedDuringRead,
+        Notice::CardUnresponsive,
+        Notice::ReaderBusy,
+        Notice::CardCertificateNotValid,
+        Notice::WaitingForLink,
+        Notice::CertificateRefused,
+        Notice::ServerCertificateWrong,
+        Notice::CardNotAccepted,
+        Notice::NoCoverage,
+        Notice::ProtocolError,
+        Notice::TunnelRequired,
+        Notice::OptedOut,
+        Notice::RefusalRecorded,
+    ];
+
+    pub fn from_card_failure(failure: CardFailure) -> Self {
         match failure {
             CardFailure::NoReader => Notice::NoReader,
             CardFailure::ReaderServiceDown => Notice::ReaderServiceDown,
@@ -39,7 +62,7 @@ impl Notice {
         }
     }
 
-    pub(crate) fn from_service_failure(failure: ServiceFailure) -> Self {
+    pub fn from_service_failure(failure: ServiceFailure) -> Self {
         match failure {
             ServiceFailure::LinkDown | ServiceFailure::Timeout => Notice::WaitingForLink,
             ServiceFailure::CertificateRefused => Notice::CertificateRefused,
@@ -110,10 +133,14 @@ impl Notice {
             Notice::TunnelRequired => {
                 "専用回線（IPsec）が確立していないため送信しません。回線を確認してください。"
             }
+            // The national opt-out method is still undecided (検討する): this is the system's
+            // provisional answer, not a rule of ours, and the message says so.
             Notice::OptedOut => {
-                "この患者は情報提供を停止しています（オプトアウト）。表示できる情報はありません。"
+                "システムの回答: この患者の情報は提供されません（オプトアウト・暫定運用）。表示できる情報はありません。"
             }
-            Notice::RefusalRecorded => "拒否を記録しました。情報は閲覧しません。",
+            Notice::RefusalRecorded => {
+                "拒否を記録しました。情報は閲覧しません。患者情報は画面から消去しました。"
+            }
         }
     }
 
@@ -139,8 +166,10 @@ impl Notice {
             Notice::NoCoverage => "no coverage found",
             Notice::ProtocolError => "malformed answer from the server",
             Notice::TunnelRequired => "IPsec tunnel required but down; nothing sent",
-            Notice::OptedOut => "patient opted out; nothing to show",
-            Notice::RefusalRecorded => "refusal recorded; nothing viewed",
+            Notice::OptedOut => {
+                "the system answered opt-out (provisional protocol answer); nothing to show"
+            }
+            Notice::RefusalRecorded => "refusal recorded; nothing viewed; patient data cleared",
         }
     }
 }

@@ -6,8 +6,8 @@
 
 use crate::domain::{
     ClinicalEntry, Coverage, CoverageStatus, DialysisSession, DrugClass, EmergencyInfo,
-    EmergencySummary, FullData, HealthCheck, HealthCheckValue, Medication, PatientRef, Sensitive,
-    Sex, Surgery, Visit,
+    EmergencySummary, FullData, HealthCheck, HealthCheckValue, Medication, PatientRef,
+    PublicAssistance, Sensitive, Sex, Surgery, Visit,
 };
 use serde::Serialize;
 use time::{Date, Duration};
@@ -29,10 +29,12 @@ pub enum PatientScenario {
     Pregnant,
     DiabeticInsulin,
     Dialysis,
+    /// 医療扶助: no health insurance; named by 公費負担者番号 + 受給者番号.
+    PublicAssistance,
 }
 
 impl PatientScenario {
-    pub const ALL: [PatientScenario; 8] = [
+    pub const ALL: [PatientScenario; 9] = [
         PatientScenario::OptOut,
         PatientScenario::InvalidCoverage,
         PatientScenario::RevokedCard,
@@ -41,6 +43,7 @@ impl PatientScenario {
         PatientScenario::Pregnant,
         PatientScenario::DiabeticInsulin,
         PatientScenario::Dialysis,
+        PatientScenario::PublicAssistance,
     ];
 
     pub fn name(self) -> &'static str {
@@ -53,6 +56,7 @@ impl PatientScenario {
             PatientScenario::Pregnant => "pregnant",
             PatientScenario::DiabeticInsulin => "diabetic-insulin",
             PatientScenario::Dialysis => "dialysis",
+            PatientScenario::PublicAssistance => "public-assistance",
         }
     }
 }
@@ -114,7 +118,10 @@ pub struct Patient {
     pub sex: Sex,
     pub insurer_name: &'static str,
     pub insurer_number: &'static str,
+    /// Empty for a 医療扶助 patient.
     pub insured_number: String,
+    /// 医療扶助: (公費負担者番号, 受給者番号).
+    pub public_assistance: Option<(String, String)>,
     pub scenario: Option<PatientScenario>,
     pub history: Vec<HistoryEntry>,
 }
@@ -126,6 +133,12 @@ impl Patient {
             patient: PatientRef {
                 local_id: Sensitive(self.id.clone()),
                 insured_number: Sensitive(self.insured_number.clone()),
+                public_assistance: self.public_assistance.as_ref().map(|(payer, recipient)| {
+                    Box::new(PublicAssistance {
+                        payer_number: Sensitive(payer.clone()),
+                        recipient_number: Sensitive(recipient.clone()),
+                    })
+                }),
             },
             name: Sensitive(self.name.clone()),
             kana: Sensitive(self.kana.clone()),
@@ -563,6 +576,7 @@ fn person(rng: &mut Rng, n: usize, sex: Sex, age: i32, today: Date) -> Patient {
             10_000_000 + rng.below(89_999_999),
             1 + rng.below(4)
         ),
+        public_assistance: None,
         scenario: None,
         history: Vec::new(),
     }
@@ -576,6 +590,7 @@ fn scenario_patient(rng: &mut Rng, n: usize, scenario: PatientScenario, today: D
         PatientScenario::Pregnant => (Sex::Female, 31),
         PatientScenario::DiabeticInsulin => (Sex::Male, 58),
         PatientScenario::Dialysis => (Sex::Male, 71),
+        PatientScenario::PublicAssistance => (Sex::Male, 67),
         _ => (
             if n.is_multiple_of(2) {
                 Sex::Female
@@ -726,9 +741,34 @@ fn scenario_patient(rng: &mut Rng, n: usize, scenario: PatientScenario, today: D
                 e_prescription: false,
             });
         }
+        PatientScenario::PublicAssistance => {
+            h.push(H::Visit {
+                days_ago: 25,
+                hospital: "市民病院",
+                department: "呼吸器内科",
+                inpatient: false,
+            });
+            h.push(H::Medication {
+                days_ago: 25,
+                drug: drug("アムロジピン錠5mg"),
+                days: 28,
+                hospital: "市民病院",
+                e_prescription: false,
+            });
+        }
         PatientScenario::OptOut | PatientScenario::RevokedCard => {
             ordinary_history(rng, &mut p.history);
         }
+    }
+    if scenario == PatientScenario::PublicAssistance {
+        // 医療扶助: the welfare office pays (法別番号 12); no insurer, no insured number
+        p.insurer_name = "福祉事務所（医療扶助）";
+        p.insurer_number = "";
+        p.insured_number = String::new();
+        p.public_assistance = Some((
+            format!("12{:06}", 130_000 + rng.below(9_999)),
+            format!("{:07}", 1_000_000 + rng.below(8_999_999)),
+        ));
     }
     p
 }
@@ -824,7 +864,11 @@ mod tests {
         for (i, s) in PatientScenario::ALL.iter().enumerate() {
             assert_eq!(pop[i].scenario, Some(*s));
         }
-        assert!(pop[8..].iter().all(|p| p.scenario.is_none()));
+        assert!(
+            pop[PatientScenario::ALL.len()..]
+                .iter()
+                .all(|p| p.scenario.is_none())
+        );
         let mut ids: Vec<_> = pop.iter().map(|p| p.id.clone()).collect();
         ids.dedup();
         assert_eq!(ids.len(), 50);

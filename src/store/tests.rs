@@ -31,6 +31,7 @@ fn patient() -> PatientRef {
     PatientRef {
         local_id: Sensitive("P0004".into()),
         insured_number: Sensitive(INSURED.into()),
+        public_assistance: None,
     }
 }
 
@@ -45,6 +46,7 @@ fn audit(i: i64) -> RecordBody {
         consent: Some(ConsentState::Unobtainable),
         identity_method: IdentityMethod::MynaCard,
         identity_check: Some(IdentityCheck::Photo),
+        card: None,
         action: AuditAction::View {
             kind: InfoKind::EmergencySummary,
         },

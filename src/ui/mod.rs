@@ -2,6 +2,11 @@
 //! the controller's [`ViewModel`] into the `Api` global and turns the screens' callbacks
 //! into [`Command`]s. The controller runs on a tokio worker and pushes view models here
 //! with `upgrade_in_event_loop`, so the UI thread never waits for a card or the network.
+//!
+//! The tap guard: a crew command from the screen is ignored for [`TAP_GUARD`] after the
+//! screen changed (a new view model that differs on screen, or a panel opened or closed).
+//! A tap that was already on its way when the screen changed lands on what the crew did
+//! not see, so it must not count; see docs/ARCHITECTURE.md for the figure.
 
 pub mod headless;
 
@@ -11,15 +16,82 @@ use crate::domain::ConsentDecision;
 use crate::drill::{self, world::TrainingWorld};
 use crate::sim::proxy::LinkState;
 use slint::{ComponentHandle, ModelRc, SharedString, VecModel};
+use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
 slint::include_modules!();
 
+/// How long crew commands are ignored after the screen changed. 500 ms: longer than a
+/// double tap (Windows' default double-click time is 500 ms, Android's double-tap timeout
+/// 300 ms) and about twice the time a person needs to see a change and stop a tap already
+/// under way (perceive + decide + move ≈ 240 ms in Card, Moran & Newell's Model Human
+/// Processor).
+pub const TAP_GUARD: Duration = Duration::from_millis(500);
+
+/// When the screen last changed, on the UI thread.
+struct Guard {
+    window: Duration,
+    last_screen: Option<ViewModel>,
+    changed_at: Option<Instant>,
+    ignored: usize,
+}
+
+thread_local! {
+    static GUARD: RefCell<Guard> = const {
+        RefCell::new(Guard {
+            window: TAP_GUARD,
+            last_screen: None,
+            changed_at: None,
+            ignored: 0,
+        })
+    };
+}
+
+/// Mark the screen as changed now.
+fn screen_changed() {
+    GUARD.with_borrow_mut(|g| g.changed_at = Some(Instant::now()));
+}
+
+/// Whether a crew command may go through now; counts the ones it stops.
+fn guard_allows(command: &str) -> bool {
+    GUARD.with_borrow_mut(|g| {
+        let allowed = g.changed_at.is_none_or(|t| t.elapsed() >= g.window);
+        if !allowed {
+            g.ignored += 1;
+            tracing::info!(
+                command,
+                guard_ms = g.window.as_millis() as u64,
+                "tap ignored: the screen changed under it"
+            );
+        }
+        allowed
+    })
+}
+
+/// How many taps the guard ignored on this thread (tests, the drill debrief).
+pub fn taps_ignored() -> usize {
+    GUARD.with_borrow(|g| g.ignored)
+}
+
+/// Note a new view model: the screen changed if anything but the status strip did.
+fn note_view(vm: &ViewModel) {
+    GUARD.with_borrow_mut(|g| {
+        let mut screen = vm.clone();
+        screen.status = Default::default();
+        if g.last_screen.as_ref() != Some(&screen) {
+            g.last_screen = Some(screen);
+            g.changed_at = Some(Instant::now());
+        }
+    });
+}
+
 /// What the trainer panel can do (training mode only).
 pub trait Trainer: Send + Sync {
-    fn scenarios(&self) -> Vec<String>;
+    /// (name, Japanese title) of every scenario.
+    fn scenarios(&self) -> Vec<(String, String)>;
     fn place_card(&self, scenario: &str) -> String;
     fn remove_card(&self) -> String;
     fn line_drop(&self) -> String;
@@ -67,10 +139,15 @@ pub struct TrainingPanel {
 }
 
 impl Trainer for TrainingPanel {
-    fn scenarios(&self) -> Vec<String> {
+    fn scenarios(&self) -> Vec<(String, String)> {
         drill::scenario_names()
             .iter()
-            .map(|s| s.to_string())
+            .map(|name| {
+                let title = drill::scenario(name)
+                    .map(|s| s.title)
+                    .unwrap_or_else(|_| name.to_string());
+                (name.to_string(), title)
+            })
             .collect()
     }
     fn place_card(&self, name: &str) -> String {
@@ -108,6 +185,7 @@ impl Trainer for TrainingPanel {
 /// Copy a view model into the `Api` global. Every patient field is overwritten, so a view
 /// model without a patient clears the screen's copy.
 pub fn apply(app: &AppWindow, vm: &ViewModel) {
+    note_view(vm);
     let api = app.global::<Api>();
     api.set_screen(match vm.screen {
         VScreen::SignIn => Screen::SignIn,
@@ -147,14 +225,39 @@ pub fn apply(app: &AppWindow, vm: &ViewModel) {
         sex: s(&p.sex),
         insurer: s(&p.insurer),
         coverage_note: s(&p.coverage_note),
+        public_payer: s(&p.public_payer),
+        recipient: s(&p.recipient),
     });
     api.set_identity_confirmed(s(&vm.identity_confirmed));
     if !vm.identity_confirmed.is_empty() || vm.screen != VScreen::Consent {
         api.set_pin_entry_open(false);
-    } else if !vm.pin.message.is_empty() {
-        api.set_pin_entry_open(true); // a PIN answer is shown where the PIN was entered
+    } else if !vm.pin.message.is_empty() && api.get_pin_message() != vm.pin.message.as_str() {
+        // a new PIN answer is shown where the PIN was entered; a pad the crew closed stays
+        // closed when the same answer comes again with the next view model
+        api.set_pin_entry_open(true);
     }
     api.set_consent(s(&vm.consent));
+    api.set_consent_correction(s(&vm.consent_correction));
+    api.set_can_correct(!vm.corrections.is_empty());
+    if vm.corrections.is_empty() {
+        api.set_correction_open(false);
+    }
+    api.set_current_consent(
+        match [
+            ConsentDecision::Verbal,
+            ConsentDecision::Unobtainable,
+            ConsentDecision::Refused,
+        ]
+        .into_iter()
+        .find(|d| !vm.corrections.contains(d))
+        {
+            Some(ConsentDecision::Unobtainable) => ConsentChoice::Unobtainable,
+            Some(ConsentDecision::Refused) => ConsentChoice::Refused,
+            _ => ConsentChoice::Verbal,
+        },
+    );
+    api.set_explanation_owed(vm.explanation_owed);
+    api.set_explanation_handed(vm.explanation_handed);
     api.set_case_closed(vm.case_closed);
     api.set_waiting_for_link(vm.waiting_for_link);
     api.set_pin_message(s(&vm.pin.message));
@@ -169,10 +272,36 @@ pub fn apply(app: &AppWindow, vm: &ViewModel) {
 }
 
 /// Wire the screens' callbacks to the controller's command channel (and the trainer).
+/// The tap guard is [`TAP_GUARD`]; see [`bind_with_guard`].
 pub fn bind(app: &AppWindow, commands: mpsc::Sender<Command>, trainer: Option<Arc<dyn Trainer>>) {
+    bind_with_guard(app, commands, trainer, TAP_GUARD);
+}
+
+/// [`bind`] with another tap guard (tests that press by accessible label use zero; the
+/// guard's own tests and the real window keep [`TAP_GUARD`]).
+pub fn bind_with_guard(
+    app: &AppWindow,
+    commands: mpsc::Sender<Command>,
+    trainer: Option<Arc<dyn Trainer>>,
+    guard: Duration,
+) {
+    GUARD.with_borrow_mut(|g| g.window = guard);
     let api = app.global::<Api>();
     api.set_version(s(env!("CARGO_PKG_VERSION")));
+    api.set_claims_caveat(s(view::CLAIMS_CAVEAT));
+    if trainer.is_some() {
+        api.set_training_crew(s(&format!(
+            "訓練用 隊員ID: {}　PIN: {}",
+            drill::world::TRAINING_CREW,
+            drill::world::TRAINING_CREW_PIN
+        )));
+    }
+    api.on_local_change(screen_changed);
     let send = move |c: Command| {
+        // every crew command from the screen is guarded; the trainer's are not
+        if !guard_allows(c.name()) {
+            return;
+        }
         if let Err(e) = commands.try_send(c) {
             tracing::warn!(error = %e, "command dropped (controller busy or gone)");
         }
@@ -204,6 +333,16 @@ pub fn bind(app: &AppWindow, commands: mpsc::Sender<Command>, trainer: Option<Ar
         }))
     });
     let tx = send.clone();
+    api.on_correct_consent(move |choice| {
+        tx(Command::CorrectConsent(match choice {
+            ConsentChoice::Verbal => ConsentDecision::Verbal,
+            ConsentChoice::Unobtainable => ConsentDecision::Unobtainable,
+            ConsentChoice::Refused => ConsentDecision::Refused,
+        }))
+    });
+    let tx = send.clone();
+    api.on_hand_explanation(move || tx(Command::ExplanationHanded));
+    let tx = send.clone();
     api.on_view_full(move || tx(Command::ViewFullData));
     let tx = send.clone();
     api.on_back_to_summary(move || tx(Command::BackToSummary));
@@ -214,7 +353,14 @@ pub fn bind(app: &AppWindow, commands: mpsc::Sender<Command>, trainer: Option<Ar
 
     let Some(trainer) = trainer else { return };
     api.set_scenarios(ModelRc::from(Rc::new(VecModel::from(
-        trainer.scenarios().iter().map(|n| s(n)).collect::<Vec<_>>(),
+        trainer
+            .scenarios()
+            .iter()
+            .map(|(name, title)| ScenarioItem {
+                name: s(name),
+                title: s(title),
+            })
+            .collect::<Vec<_>>(),
     ))));
     let weak = app.as_weak();
     let report = move |msg: String| {
