@@ -245,7 +245,6 @@ fn a_gloved_hand_on_the_real_window_records_what_the_crew_chose() {
             .spawn()
             .unwrap(),
     );
-    let mut last_search = String::new();
     let window = {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -255,13 +254,13 @@ fn a_gloved_hand_on_the_real_window_records_what_the_crew_chose() {
                 .output()
                 .unwrap();
             let ids = String::from_utf8_lossy(&out.stdout).to_string();
-            last_search = String::from_utf8_lossy(&out.stderr).to_string();
             if let Some(id) = ids.split_whitespace().next() {
                 break id.to_string();
             }
             assert!(
                 Instant::now() < deadline,
-                "no window ({last_search}); the app said:\n{}",
+                "no window ({}); the app said:\n{}",
+                String::from_utf8_lossy(&out.stderr),
                 std::fs::read_to_string(d.path().join("app.log")).unwrap_or_default()
             );
             std::thread::sleep(Duration::from_millis(200));
