@@ -23,7 +23,16 @@ use std::time::{Duration, Instant};
 struct Killed(Child);
 
 impl Drop for Killed {
+    /// SIGTERM first (Xvfb then removes its lock and socket), SIGKILL if it lingers.
     fn drop(&mut self) {
+        let _ = Command::new("kill").arg(self.0.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            if matches!(self.0.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -47,7 +56,10 @@ fn tool(name: &str) -> PathBuf {
 fn start_xvfb() -> (Killed, String) {
     let base = 90 + std::process::id() % 100;
     let n = (base..base + 100)
-        .find(|n| !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists())
+        .find(|n| {
+            !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
+                && !Path::new(&format!("/tmp/.X{n}-lock")).exists()
+        })
         .expect("a free display number");
     let display = format!(":{n}");
     let child = Command::new(tool("Xvfb"))
@@ -57,10 +69,21 @@ fn start_xvfb() -> (Killed, String) {
         .spawn()
         .expect("Xvfb starts");
     let xvfb = Killed(child);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists() {
+    // up when a client can talk to it (the socket alone can come first)
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let answered = Command::new(tool("xdotool"))
+            .arg("getmouselocation")
+            .env("DISPLAY", &display)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if answered {
+            break;
+        }
         assert!(Instant::now() < deadline, "Xvfb did not come up");
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(100));
     }
     (xvfb, display)
 }
