@@ -656,3 +656,100 @@ fn fuzzed_card_answers_and_certificate_der_are_typed_errors_never_panics() {
         ),
     );
 }
+
+#[test]
+fn a_hanging_request_never_keeps_the_crew_waiting() {
+    use mynakyukyu::eligibility::wire::Faults;
+    let dir = TempDir::new("reliability-hang");
+    let rt = common::runtime();
+    let today = time::OffsetDateTime::now_utc().date();
+    let world = rt
+        .block_on(TrainingWorld::start(dir.path(), today))
+        .unwrap();
+    let mut settings = world.settings();
+    let deadline = Duration::from_millis(1500);
+    settings.request_deadline = deadline;
+    let (mut c, _) = Controller::new(world.ports().unwrap(), settings);
+    let patient = world.patient_id("diabetic-insulin").unwrap();
+    rt.block_on(c.handle(Command::SignIn {
+        crew_id: TRAINING_CREW.into(),
+        pin: TRAINING_CREW_PIN.into(),
+    }));
+    let to_consent = |c: &mut Controller| {
+        world.server.set_faults(Faults::default());
+        world.place_card(&patient).unwrap();
+        rt.block_on(c.handle(Command::CardPlaced));
+        rt.block_on(c.handle(Command::ConfirmPhoto));
+        assert_eq!(c.view().screen, Screen::Consent);
+        // from here on the server takes requests and never answers
+        world.server.set_faults(Faults {
+            stall: true,
+            ..Faults::default()
+        });
+        rt.block_on(c.dispatch(Command::Consent(ConsentDecision::Verbal)));
+        assert_eq!(c.session().phase().name(), "awaiting_emergency_info");
+    };
+    let mut cases = 0;
+    // 閲覧終了, the idle purge and sign-out, each while the inquiry hangs: at once
+    for (command, phase) in [
+        (Command::EndViewing, "ready"),
+        (Command::IdleTimeout, "ready"),
+        (Command::SignOut, "signed_out"),
+    ] {
+        to_consent(&mut c);
+        let started = Instant::now();
+        rt.block_on(c.dispatch(command.clone()));
+        let took = started.elapsed();
+        let vm = c.view();
+        assert_eq!(c.session().phase().name(), phase, "{command:?}");
+        assert!(
+            !vm.holds_patient_data(),
+            "{command:?}: purged from the screen"
+        );
+        assert!(
+            took < deadline / 2,
+            "{command:?} waited for the hanging request ({took:?})"
+        );
+        // the hanging request ends by its deadline; its late outcome changes nothing
+        rt.block_on(c.settle());
+        assert_eq!(c.session().phase().name(), phase);
+        assert!(!c.view().holds_patient_data());
+        if phase == "signed_out" {
+            rt.block_on(c.handle(Command::SignIn {
+                crew_id: TRAINING_CREW.into(),
+                pin: TRAINING_CREW_PIN.into(),
+            }));
+        }
+        cases += 1;
+    }
+    // the total deadline: a request that is never answered counts as a timeout, which
+    // keeps the consent and waits for the line
+    to_consent(&mut c);
+    let started = Instant::now();
+    rt.block_on(c.settle());
+    let took = started.elapsed();
+    assert!(took >= deadline, "gave up before the deadline ({took:?})");
+    assert!(
+        took < deadline * 4,
+        "no total deadline: still waiting after {took:?}"
+    );
+    let vm = c.view();
+    assert!(vm.waiting_for_link, "a timeout waits for the line");
+    assert_eq!(vm.screen, Screen::Consent);
+    world.server.set_faults(Faults::default());
+    rt.block_on(c.handle(Command::LinkRestored));
+    assert_eq!(
+        c.view().screen,
+        Screen::Summary,
+        "resent when the line is back"
+    );
+    cases += 1;
+    reliability_row(
+        "request-hang",
+        "Faults",
+        "the simulator takes the emergency-info inquiry and never answers: 閲覧終了, the idle purge and sign-out applied while it hangs; then a request left to its total deadline",
+        cases,
+        0,
+        "each applied at once with the patient purged; the hanging request ended at its deadline as a timeout and was resent when the line came back",
+    );
+}

@@ -82,7 +82,8 @@ enum Command {
     },
     /// List the synthetic patients (scenario patients first).
     Patients {
-        /// A JSON array of {"id", "name", "kana", "insured_number", "age", "sex", "scenario"}.
+        /// A JSON array of {"id", "name", "kana", "insured_number", "recipient_number", "age",
+        /// "sex", "scenario"}.
         #[arg(long)]
         json: bool,
         #[arg(long, default_value_t = DEFAULT_SEED)]
@@ -162,6 +163,11 @@ fn main() -> ExitCode {
                             "name": p.name,
                             "kana": p.kana,
                             "insured_number": p.insured_number,
+                            "recipient_number": p
+                                .public_assistance
+                                .as_ref()
+                                .map(|(_, recipient)| recipient.as_str())
+                                .unwrap_or(""),
                             "age": mynakyukyu::domain::age_on(p.birth_date, today),
                             "sex": p.sex,
                             "scenario": p.scenario.map(|s| s.name()),
