@@ -187,6 +187,16 @@ impl Trainer for TrainingPanel {
 pub fn apply(app: &AppWindow, vm: &ViewModel) {
     note_view(vm);
     let api = app.global::<Api>();
+    api.set_claims_caveat(s(view::CLAIMS_CAVEAT));
+    api.set_training_crew(if vm.status.training {
+        s(&format!(
+            "訓練用 隊員ID: {}　PIN: {}",
+            drill::world::TRAINING_CREW,
+            drill::world::TRAINING_CREW_PIN
+        ))
+    } else {
+        SharedString::new()
+    });
     api.set_screen(match vm.screen {
         VScreen::SignIn => Screen::SignIn,
         VScreen::Ready => Screen::Ready,
@@ -288,14 +298,6 @@ pub fn bind_with_guard(
     GUARD.with_borrow_mut(|g| g.window = guard);
     let api = app.global::<Api>();
     api.set_version(s(env!("CARGO_PKG_VERSION")));
-    api.set_claims_caveat(s(view::CLAIMS_CAVEAT));
-    if trainer.is_some() {
-        api.set_training_crew(s(&format!(
-            "訓練用 隊員ID: {}　PIN: {}",
-            drill::world::TRAINING_CREW,
-            drill::world::TRAINING_CREW_PIN
-        )));
-    }
     api.on_local_change(screen_changed);
     let send = move |c: Command| {
         // every crew command from the screen is guarded; the trainer's are not
