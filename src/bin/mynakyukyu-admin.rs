@@ -33,6 +33,18 @@ enum Format {
     Bundle,
 }
 
+fn filter<'a>(
+    insured_number: &'a Option<String>,
+    since: &Option<String>,
+    until: &Option<String>,
+) -> Result<AuditFilter<'a>> {
+    Ok(AuditFilter {
+        insured_number: insured_number.as_deref(),
+        since: date(since)?,
+        until: date(until)?,
+    })
+}
+
 fn print_rows(rows: &[admin::AuditRow], format: Format) -> Result<()> {
     match format {
         Format::Csv => print!("{}", admin::audit_csv(rows)),
@@ -356,14 +368,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 println!("{}", serde_json::to_string_pretty(&bundle)?);
                 return Ok(ExitCode::SUCCESS);
             }
-            let rows = admin::audit_export(
-                &data,
-                &AuditFilter {
-                    insured_number: insured_number.as_deref(),
-                    since: date(&since)?,
-                    until: date(&until)?,
-                },
-            )?;
+            let rows = admin::audit_export(&data, &filter(&insured_number, &since, &until)?)?;
             print_rows(&rows, format)?;
         }
         Command::Audit {
@@ -376,14 +381,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     format,
                 },
         } => {
-            let rows = admin::audit_merge(
-                &bundles,
-                &AuditFilter {
-                    insured_number: insured_number.as_deref(),
-                    since: date(&since)?,
-                    until: date(&until)?,
-                },
-            )?;
+            let rows = admin::audit_merge(&bundles, &filter(&insured_number, &since, &until)?)?;
             print_rows(&rows, format)?;
         }
         Command::Audit {

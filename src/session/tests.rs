@@ -1085,6 +1085,25 @@ fn the_property_test_reaches_every_phase() {
 
 // ---- the rules of the official documents (DESIGN §2), one test each ----
 
+/// Signed in, the card read, the qualification check under way.
+fn card_read(incident: IncidentId) -> Session {
+    let mut s = signed_in();
+    ok(
+        &mut s,
+        Event::CardDetected {
+            incident: incident.clone(),
+        },
+    );
+    ok(
+        &mut s,
+        Event::CardReadOk {
+            incident,
+            credential: credential(),
+        },
+    );
+    s
+}
+
 fn consent_records(effects: &[Effect]) -> Vec<&ConsentRecord> {
     effects
         .iter()
@@ -1120,15 +1139,7 @@ fn a_refusal_clears_identity_and_coverage_at_once_and_is_recorded() {
 
 #[test]
 fn a_failed_lookup_is_recorded_with_who_when_which_card_and_why() {
-    let mut s = signed_in();
-    ok(&mut s, Event::CardDetected { incident: inc(1) });
-    ok(
-        &mut s,
-        Event::CardReadOk {
-            incident: inc(1),
-            credential: credential(),
-        },
-    );
+    let mut s = card_read(inc(1));
     let fx = ok(
         &mut s,
         Event::QualificationFailed {
@@ -1152,15 +1163,7 @@ fn a_failed_lookup_is_recorded_with_who_when_which_card_and_why() {
     );
     assert!(a[0].patient.is_none());
     // a lost link is not a failed lookup: it waits and resends
-    let mut s = signed_in();
-    ok(&mut s, Event::CardDetected { incident: inc(2) });
-    ok(
-        &mut s,
-        Event::CardReadOk {
-            incident: inc(2),
-            credential: credential(),
-        },
-    );
+    let mut s = card_read(inc(2));
     let fx = ok(
         &mut s,
         Event::QualificationFailed {
@@ -1309,15 +1312,7 @@ fn public_assistance_patients_are_audited_by_recipient_number() {
         payer_number: Sensitive("12136014".into()),
         recipient_number: Sensitive("1234567".into()),
     }));
-    let mut s = signed_in();
-    ok(&mut s, Event::CardDetected { incident: inc(1) });
-    ok(
-        &mut s,
-        Event::CardReadOk {
-            incident: inc(1),
-            credential: credential(),
-        },
-    );
+    let mut s = card_read(inc(1));
     let fx = ok(
         &mut s,
         Event::QualificationAnswered {

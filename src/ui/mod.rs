@@ -182,6 +182,14 @@ impl Trainer for TrainingPanel {
     }
 }
 
+fn decision(choice: ConsentChoice) -> ConsentDecision {
+    match choice {
+        ConsentChoice::Verbal => ConsentDecision::Verbal,
+        ConsentChoice::Unobtainable => ConsentDecision::Unobtainable,
+        ConsentChoice::Refused => ConsentDecision::Refused,
+    }
+}
+
 /// Copy a view model into the `Api` global. Every patient field is overwritten, so a view
 /// model without a patient clears the screen's copy.
 pub fn apply(app: &AppWindow, vm: &ViewModel) {
@@ -327,21 +335,9 @@ pub fn bind_with_guard(
         })
     });
     let tx = send.clone();
-    api.on_consent_chosen(move |choice| {
-        tx(Command::Consent(match choice {
-            ConsentChoice::Verbal => ConsentDecision::Verbal,
-            ConsentChoice::Unobtainable => ConsentDecision::Unobtainable,
-            ConsentChoice::Refused => ConsentDecision::Refused,
-        }))
-    });
+    api.on_consent_chosen(move |choice| tx(Command::Consent(decision(choice))));
     let tx = send.clone();
-    api.on_correct_consent(move |choice| {
-        tx(Command::CorrectConsent(match choice {
-            ConsentChoice::Verbal => ConsentDecision::Verbal,
-            ConsentChoice::Unobtainable => ConsentDecision::Unobtainable,
-            ConsentChoice::Refused => ConsentDecision::Refused,
-        }))
-    });
+    api.on_correct_consent(move |choice| tx(Command::CorrectConsent(decision(choice))));
     let tx = send.clone();
     api.on_hand_explanation(move || tx(Command::ExplanationHanded));
     let tx = send.clone();
