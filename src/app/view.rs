@@ -100,9 +100,7 @@ pub struct PatientView {
 /// Today's date in Japan (UTC+9): ages and dates on screen are JST, whatever the tablet's
 /// clock zone.
 pub fn today_jst(now: Timestamp) -> Date {
-    now.in_jst()
-        .map(|t| t.date())
-        .unwrap_or_else(|| time::OffsetDateTime::now_utc().date())
+    now.jst_date()
 }
 
 /// Under the summary and the full data: where the data comes from and what an empty

@@ -116,7 +116,7 @@ fn main() -> ExitCode {
                     error_rate,
                 },
                 audit_log,
-                today: time::OffsetDateTime::now_utc().date(),
+                today: mynakyukyu::domain::Timestamp::now().jst_date(),
             };
             match serve(options) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -152,7 +152,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Patients { json, seed, count } => {
-            let today = time::OffsetDateTime::now_utc().date();
+            let today = mynakyukyu::domain::Timestamp::now().jst_date();
             let list = patients::population(seed, count, today);
             if json {
                 let rows: Vec<_> = list
@@ -229,7 +229,7 @@ fn run_card(
     if pin.len() != 4 || !pin.bytes().all(|b| b.is_ascii_digit()) {
         return Err("the PIN must be 4 digits".into());
     }
-    let today = time::OffsetDateTime::now_utc().date();
+    let today = mynakyukyu::domain::Timestamp::now().jst_date();
     let (mut card, issued) =
         mynakyukyu::sim::patient_card(pki, patient_id, pin, today).map_err(|e| match e {
             mynakyukyu::sim::SimError::UnknownPatient(_) => {

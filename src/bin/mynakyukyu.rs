@@ -141,7 +141,7 @@ fn run_drill(
     screenshots: Option<PathBuf>,
 ) -> Result<bool, Box<dyn std::error::Error>> {
     let scenario = drill::scenario(name)?;
-    let today = time::OffsetDateTime::now_utc().date();
+    let today = mynakyukyu::domain::Timestamp::now().jst_date();
     let training_dir = common.data_dir().join("training");
     let rt = runtime()?;
     let world = rt.block_on(TrainingWorld::start(&training_dir, today))?;
@@ -234,7 +234,7 @@ fn run_app(
     let mut _training_world = None;
     let mut _device_parts = None;
     if training {
-        let today = time::OffsetDateTime::now_utc().date();
+        let today = mynakyukyu::domain::Timestamp::now().jst_date();
         let world = Arc::new(rt.block_on(TrainingWorld::start(
             &common.data_dir().join("training"),
             today,

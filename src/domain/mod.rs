@@ -104,6 +104,14 @@ impl Timestamp {
             .map(|t| t.to_offset(jst))
     }
 
+    /// The calendar date in Japan at this instant: what a crew calls "today", whatever the
+    /// machine's clock zone.
+    pub fn jst_date(self) -> time::Date {
+        self.in_jst()
+            .map(|t| t.date())
+            .unwrap_or_else(|| time::OffsetDateTime::now_utc().date())
+    }
+
     /// RFC 3339 in UTC, for reports and exports.
     pub fn to_rfc3339(self) -> String {
         let nanos = i128::from(self.0) * 1_000_000;
