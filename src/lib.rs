@@ -15,7 +15,7 @@
 //! | [`sim`] | the eligibility simulator: synthetic patients, virtual cards issued to them, qualification and emergency-info answers, and its mTLS server with fault injection |
 //! | [`drill`] | training drills: scenario files, the training world (simulator on loopback, virtual reader), the runner over the app controller, the debrief |
 //! | [`card`] | the patient's card: apdu → transport (pcscd or the in-process virtual card) → JPKI |
-//! | [`store`] | sled, sealed records, hash chain, outbox, clinical cache |
+//! | [`store`] | sled, sealed records, hash chain, outbox; no clinical data |
 //! | [`sync`] | the uploader: outbox → eligibility system |
 //! | [`roster`] | crew roster, Argon2id PINs, sign-in lockout |
 //! | [`config`] | the device configuration and data-dir file names |

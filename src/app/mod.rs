@@ -181,13 +181,12 @@ pub enum Outcome {
         route: Option<TunnelState>,
         events: Vec<Event>,
     },
-    /// A record append or purge finished (the error text if it failed).
+    /// A record append finished (the error text if it failed).
     Stored(Result<(), String>),
 }
 
 enum StoreJob {
     Append(Box<RecordBody>, Timestamp),
-    Purge(IncidentId),
     /// Answered once every job queued before it is done.
     Barrier(oneshot::Sender<()>),
 }
@@ -227,7 +226,6 @@ impl StoreWriter {
                                 w.notify_one();
                             }
                         }),
-                        StoreJob::Purge(incident) => store.purge_incident(&incident),
                         StoreJob::Barrier(tx) => {
                             let _ = tx.send(());
                             continue;
@@ -776,10 +774,9 @@ impl Controller {
             E::AppendConsentCorrection(c) => self.append(RecordBody::ConsentCorrection(c)),
             E::AppendExplanation(x) => self.append(RecordBody::Explanation(x)),
             E::AppendAudit(entry) => self.append(RecordBody::Audit(entry)),
-            E::PurgePatientData { incident } => {
-                self.pin = PinView::default();
-                self.store_job(StoreJob::Purge(incident));
-            }
+            // The patient's data lives only in the session (and the view model built from
+            // it): nothing on disk to purge.
+            E::PurgePatientData { .. } => self.pin = PinView::default(),
         }
     }
 

@@ -1,14 +1,15 @@
 //! The tablet's offline-safe store on sled: consent and audit records in an append-only,
-//! hash-chained log with an outbox for upload, and a short-lived cache of clinical data for
-//! dead zones. Every value is sealed with ChaCha20-Poly1305 under the device key (a 0600
-//! file); tree keys are sequence numbers and incident ids, never patient data. An append
-//! returns only after sled has flushed it to disk.
+//! hash-chained log with an outbox for upload. No clinical data: the emergency info lives in
+//! memory for the incident only (an old store's clinical cache is dropped at open). Every
+//! value is sealed with ChaCha20-Poly1305 under the device key (a 0600 file); tree keys are
+//! sequence numbers, never patient data. An append returns only after sled has flushed it
+//! to disk.
 
 mod seal;
 
 pub use seal::DeviceKey;
 
-use crate::domain::{EmergencyInfo, IncidentId, Record, RecordBody, Timestamp};
+use crate::domain::{Record, RecordBody, Timestamp};
 use seal::Sealer;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -112,18 +113,14 @@ struct ChainHead {
     last_hash: String,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
-struct CachedInfo {
-    expires_at: Timestamp,
-    info: EmergencyInfo,
-}
-
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 const META_HEAD: &[u8] = b"chain_head";
 const META_ANCHOR: &[u8] = b"chain_anchor";
 const META_SYNC: &[u8] = b"sync";
 const META_GAP: &[u8] = b"chain_gap";
 const HEAD_FILE: &str = "chain.head";
+/// The tree where earlier versions cached clinical data; dropped at open.
+const OLD_CLINICAL_CACHE: &[u8] = b"cache";
 
 /// The store. Share it behind an `Arc`; appends are serialised internally.
 pub struct Store {
@@ -134,7 +131,6 @@ pub struct Store {
     db: sled::Db,
     records: sled::Tree,
     outbox: sled::Tree,
-    cache: sled::Tree,
     meta: sled::Tree,
     sealer: Sealer,
     head: Mutex<ChainHead>,
@@ -227,12 +223,21 @@ impl Store {
                 path: dir.display().to_string(),
                 source,
             })?;
+        // Earlier versions cached the emergency info here for dead zones; clinical data now
+        // lives in memory for the incident only. Drop what an old store may still hold.
+        if db
+            .tree_names()
+            .iter()
+            .any(|n| n.as_ref() == OLD_CLINICAL_CACHE)
+        {
+            db.drop_tree(OLD_CLINICAL_CACHE)?;
+            db.flush()?;
+        }
         let store = Store {
             dir: dir.to_path_buf(),
             head_file,
             records: db.open_tree("records")?,
             outbox: db.open_tree("outbox")?,
-            cache: db.open_tree("cache")?,
             meta: db.open_tree("meta")?,
             db,
             sealer: Sealer::new(key),
@@ -570,72 +575,13 @@ impl Store {
         Ok(removed)
     }
 
-    /// Cache an incident's clinical data for a dead zone, sealed, until `expires_at`.
-    pub fn cache_put(
-        &self,
-        incident: &IncidentId,
-        info: &EmergencyInfo,
-        expires_at: Timestamp,
-    ) -> Result<(), StoreError> {
-        let key = incident.as_str().as_bytes();
-        let value = self.seal_json(
-            "cache",
-            key,
-            &CachedInfo {
-                expires_at,
-                info: info.clone(),
-            },
-        );
-        self.cache.insert(key, value)?;
-        self.db.flush()?;
-        Ok(())
-    }
-
-    /// The cached clinical data, unless expired (an expired entry is purged on the spot).
-    pub fn cache_get(
-        &self,
-        incident: &IncidentId,
-        now: Timestamp,
-    ) -> Result<Option<EmergencyInfo>, StoreError> {
-        let key = incident.as_str().as_bytes();
-        let Some(v) = self.cache.get(key)? else {
-            return Ok(None);
-        };
-        let cached: CachedInfo = self.open_json("cache", key, &v)?;
-        if cached.expires_at <= now {
-            self.purge_incident(incident)?;
-            return Ok(None);
-        }
-        Ok(Some(cached.info))
-    }
-
-    /// End of viewing: remove the incident's clinical data from disk.
-    pub fn purge_incident(&self, incident: &IncidentId) -> Result<(), StoreError> {
-        self.cache.remove(incident.as_str().as_bytes())?;
-        self.db.flush()?;
-        Ok(())
-    }
-
-    /// Remove every cached entry past its time; returns how many.
-    pub fn purge_expired(&self, now: Timestamp) -> Result<usize, StoreError> {
-        let mut expired = Vec::new();
-        for kv in self.cache.iter() {
-            let (k, v) = kv?;
-            match self.open_json::<CachedInfo>("cache", &k, &v) {
-                Ok(c) if c.expires_at > now => {}
-                _ => expired.push(k),
-            }
-        }
-        for k in &expired {
-            self.cache.remove(k)?;
-        }
-        self.db.flush()?;
-        Ok(expired.len())
-    }
-
-    /// How many clinical entries are cached (for tests and the status strip).
-    pub fn cached_count(&self) -> usize {
-        self.cache.len()
+    /// The sled trees this store keeps (the tests check that none holds clinical data).
+    pub fn tree_names(&self) -> Vec<String> {
+        self.db
+            .tree_names()
+            .iter()
+            .map(|n| String::from_utf8_lossy(n).to_string())
+            .collect()
     }
 
     /// Bytes the store occupies on disk.

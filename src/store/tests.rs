@@ -1,8 +1,8 @@
 use super::*;
 use crate::domain::{
     AuditAction, AuditEntry, ConsentDecision, ConsentRecord, ConsentState, DrugClass,
-    EmergencySummary, IdentityCheck, IdentityMethod, InfoKind, Medication, OperatorId, PatientRef,
-    Sensitive, TerminalId, UnitId,
+    EmergencyInfo, EmergencySummary, IdentityCheck, IdentityMethod, IncidentId, InfoKind,
+    Medication, OperatorId, PatientRef, Sensitive, TerminalId, UnitId,
 };
 
 struct Dir(PathBuf);
@@ -248,8 +248,6 @@ fn nothing_sensitive_is_readable_in_the_files() {
         s.append(if i % 2 == 0 { audit(i) } else { consent(i) }, Timestamp(i))
             .unwrap();
     }
-    s.cache_put(&IncidentId::new("I-1"), &info(), Timestamp(10_000))
-        .unwrap();
     drop(s);
     for f in walk(&d.0) {
         let bytes = std::fs::read(&f).unwrap();
@@ -357,23 +355,29 @@ fn retention_drops_only_uploaded_old_records_and_the_chain_still_verifies() {
 }
 
 #[test]
-fn cached_clinical_data_expires_and_is_purged_at_end_of_viewing() {
-    let d = dir("cache");
+fn a_clinical_cache_left_by_an_old_version_is_dropped_at_open() {
+    let d = dir("old-cache");
+    {
+        // what an earlier version left: the emergency info in a "cache" tree
+        let db = sled::open(d.0.join("db").join("sled")).unwrap();
+        let cache = db.open_tree("cache").unwrap();
+        cache
+            .insert("I-1", serde_json::to_vec(&info()).unwrap())
+            .unwrap();
+        db.flush().unwrap();
+    }
     let (s, _) = open(&d);
-    let a = IncidentId::new("I-a");
-    let b = IncidentId::new("I-b");
-    s.cache_put(&a, &info(), Timestamp(1_000)).unwrap();
-    s.cache_put(&b, &info(), Timestamp(5_000)).unwrap();
-    assert!(s.cache_get(&a, Timestamp(999)).unwrap().is_some());
+    let trees = s.tree_names();
+    assert!(!trees.iter().any(|t| t == "cache"), "{trees:?}");
+    drop(s);
+    let db = sled::open(d.0.join("db").join("sled")).unwrap();
+    let left = db
+        .tree_names()
+        .iter()
+        .any(|t| t.as_ref() == b"cache")
+        .then(|| db.open_tree("cache").unwrap().len());
     assert!(
-        s.cache_get(&a, Timestamp(1_000)).unwrap().is_none(),
-        "expired"
+        left.is_none_or(|n| n == 0),
+        "after reopening: {left:?} entries"
     );
-    assert_eq!(s.cached_count(), 1, "expired entry purged on read");
-    s.purge_incident(&b).unwrap();
-    assert_eq!(s.cached_count(), 0);
-    s.cache_put(&a, &info(), Timestamp(1_000)).unwrap();
-    s.cache_put(&b, &info(), Timestamp(9_000)).unwrap();
-    assert_eq!(s.purge_expired(Timestamp(2_000)).unwrap(), 1);
-    assert!(s.cache_get(&b, Timestamp(2_000)).unwrap().is_some());
 }
