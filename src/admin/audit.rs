@@ -121,7 +121,7 @@ pub fn row(stored: &StoredRecord) -> AuditRow {
         card: String::new(),
         seq: stored.seq,
     };
-    let (at, operator, unit, terminal, incident, patient) = match &stored.record.body {
+    match &stored.record.body {
         RecordBody::Audit(a) => {
             row.record = "audit".into();
             row.consent = a.consent.map(|c| json_label(&c)).unwrap_or_default();
@@ -139,40 +139,16 @@ pub fn row(stored: &StoredRecord) -> AuditRow {
                     .and_then(|v| v["action"].as_str().map(str::to_string))
                     .unwrap_or_else(|| format!("{other:?}")),
             };
-            (
-                a.at,
-                &a.operator,
-                &a.unit,
-                &a.terminal,
-                &a.incident,
-                a.patient.as_ref(),
-            )
         }
         RecordBody::Consent(c) => {
             row.record = "consent".into();
             row.consent = json_label(&c.decision);
             row.action = format!("consent:{}", json_label(&c.decision));
-            (
-                c.at,
-                &c.operator,
-                &c.unit,
-                &c.terminal,
-                &c.incident,
-                Some(&c.patient),
-            )
         }
         RecordBody::ConsentCorrection(c) => {
             row.record = "consent_correction".into();
             row.consent = json_label(&c.to);
             row.action = format!("correction:{}->{}", json_label(&c.from), json_label(&c.to));
-            (
-                c.at,
-                &c.operator,
-                &c.unit,
-                &c.terminal,
-                &c.incident,
-                Some(&c.patient),
-            )
         }
         RecordBody::Explanation(x) => {
             row.record = "explanation".into();
@@ -182,32 +158,20 @@ pub fn row(stored: &StoredRecord) -> AuditRow {
             } else {
                 "explanation:not_yet_handed".into()
             };
-            (
-                x.at,
-                &x.operator,
-                &x.unit,
-                &x.terminal,
-                &x.incident,
-                Some(&x.patient),
-            )
         }
-    };
-    row.at = jst(at);
-    row.crew_id = operator.0.clone();
-    row.unit_id = unit.0.clone();
-    row.terminal_id = terminal.0.clone();
-    row.incident_id = incident.0.clone();
-    (row.insured_number, row.recipient_number) = numbers(patient);
+    }
+    let h = stored.record.body.header();
+    row.at = jst(h.at);
+    row.crew_id = h.operator.0.clone();
+    row.unit_id = h.unit.0.clone();
+    row.terminal_id = h.terminal.0.clone();
+    row.incident_id = h.incident.0.clone();
+    (row.insured_number, row.recipient_number) = numbers(h.patient);
     row
 }
 
 fn record_time(stored: &StoredRecord) -> Timestamp {
-    match &stored.record.body {
-        RecordBody::Audit(a) => a.at,
-        RecordBody::Consent(c) => c.at,
-        RecordBody::ConsentCorrection(c) => c.at,
-        RecordBody::Explanation(x) => x.at,
-    }
+    stored.record.body.header().at
 }
 
 fn keep(stored: &StoredRecord, row: &AuditRow, filter: &AuditFilter<'_>) -> bool {

@@ -194,6 +194,64 @@ pub enum RecordBody {
     Explanation(ExplanationRecord),
 }
 
+/// What every record says about itself: when, which incident, who, on which device, and
+/// which patient (none for an opt-out answer or a failed lookup).
+pub struct RecordHeader<'a> {
+    pub at: Timestamp,
+    pub incident: &'a IncidentId,
+    pub operator: &'a OperatorId,
+    pub unit: &'a UnitId,
+    pub terminal: &'a TerminalId,
+    pub patient: Option<&'a PatientRef>,
+}
+
+impl RecordBody {
+    pub fn header(&self) -> RecordHeader<'_> {
+        let h = |at, incident, operator, unit, terminal, patient| RecordHeader {
+            at,
+            incident,
+            operator,
+            unit,
+            terminal,
+            patient,
+        };
+        match self {
+            RecordBody::Audit(a) => h(
+                a.at,
+                &a.incident,
+                &a.operator,
+                &a.unit,
+                &a.terminal,
+                a.patient.as_ref(),
+            ),
+            RecordBody::Consent(c) => h(
+                c.at,
+                &c.incident,
+                &c.operator,
+                &c.unit,
+                &c.terminal,
+                Some(&c.patient),
+            ),
+            RecordBody::ConsentCorrection(c) => h(
+                c.at,
+                &c.incident,
+                &c.operator,
+                &c.unit,
+                &c.terminal,
+                Some(&c.patient),
+            ),
+            RecordBody::Explanation(x) => h(
+                x.at,
+                &x.incident,
+                &x.operator,
+                &x.unit,
+                &x.terminal,
+                Some(&x.patient),
+            ),
+        }
+    }
+}
+
 /// A record with its unique id, the idempotency key of the upload.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
