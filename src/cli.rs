@@ -40,6 +40,23 @@ impl CommonArgs {
         PathBuf::from("mynakyukyu-data")
     }
 
+    /// Call first in `main`, while the process still has one thread: new files are
+    /// created 0600 and directories 0700 (umask 077; sled makes files as it goes), and
+    /// tpm2-pkcs11 keeps its token store in `<data>/tpm` unless `TPM2_PKCS11_STORE` says
+    /// otherwise.
+    ///
+    /// # Safety
+    /// Sets an environment variable: no other thread may exist yet (Rust 2024 makes
+    /// `set_var` unsafe because C code in another thread could read the environment).
+    pub unsafe fn prepare_process(&self) {
+        rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+        if std::env::var_os("TPM2_PKCS11_STORE").is_none() {
+            let store = self.data_dir().join(crate::keys::TPM_DIR);
+            // SAFETY: the caller guarantees the process is single-threaded here.
+            unsafe { std::env::set_var("TPM2_PKCS11_STORE", store) };
+        }
+    }
+
     /// Install the tracing subscriber (filter from `RUST_LOG`, default `info`).
     pub fn init_logging(&self) {
         let filter = tracing_subscriber::EnvFilter::try_from_default_env()

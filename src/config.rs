@@ -2,6 +2,7 @@
 //! `mynakyukyu-admin init` and read by the app. A device without it, or without an installed
 //! unit certificate, is not provisioned and starts in training mode.
 
+use crate::keys::KeyProtection;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use thiserror::Error;
@@ -15,11 +16,15 @@ pub enum ConfigError {
     },
     #[error("device config {path} is not valid: {message}")]
     Malformed { path: PathBuf, message: String },
+    #[error(
+        "{path} has mode {mode:o}: group or others could read the tablet's data (expected 0600 files and 0700 directories)"
+    )]
+    Modes { path: PathBuf, mode: u32 },
 }
 
 /// File names inside the data dir.
 pub const CONFIG_FILE: &str = "device.toml";
-pub const UNIT_KEY_FILE: &str = "unit.key";
+pub use crate::keys::{STORE_KEY_FILE, UNIT_KEY_FILE};
 pub const UNIT_CSR_FILE: &str = "unit.csr";
 pub const UNIT_CERT_FILE: &str = "unit.pem";
 pub const UNIT_CHAIN_FILE: &str = "unit-chain.pem";
@@ -27,10 +32,25 @@ pub const SERVER_CA_FILE: &str = "server-ca.pem";
 /// The server CA's CRLs (`mynakyukyu-admin install-crl`); optional.
 pub const SERVER_CRL_FILE: &str = "server-crl.pem";
 pub const UNIT_CA_FILE: &str = "unit-ca.pem";
-pub const STORE_KEY_FILE: &str = "store.key";
 pub const STORE_DIR: &str = "store";
 pub const ROSTER_FILE: &str = "roster.toml";
 
+/// The files an attacker could swap to point the tablet elsewhere or let someone else view:
+/// covered by the signed manifest (`keys::MANIFEST_FILE`) that every admin change re-signs
+/// and the app checks at start.
+pub const PROTECTED_FILES: &[&str] = &[
+    CONFIG_FILE,
+    ROSTER_FILE,
+    SERVER_CA_FILE,
+    SERVER_CRL_FILE,
+    UNIT_CA_FILE,
+    UNIT_CERT_FILE,
+    UNIT_CHAIN_FILE,
+];
+
+fn file_keys() -> KeyProtection {
+    KeyProtection::File
+}
 fn yes() -> bool {
     true
 }
@@ -64,6 +84,9 @@ pub struct DeviceConfig {
     /// End a viewing (and purge its data) after this long without a touch.
     #[serde(default = "idle_end_viewing_secs")]
     pub idle_end_viewing_secs: u64,
+    /// Where the device keys live (`init` decides; a config without it predates the TPM).
+    #[serde(default = "file_keys")]
+    pub key_protection: KeyProtection,
 }
 
 impl DeviceConfig {
@@ -93,13 +116,64 @@ impl DeviceConfig {
     }
 }
 
-/// Open the data dir's store with its device key.
+/// Open the data dir's store with its device key (unwrapped by the TPM where there is one).
 pub fn open_store(data_dir: &Path) -> Result<crate::store::Store, crate::store::StoreError> {
-    let key = crate::store::DeviceKey::load(&data_dir.join(STORE_KEY_FILE))?;
+    let keys = crate::keys::DeviceKeys::open(data_dir).map_err(key_error(data_dir))?;
+    open_store_with(data_dir, &keys)
+}
+
+/// Open the store with keys already opened.
+pub fn open_store_with(
+    data_dir: &Path,
+    keys: &crate::keys::DeviceKeys,
+) -> Result<crate::store::Store, crate::store::StoreError> {
+    let raw = keys.store_key().map_err(key_error(data_dir))?;
+    let key = crate::store::DeviceKey::from_bytes(&raw);
     crate::store::Store::open(&data_dir.join(STORE_DIR), &key)
 }
 
+fn key_error(data_dir: &Path) -> impl Fn(crate::keys::KeyError) -> crate::store::StoreError {
+    let path = data_dir.join(STORE_KEY_FILE).display().to_string();
+    move |e| crate::store::StoreError::Key {
+        path: path.clone(),
+        reason: e.to_string(),
+    }
+}
+
 /// Whether the data dir holds a configured device with an installed unit certificate.
-pub fn is_provisioned(data_dir: &Path) -> bool {
-    matches!(DeviceConfig::load(data_dir), Ok(Some(_))) && data_dir.join(UNIT_CERT_FILE).is_file()
+/// A `device.toml` that cannot be read or parsed is an error, never "not provisioned": a
+/// broken tablet must say so, not fall silently into training mode.
+pub fn provisioned(data_dir: &Path) -> Result<bool, ConfigError> {
+    Ok(DeviceConfig::load(data_dir)?.is_some() && data_dir.join(UNIT_CERT_FILE).is_file())
+}
+
+/// Refuse a data dir that group or others can enter, or any file or directory in it with
+/// group or other permission bits, naming the first one found. The whole tree is walked
+/// (symlinks are not followed).
+pub fn check_modes(data_dir: &Path) -> Result<(), ConfigError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut stack = vec![data_dir.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        let meta = std::fs::symlink_metadata(&p).map_err(|source| ConfigError::Io {
+            path: p.clone(),
+            source,
+        })?;
+        let mode = meta.permissions().mode() & 0o777;
+        if !meta.file_type().is_symlink() && mode & 0o077 != 0 {
+            return Err(ConfigError::Modes {
+                path: p,
+                mode,
+            });
+        }
+        if meta.is_dir() {
+            let entries = std::fs::read_dir(&p).map_err(|source| ConfigError::Io {
+                path: p.clone(),
+                source,
+            })?;
+            for e in entries.flatten() {
+                stack.push(e.path());
+            }
+        }
+    }
+    Ok(())
 }

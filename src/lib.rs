@@ -15,6 +15,7 @@
 //! | [`sim`] | the eligibility simulator: synthetic patients, virtual cards issued to them, qualification and emergency-info answers, and its mTLS server with fault injection |
 //! | [`drill`] | training drills: scenario files, the training world (simulator on loopback, virtual reader), the runner over the app controller, the debrief |
 //! | [`card`] | the patient's card: apdu → transport (pcscd or the in-process virtual card) → JPKI |
+//! | [`keys`] | the device keys: the unit key, the store key and the file-integrity key in the TPM 2.0 (PKCS#11 via cryptoki and tpm2-pkcs11) or, for training and `--allow-file-keys`, in 0600 files; the signed manifest of the data dir's configuration files |
 //! | [`store`] | sled, sealed records, hash chain, outbox; no clinical data |
 //! | [`sync`] | the uploader: outbox → eligibility system |
 //! | [`roster`] | crew roster, Argon2id PINs, sign-in lockout |
@@ -36,6 +37,7 @@ pub mod config;
 pub mod domain;
 pub mod drill;
 pub mod eligibility;
+pub mod keys;
 pub mod pki;
 pub mod roster;
 pub mod session;

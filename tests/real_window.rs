@@ -306,7 +306,7 @@ fn a_gloved_hand_on_the_real_window_records_what_the_crew_chose() {
     s.xdotool(&["windowfocus", &s.window.clone()]);
     s.tap(crew_field, 1);
     s.xdotool(&["type", "--delay", "30", "TRAINEE"]);
-    for _ in 0..4 {
+    for _ in 0..mynakyukyu::drill::world::TRAINING_CREW_PIN.len() {
         s.tap(zero, 1);
         std::thread::sleep(Duration::from_millis(150));
     }

@@ -8,8 +8,8 @@ use crate::domain::Timestamp;
 use crate::eligibility::Endpoint;
 use crate::pki::{self, Validity};
 use crate::roster::Roster;
-use crate::store::DeviceKey;
-use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
+use crate::keys::{DeviceKeys, KeyProtection};
+use rcgen::{CertificateParams, DistinguishedName, DnType};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
@@ -39,6 +39,10 @@ pub enum AdminError {
     Roster(#[from] crate::roster::RosterError),
     #[error("key: {0}")]
     Key(String),
+    #[error(transparent)]
+    Keys(#[from] crate::keys::KeyError),
+    #[error("the tablet app is running (pid {0}); stop it before wiping")]
+    AppRunning(u32),
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, AdminError> {
@@ -48,11 +52,14 @@ fn read(path: &Path) -> Result<Vec<u8>, AdminError> {
     })
 }
 
+/// Files in the data dir are written 0600, never through a symlink.
 fn write(path: &Path, bytes: &[u8]) -> Result<(), AdminError> {
-    std::fs::write(path, bytes).map_err(|e| AdminError::File {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })
+    Ok(crate::keys::write_private(path, bytes)?)
+}
+
+/// Re-sign the manifest of the protected files after an admin change.
+pub fn seal_files(data_dir: &Path) -> Result<(), AdminError> {
+    Ok(DeviceKeys::open(data_dir)?.seal_files(config::PROTECTED_FILES)?)
 }
 
 /// One PEM certificate from a file, as DER.
@@ -76,10 +83,13 @@ pub struct InitOptions<'a> {
     /// The CA that issues unit certificates (the fire department's); default: `server_ca`.
     pub unit_ca: Option<&'a Path>,
     pub terminal_id: Option<&'a str>,
+    /// Keep the keys in 0600 files on a machine without a TPM.
+    pub allow_file_keys: bool,
 }
 
-/// Create the device key (P-256, 0600), the CSR, the store key and the device config.
-/// Returns the CSR's path.
+/// Create the device keys (in the TPM, or files only with `allow_file_keys`), the CSR,
+/// the device config, and the signed manifest of the configuration files. Returns the
+/// CSR's path.
 pub fn init(data_dir: &Path, o: &InitOptions<'_>) -> Result<PathBuf, AdminError> {
     if data_dir.join(config::CONFIG_FILE).exists() {
         return Err(AdminError::AlreadyInitialised(data_dir.to_path_buf()));
@@ -91,30 +101,17 @@ pub fn init(data_dir: &Path, o: &InitOptions<'_>) -> Result<PathBuf, AdminError>
     let unit_ca_path = o.unit_ca.unwrap_or(o.server_ca);
     let unit_ca = read(unit_ca_path)?;
     first_certificate(unit_ca_path)?;
-    std::fs::create_dir_all(data_dir).map_err(|e| AdminError::File {
-        path: data_dir.to_path_buf(),
-        message: e.to_string(),
-    })?;
-    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
-        .map_err(|e| AdminError::Key(e.to_string()))?;
-    pki::write_secret(
-        &data_dir.join(config::UNIT_KEY_FILE),
-        key.serialize_pem().as_bytes(),
-    )?;
+    let keys = DeviceKeys::create(data_dir, o.allow_file_keys)?;
     let mut params = CertificateParams::default();
     let mut dn = DistinguishedName::new();
     dn.push(DnType::OrganizationName, o.department);
     dn.push(DnType::CommonName, o.unit_id);
     params.distinguished_name = dn;
-    let csr = params
-        .serialize_request(&key)
-        .and_then(|c| c.pem())
-        .map_err(|e| AdminError::Key(e.to_string()))?;
+    let csr = keys.unit_csr_pem(&params)?;
     let csr_path = data_dir.join(config::UNIT_CSR_FILE);
     write(&csr_path, csr.as_bytes())?;
     write(&data_dir.join(config::SERVER_CA_FILE), &server_ca)?;
     write(&data_dir.join(config::UNIT_CA_FILE), &unit_ca)?;
-    DeviceKey::create(&data_dir.join(config::STORE_KEY_FILE))?;
     DeviceConfig {
         unit_id: o.unit_id.to_string(),
         department: o.department.to_string(),
@@ -127,8 +124,10 @@ pub fn init(data_dir: &Path, o: &InitOptions<'_>) -> Result<PathBuf, AdminError>
         retention_days: 30,
         idle_lock_secs: 300,
         idle_end_viewing_secs: 600,
+        key_protection: keys.protection(),
     }
     .save(data_dir)?;
+    keys.seal_files(config::PROTECTED_FILES)?;
     Ok(csr_path)
 }
 
@@ -145,7 +144,10 @@ pub fn install_crl(data_dir: &Path, crl: &Path) -> Result<pki::CrlSummary, Admin
     let pem = String::from_utf8_lossy(&read(crl)?).into_owned();
     let ca = first_certificate(&data_dir.join(config::SERVER_CA_FILE))?;
     let summary = pki::inspect_crls(&pem, &ca, time::OffsetDateTime::now_utc())?;
+    let keys = DeviceKeys::open(data_dir)?;
+    keys.verify_files(config::PROTECTED_FILES)?;
     write(&data_dir.join(config::SERVER_CRL_FILE), pem.as_bytes())?;
+    keys.seal_files(config::PROTECTED_FILES)?;
     Ok(summary)
 }
 
@@ -158,10 +160,9 @@ pub fn install_cert(
 ) -> Result<pki::CertSummary, AdminError> {
     DeviceConfig::load(data_dir)?.ok_or(AdminError::NotInitialised)?;
     let der = first_certificate(cert)?;
-    let key_pem =
-        String::from_utf8_lossy(&read(&data_dir.join(config::UNIT_KEY_FILE))?).into_owned();
-    let key = KeyPair::from_pem(&key_pem).map_err(|e| AdminError::Key(e.to_string()))?;
-    let device_spki = rcgen::PublicKeyData::subject_public_key_info(&key);
+    let keys = DeviceKeys::open(data_dir)?;
+    keys.verify_files(config::PROTECTED_FILES)?;
+    let device_spki = keys.unit_spki()?;
     if spki_of_cert(&der)? != device_spki {
         return Err(AdminError::CertificateRefused(
             "it is for another key, not this device's (was it issued for this tablet's CSR?)"
@@ -211,6 +212,7 @@ pub fn install_cert(
         pem.push_str(&pki::certificate_pem(inter));
     }
     write(&data_dir.join(config::UNIT_CHAIN_FILE), pem.as_bytes())?;
+    keys.seal_files(config::PROTECTED_FILES)?;
     Ok(summary)
 }
 
@@ -231,6 +233,15 @@ pub struct Status {
     pub last_sync_error: Option<String>,
     pub tunnel: String,
     pub require_tunnel: bool,
+    /// `tpm` or `file`: where the unit key, the store key and the integrity key live.
+    pub key_protection: &'static str,
+    /// `ok`, or why the signed manifest of the configuration files does not hold.
+    pub integrity: String,
+    /// When the oldest record still on the tablet was appended (RFC 3339).
+    pub oldest_record: Option<String>,
+    pub retention_days: u32,
+    /// With TPM keys: what the token says about each key's exportability.
+    pub tpm_keys: std::collections::BTreeMap<&'static str, crate::keys::tpm::KeyFlags>,
 }
 
 pub fn status(data_dir: &Path) -> Result<Status, AdminError> {
@@ -243,7 +254,21 @@ pub fn status(data_dir: &Path) -> Result<Status, AdminError> {
         Some(_) => "ok",
     };
     let roster = Roster::load(&data_dir.join(config::ROSTER_FILE))?;
-    let sync = config::open_store(data_dir)?.sync_state()?;
+    let keys = DeviceKeys::open(data_dir)?;
+    let integrity = match keys.verify_files(config::PROTECTED_FILES) {
+        Ok(()) => "ok".to_string(),
+        Err(e) => e.to_string(),
+    };
+    let mut tpm_keys = std::collections::BTreeMap::new();
+    if let Some(token) = keys.token() {
+        use crate::keys::tpm::{FILES_KEY_LABEL, STORE_WRAP_LABEL, UNIT_KEY_LABEL};
+        for label in [UNIT_KEY_LABEL, STORE_WRAP_LABEL, FILES_KEY_LABEL] {
+            tpm_keys.insert(label, token.key_flags(label)?);
+        }
+    }
+    let store = config::open_store_with(data_dir, &keys)?;
+    let sync = store.sync_state()?;
+    let oldest_record = store.oldest_record()?.map(Timestamp::to_rfc3339);
     let tunnel = Endpoint::parse(&cfg.endpoint)
         .ok()
         .and_then(|e| {
@@ -269,6 +294,11 @@ pub fn status(data_dir: &Path) -> Result<Status, AdminError> {
         last_sync_error: sync.last_error,
         tunnel,
         require_tunnel: cfg.require_tunnel,
+        key_protection: keys.protection().as_str(),
+        integrity,
+        oldest_record,
+        retention_days: cfg.retention_days,
+        tpm_keys,
     })
 }
 
@@ -406,15 +436,96 @@ pub fn write_ipsec_dir(data_dir: &Path, o: &IpsecOptions, out: &Path) -> Result<
     write(&out.join("swanctl.conf"), conf.as_bytes())
 }
 
-/// Crypto-erase: destroy the store key first (the sealed records become unreadable), then
-/// remove the device's files.
-pub fn wipe(data_dir: &Path) -> Result<(), AdminError> {
-    let key = data_dir.join(config::STORE_KEY_FILE);
-    if key.exists() {
-        DeviceKey::destroy(&key)?;
+/// What `wipe` did, and what it could not do.
+#[derive(Debug, Default, Serialize)]
+pub struct WipeReport {
+    /// Keys and files destroyed, in order.
+    pub destroyed: Vec<String>,
+    /// Problems that make the wipe incomplete or suspicious (a key that was missing, a
+    /// symlink refused): the CLI exits non-zero when there are any.
+    pub problems: Vec<String>,
+    /// What the admin must still do elsewhere.
+    pub still_to_do: Vec<String>,
+}
+
+/// The app's pid file in the data dir: `wipe` stops a running app before it destroys keys.
+pub const APP_PID_FILE: &str = "app.pid";
+
+/// Stop the tablet app that runs on this data dir (SIGTERM, then SIGKILL after 5 s).
+fn stop_running_app(data_dir: &Path, report: &mut WipeReport) {
+    let Ok(text) = std::fs::read_to_string(data_dir.join(APP_PID_FILE)) else {
+        return;
+    };
+    let Some(pid) = text.trim().parse::<i32>().ok().and_then(rustix::process::Pid::from_raw)
+    else {
+        return;
+    };
+    let exe = std::fs::read_link(format!("/proc/{}/exe", pid.as_raw_nonzero()))
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    if !exe.contains("mynakyukyu") {
+        return;
+    }
+    let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+    let alive = || std::path::Path::new(&format!("/proc/{}", pid.as_raw_nonzero())).exists();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while alive() && std::time::Instant::now() < until {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    if alive() {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+    }
+    report
+        .destroyed
+        .push(format!("stopped the running app (pid {})", pid.as_raw_nonzero()));
+}
+
+/// Crypto-erase. Stops a running app; destroys the keys first (the TPM's objects, then the
+/// key files: every sealed byte is then unreadable whatever the flash keeps); then removes
+/// every file of the device, the training dir and the exports, never following a symlink.
+/// A key that should be there and is not is reported, not skipped silently.
+pub fn wipe(data_dir: &Path) -> Result<WipeReport, AdminError> {
+    let mut report = WipeReport::default();
+    stop_running_app(data_dir, &mut report);
+    let cfg = DeviceConfig::load(data_dir).ok().flatten();
+    let serial = pki::inspect_pem_file(&data_dir.join(config::UNIT_CERT_FILE))
+        .map(|c| c.serial_hex);
+    match DeviceKeys::open(data_dir) {
+        Ok(keys) => {
+            let tpm = keys.protection() == KeyProtection::Tpm;
+            match keys.destroy() {
+                Ok(gone) => report.destroyed.extend(gone),
+                Err(e) => report.problems.push(format!("destroying the keys: {e}")),
+            }
+            if tpm {
+                match crate::keys::tpm::clear_tpm() {
+                    Ok(what) => report.destroyed.push(what),
+                    Err(e) => report.problems.push(format!(
+                        "{e}: a copy of the data dir taken before this wipe could still be opened on this tablet; clear the TPM in the firmware set-up"
+                    )),
+                }
+            }
+        }
+        Err(e) if cfg.is_some() => report
+            .problems
+            .push(format!("the device keys could not be opened to destroy them: {e}")),
+        Err(_) => {}
+    }
+    if cfg.as_ref().map(|c| c.key_protection) == Some(KeyProtection::Tpm)
+        && !report.destroyed.iter().any(|d| d.contains("TPM objects"))
+    {
+        report
+            .problems
+            .push("device.toml says the keys are in the TPM, but no TPM key was destroyed".into());
+    }
+    // the training store's key (file keys) before its data
+    let training = data_dir.join("training");
+    match crate::keys::destroy_private(&training.join(config::STORE_KEY_FILE)) {
+        Ok(true) => report.destroyed.push("training/store.key".into()),
+        Ok(false) => {}
+        Err(e) => report.problems.push(e.to_string()),
     }
     for name in [
-        config::UNIT_KEY_FILE,
         config::UNIT_CSR_FILE,
         config::UNIT_CERT_FILE,
         config::UNIT_CHAIN_FILE,
@@ -424,23 +535,49 @@ pub fn wipe(data_dir: &Path) -> Result<(), AdminError> {
         config::ROSTER_FILE,
         "roster.failures.json",
         config::CONFIG_FILE,
+        APP_PID_FILE,
     ] {
-        let p = data_dir.join(name);
-        if p.exists() {
-            std::fs::remove_file(&p).map_err(|e| AdminError::File {
-                path: p.clone(),
-                message: e.to_string(),
-            })?;
+        match crate::keys::destroy_private(&data_dir.join(name)) {
+            Ok(true) => report.destroyed.push(name.to_string()),
+            Ok(false) => {}
+            Err(e) => report.problems.push(e.to_string()),
         }
     }
-    let store = data_dir.join(config::STORE_DIR);
-    if store.exists() {
-        std::fs::remove_dir_all(&store).map_err(|e| AdminError::File {
-            path: store.clone(),
-            message: e.to_string(),
-        })?;
+    for dir in [config::STORE_DIR, "training", "exports"] {
+        let p = data_dir.join(dir);
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.file_type().is_symlink() => report
+                .problems
+                .push(format!("{}: a symbolic link; removed the link only", p.display())),
+            Ok(_) => {}
+            Err(_) => continue,
+        }
+        // remove_dir_all removes links it meets, never what they point to
+        match std::fs::remove_dir_all(&p).or_else(|_| std::fs::remove_file(&p)) {
+            Ok(()) => report.destroyed.push(format!("{dir}/")),
+            Err(e) => report.problems.push(format!("{}: {e}", p.display())),
+        }
     }
-    Ok(())
+    if let Some(serial) = serial {
+        report.still_to_do.push(format!(
+            "revoke the unit certificate (serial {serial}) at the fire-department CA and publish the CRL"
+        ));
+    } else {
+        report
+            .still_to_do
+            .push("revoke this tablet's unit certificate at the fire-department CA".into());
+    }
+    if let Some(c) = &cfg {
+        report.still_to_do.push(format!(
+            "tell the eligibility system's operator that terminal {} of unit {} is retired",
+            c.terminal_id, c.unit_id
+        ));
+    }
+    report.still_to_do.push(
+        "collect any audit export or bundle taken from this tablet: it names patients' insured numbers"
+            .into(),
+    );
+    Ok(report)
 }
 
 /// `dev-pki sign`: the development CA in `pki_dir` signs a unit CSR (drills, tests).

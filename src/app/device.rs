@@ -30,6 +30,95 @@ pub enum DeviceError {
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
     Roster(#[from] crate::roster::RosterError),
+    #[error("device keys: {0}")]
+    Keys(#[from] crate::keys::KeyError),
+}
+
+impl DeviceError {
+    /// What the crew sees on the tablet's screen when it cannot start (Japanese); the
+    /// English `Display` goes to the log.
+    pub fn screen_message(&self) -> &'static str {
+        match self {
+            DeviceError::NotProvisioned => "この端末は登録されていません。管理者に連絡してください。",
+            DeviceError::Config(config::ConfigError::Modes { .. }) => {
+                "端末のデータの権限が変更されています。使用を中止し、管理者に連絡してください。"
+            }
+            DeviceError::Config(_) => {
+                "端末の設定ファイルが壊れています。使用を中止し、管理者に連絡してください。"
+            }
+            DeviceError::Keys(crate::keys::KeyError::Tampered { .. }) => {
+                "端末の設定が管理者以外によって変更されています。使用を中止し、管理者に連絡してください。"
+            }
+            DeviceError::Keys(_) | DeviceError::Store(_) => {
+                "端末の鍵を開けません。使用を中止し、管理者に連絡してください。"
+            }
+            DeviceError::Certificate(_) => {
+                "救急隊用電子証明書を使えません。管理者に連絡してください。"
+            }
+            DeviceError::Roster(_) => "隊員名簿を読めません。管理者に連絡してください。",
+        }
+    }
+}
+
+/// Everything a provisioned tablet checks before it opens anything else: the data dir's
+/// modes, the keys, and the signed manifest of its configuration files.
+pub fn check(data_dir: &Path) -> Result<(DeviceConfig, crate::keys::DeviceKeys), DeviceError> {
+    let config = DeviceConfig::load(data_dir)?.ok_or(DeviceError::NotProvisioned)?;
+    config::check_modes(data_dir)?;
+    let keys = crate::keys::DeviceKeys::open(data_dir)?;
+    keys.verify_files(config::PROTECTED_FILES)?;
+    if config.require_tunnel
+        && Endpoint::parse(&config.endpoint)
+            .map(|e| e.host.parse::<std::net::IpAddr>().is_err())
+            .unwrap_or(true)
+    {
+        // a name could be answered by anyone on the road; the tunnel's selectors are
+        // addresses
+        return Err(DeviceError::Config(config::ConfigError::Malformed {
+            path: data_dir.join(config::CONFIG_FILE),
+            message: format!(
+                "endpoint {} must be an IP address when require_tunnel is set",
+                config.endpoint
+            ),
+        }));
+    }
+    if keys.protection() != config.key_protection {
+        return Err(DeviceError::Keys(crate::keys::KeyError::Tampered {
+            file: config::CONFIG_FILE.into(),
+            reason: format!(
+                "it says {} keys, the device has {} keys",
+                config.key_protection.as_str(),
+                keys.protection().as_str()
+            ),
+        }));
+    }
+    Ok((config, keys))
+}
+
+/// A mutual-TLS client to the endpoint with the unit certificate and the unit key (the
+/// TPM signs the handshake where the key lives there), the pinned server CA and its CRL.
+pub fn client(
+    data_dir: &Path,
+    endpoint: &Endpoint,
+    keys: &crate::keys::DeviceKeys,
+    settings: ClientSettings,
+) -> Result<Arc<EligibilityClient>, DeviceError> {
+    let cert = |e: &dyn std::fmt::Display| DeviceError::Certificate(e.to_string());
+    let key = keys.unit_tls_key().map_err(|e| cert(&e))?;
+    let mut identity = UnitIdentity::with_key(
+        &data_dir.join(config::UNIT_CERT_FILE),
+        key,
+        &data_dir.join(config::SERVER_CA_FILE),
+    )
+    .map_err(|e| cert(&e))?;
+    let crl = data_dir.join(config::SERVER_CRL_FILE);
+    if crl.is_file() {
+        identity = identity.with_server_crls(&crl).map_err(|e| cert(&e))?;
+    }
+    let tls = tls_config(identity).map_err(|e| cert(&e))?;
+    EligibilityClient::new(endpoint.clone(), tls, settings)
+        .map(Arc::new)
+        .map_err(|e| cert(&e))
 }
 
 /// A provisioned tablet's parts.
@@ -45,37 +134,16 @@ pub struct Device {
 }
 
 pub fn open(data_dir: &Path) -> Result<Device, DeviceError> {
-    let config = DeviceConfig::load(data_dir)?.ok_or(DeviceError::NotProvisioned)?;
+    let (config, keys) = check(data_dir)?;
     let cert_path = data_dir.join(config::UNIT_CERT_FILE);
     if !cert_path.is_file() {
         return Err(DeviceError::NotProvisioned);
     }
-    let crl = data_dir.join(config::SERVER_CRL_FILE);
-    let identity = || {
-        UnitIdentity::from_files(
-            &cert_path,
-            &data_dir.join(config::UNIT_KEY_FILE),
-            &data_dir.join(config::SERVER_CA_FILE),
-        )
-        .and_then(|i| {
-            if crl.is_file() {
-                i.with_server_crls(&crl)
-            } else {
-                Ok(i)
-            }
-        })
-        .map_err(|e| DeviceError::Certificate(e.to_string()))
-    };
     let endpoint =
         Endpoint::parse(&config.endpoint).map_err(|e| DeviceError::Certificate(e.to_string()))?;
-    let client = |settings| -> Result<Arc<EligibilityClient>, DeviceError> {
-        let tls = tls_config(identity()?).map_err(|e| DeviceError::Certificate(e.to_string()))?;
-        EligibilityClient::new(endpoint.clone(), tls, settings)
-            .map(Arc::new)
-            .map_err(|e| DeviceError::Certificate(e.to_string()))
-    };
+    let client = |settings| client(data_dir, &endpoint, &keys, settings);
     let days_left = crate::pki::inspect_pem_file(&cert_path).map(|s| s.days_left);
-    let store = Arc::new(config::open_store(data_dir)?);
+    let store = Arc::new(config::open_store_with(data_dir, &keys)?);
     let gate = SignInGate::open(&data_dir.join(config::ROSTER_FILE))?;
     let endpoint_addr = (endpoint.host.as_str(), endpoint.port)
         .to_socket_addrs()

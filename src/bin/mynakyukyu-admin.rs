@@ -74,6 +74,10 @@ enum Command {
         unit_ca: Option<PathBuf>,
         #[arg(long)]
         terminal_id: Option<String>,
+        /// On a machine without a TPM 2.0, keep the keys in 0600 files (a copy of the
+        /// data dir then carries them).
+        #[arg(long)]
+        allow_file_keys: bool,
     },
     /// Install the issued unit certificate (refused unless it matches the device key,
     /// chains to the unit CA, allows clientAuth and is valid now).
@@ -88,6 +92,14 @@ enum Command {
     Status {
         #[arg(long)]
         json: bool,
+    },
+    /// Connect to the eligibility system as the tablet does (mutual TLS with the unit
+    /// certificate, the key in the TPM) and ask for its health: proves the enrolment end to
+    /// end before the tablet goes into service.
+    CheckLine {
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 10)]
+        timeout: u64,
     },
     /// The crew roster.
     Crew {
@@ -149,6 +161,12 @@ enum CrewCommand {
         id: String,
     },
     List,
+    /// Clear a PIN lock (the third lock in a row, or a missing or broken counter file,
+    /// lasts until this).
+    Unlock {
+        /// The crew id; without it, every id.
+        id: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -206,6 +224,8 @@ type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // SAFETY: first thing in main; no thread has been started yet.
+    unsafe { cli.common.prepare_process() };
     cli.common.init_logging();
     match run(cli) {
         Ok(code) => code,
@@ -262,6 +282,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             server_ca,
             unit_ca,
             terminal_id,
+            allow_file_keys,
         } => {
             let csr = admin::init(
                 &data,
@@ -272,6 +293,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     server_ca: &server_ca,
                     unit_ca: unit_ca.as_deref(),
                     terminal_id: terminal_id.as_deref(),
+                    allow_file_keys,
                 },
             )?;
             println!(
@@ -322,14 +344,53 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     s.last_sync.as_deref().unwrap_or("never")
                 );
                 println!("tunnel:      {} (required: {})", s.tunnel, s.require_tunnel);
+                println!("keys:        {}", s.key_protection);
+                println!("integrity:   {}", s.integrity);
+                println!(
+                    "oldest:      {} (retention {} days)",
+                    s.oldest_record.as_deref().unwrap_or("no records"),
+                    s.retention_days
+                );
             }
-            if s.certificate_level == "error" {
+            if s.certificate_level == "error" || s.integrity != "ok" {
                 return Ok(ExitCode::from(1));
+            }
+        }
+        Command::CheckLine { timeout } => {
+            use mynakyukyu::app::device;
+            let (cfg, keys) = device::check(&data)?;
+            let endpoint = mynakyukyu::eligibility::Endpoint::parse(&cfg.endpoint)?;
+            let client = device::client(&data, &endpoint, &keys, Default::default())?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let started = std::time::Instant::now();
+            let health = rt.block_on(async {
+                tokio::time::timeout(std::time::Duration::from_secs(timeout), client.health())
+                    .await
+            });
+            match health {
+                Ok(Ok(h)) => println!(
+                    "line ok: {} answered in {} ms over TLS 1.3 with the unit certificate (key: {}); server: {:?}",
+                    cfg.endpoint,
+                    started.elapsed().as_millis(),
+                    keys.protection().as_str(),
+                    h
+                ),
+                Ok(Err(e)) => return Err(format!("{}: {e}", cfg.endpoint).into()),
+                Err(_) => return Err(format!("{}: no answer in {timeout} s", cfg.endpoint).into()),
             }
         }
         Command::Crew { command } => {
             let path = data.join(config::ROSTER_FILE);
             let mut roster = Roster::load(&path)?;
+            // an enrolled tablet's roster is covered by the signed manifest: check it
+            // before the change, sign it again after
+            let keys = mynakyukyu::keys::DeviceKeys::open(&data).ok();
+            let changes = matches!(command, CrewCommand::Add { .. } | CrewCommand::Remove { .. });
+            if let Some(k) = keys.as_ref().filter(|_| changes) {
+                k.verify_files(config::PROTECTED_FILES)?;
+            }
             match command {
                 CrewCommand::Add { id, name, no_view } => {
                     let pin = read_pin()?;
@@ -342,6 +403,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     roster.save(&path)?;
                     println!("removed {id}");
                 }
+                CrewCommand::Unlock { id } => {
+                    mynakyukyu::roster::unlock(&path, id.as_deref())?;
+                    println!("unlocked {}", id.as_deref().unwrap_or("every crew id"));
+                }
                 CrewCommand::List => {
                     for m in &roster.crew {
                         println!(
@@ -352,6 +417,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         );
                     }
                 }
+            }
+            if let Some(k) = keys.as_ref().filter(|_| changes) {
+                k.seal_files(config::PROTECTED_FILES)?;
             }
         }
         Command::Audit {
@@ -432,8 +500,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     return Ok(ExitCode::from(1));
                 }
             }
-            admin::wipe(&data)?;
+            let report = admin::wipe(&data)?;
+            for d in &report.destroyed {
+                println!("destroyed: {d}");
+            }
+            for p in &report.problems {
+                eprintln!("problem: {p}");
+            }
             println!("wiped {}", data.display());
+            println!("still to do:");
+            for t in &report.still_to_do {
+                println!("  - {t}");
+            }
+            if !report.problems.is_empty() {
+                return Ok(ExitCode::from(2));
+            }
         }
         Command::DevPki {
             command:

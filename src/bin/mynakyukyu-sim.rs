@@ -95,6 +95,8 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // SAFETY: first thing in main; no thread has been started yet.
+    unsafe { cli.common.prepare_process() };
     cli.common.init_logging();
     match cli.command {
         Command::Serve {

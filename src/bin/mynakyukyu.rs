@@ -72,6 +72,8 @@ const DEFAULT_SCENARIO: &str = "unconscious-warfarin";
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // SAFETY: first thing in main; no thread has been started yet.
+    unsafe { cli.common.prepare_process() };
     cli.common.init_logging();
     let result = match cli.command {
         Some(Command::CardInfo {
@@ -98,7 +100,18 @@ fn main() -> ExitCode {
         ),
         None => {
             let data = cli.common.data_dir();
-            let training = cli.training || !mynakyukyu::config::is_provisioned(&data);
+            // a device.toml that does not parse is a broken tablet, never training mode
+            let provisioned = match mynakyukyu::config::provisioned(&data) {
+                Ok(p) => p,
+                Err(e) if !cli.training => {
+                    let e = mynakyukyu::app::device::DeviceError::from(e);
+                    show_stopped(&e);
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+                Err(_) => false,
+            };
+            let training = cli.training || !provisioned;
             if !has_display() {
                 tracing::info!(
                     training,
@@ -255,7 +268,15 @@ fn run_app(
         ui::bind(&app, cmd_tx, Some(trainer));
         _training_world = Some(world);
     } else {
-        let mut device = mynakyukyu::app::device::open(&common.data_dir())?;
+        let mut device = match mynakyukyu::app::device::open(&common.data_dir()) {
+            Ok(d) => d,
+            Err(e) => {
+                drop(app);
+                show_stopped(&e);
+                return Err(e.into());
+            }
+        };
+        write_pid_file(&common.data_dir());
         let uploader = mynakyukyu::sync::Uploader::new(
             device.ports.store.clone(),
             device.background_client.clone(),
@@ -297,6 +318,27 @@ fn run_app(
         stop.send_replace(true);
     }
     Ok(true)
+}
+
+/// The app's pid in the data dir, so `mynakyukyu-admin wipe` can stop it first.
+fn write_pid_file(data: &std::path::Path) {
+    let path = data.join(mynakyukyu::admin::APP_PID_FILE);
+    if let Err(e) = std::fs::write(&path, std::process::id().to_string()) {
+        tracing::warn!(path = %path.display(), error = %e, "cannot write the pid file");
+    }
+}
+
+/// The tablet cannot start: the English reason to the log, and with a display a window
+/// that says so in Japanese and offers nothing to tap (until it is closed).
+fn show_stopped(e: &mynakyukyu::app::device::DeviceError) {
+    tracing::error!(error = %e, "the tablet refuses to start");
+    if has_display() {
+        use slint::ComponentHandle;
+        if let Ok(app) = mynakyukyu::ui::AppWindow::new() {
+            mynakyukyu::ui::show_stopped(&app, e.screen_message());
+            let _ = app.run();
+        }
+    }
 }
 
 fn card_info(

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 /// The crew id and PIN every training roster has (shown on the training sign-in screen).
 pub const TRAINING_CREW: &str = "TRAINEE";
-pub const TRAINING_CREW_PIN: &str = "0000";
+pub const TRAINING_CREW_PIN: &str = "000000";
 
 pub struct TrainingWorld {
     pub dir: PathBuf,
@@ -52,6 +52,13 @@ impl TrainingWorld {
         let roster_path = dir.join(crate::config::ROSTER_FILE);
         let mut roster =
             Roster::load(&roster_path).map_err(|e| DrillError::Setup(e.to_string()))?;
+        // a training dir from before 6-digit PINs holds the old training PIN: replace it
+        let stale = roster
+            .member(TRAINING_CREW)
+            .is_some_and(|m| !crate::roster::pin_matches(TRAINING_CREW_PIN, &m.pin_hash));
+        if stale {
+            let _ = roster.remove(TRAINING_CREW);
+        }
         if roster.member(TRAINING_CREW).is_none() {
             roster
                 .add(TRAINING_CREW, "訓練 隊員", TRAINING_CREW_PIN, true)

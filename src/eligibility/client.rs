@@ -154,7 +154,8 @@ impl Default for ClientSettings {
 /// The identity material of the unit: its certificate chain, key, and the pinned server CA.
 pub struct UnitIdentity {
     pub chain: Vec<CertificateDer<'static>>,
-    pub key: PrivateKeyDer<'static>,
+    /// The unit key: a PEM key's DER (file keys), or a signer inside the TPM.
+    pub key: crate::keys::UnitTlsKey,
     pub server_ca: Vec<CertificateDer<'static>>,
     /// CRLs of the server CA: a revoked server certificate is refused. Empty: no
     /// revocation check (the CA's CRL has not been installed).
@@ -164,6 +165,20 @@ pub struct UnitIdentity {
 impl UnitIdentity {
     /// Load from PEM files (unit cert [+ chain], unit key, server CA).
     pub fn from_files(cert: &Path, key: &Path, server_ca: &Path) -> Result<Self, ClientError> {
+        let key = crate::keys::UnitTlsKey::Der(
+            PrivateKeyDer::from_pem_file(key)
+                .map_err(|e| ClientError::Setup(format!("unit key {}: {e}", key.display())))?,
+        );
+        Self::with_key(cert, key, server_ca)
+    }
+
+    /// The unit certificate and server CA from PEM files, with a key held elsewhere (the
+    /// TPM's signer).
+    pub fn with_key(
+        cert: &Path,
+        key: crate::keys::UnitTlsKey,
+        server_ca: &Path,
+    ) -> Result<Self, ClientError> {
         let setup = |what: &str, p: &Path, e: &dyn std::fmt::Display| {
             ClientError::Setup(format!("{what} {}: {e}", p.display()))
         };
@@ -171,7 +186,6 @@ impl UnitIdentity {
             .map_err(|e| setup("unit certificate", cert, &e))?
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| setup("unit certificate", cert, &e))?;
-        let key = PrivateKeyDer::from_pem_file(key).map_err(|e| setup("unit key", key, &e))?;
         let server_ca = CertificateDer::pem_file_iter(server_ca)
             .map_err(|e| setup("server CA", server_ca, &e))?
             .collect::<Result<Vec<_>, _>>()
@@ -231,9 +245,33 @@ pub fn tls_config(identity: UnitIdentity) -> Result<rustls::ClientConfig, Client
         .map_err(|e| ClientError::Setup(format!("server CRL: {e}")))?;
         builder.with_webpki_verifier(verifier)
     };
-    builder
-        .with_client_auth_cert(identity.chain, identity.key)
-        .map_err(|e| ClientError::Setup(format!("unit certificate/key: {e}")))
+    match identity.key {
+        crate::keys::UnitTlsKey::Der(key) => builder
+            .with_client_auth_cert(identity.chain, key)
+            .map_err(|e| ClientError::Setup(format!("unit certificate/key: {e}"))),
+        crate::keys::UnitTlsKey::Signer(key) => {
+            let certified = rustls::sign::CertifiedKey::new(identity.chain, key);
+            Ok(builder.with_client_cert_resolver(Arc::new(OneClientCert(Arc::new(certified)))))
+        }
+    }
+}
+
+/// The unit certificate with a key rustls cannot hold itself (the TPM's): always offered.
+#[derive(Debug)]
+struct OneClientCert(Arc<rustls::sign::CertifiedKey>);
+
+impl rustls::client::ResolvesClientCert for OneClientCert {
+    fn resolve(
+        &self,
+        _root_hints: &[&[u8]],
+        sigschemes: &[rustls::SignatureScheme],
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        self.0.key.choose_scheme(sigschemes)?;
+        Some(self.0.clone())
+    }
+    fn has_certs(&self) -> bool {
+        true
+    }
 }
 
 type Conn = BufReader<TlsStream<TcpStream>>;

@@ -1,9 +1,14 @@
 //! The crew roster (隊員名簿): who may sign in on this tablet and who may view.
 //!
 //! The admin keeps it with `mynakyukyu-admin crew …`; the app checks sign-ins against it.
-//! PINs are stored only as Argon2id hashes. Five wrong PINs lock a crew id for
-//! [`LOCKOUT_MS`]; the failure counts live in a small file beside the roster so that
-//! restarting the app does not reset them.
+//! PINs are 6 to 12 digits, stored only as Argon2id hashes. Five wrong PINs lock a crew id,
+//! and each lock after the first is longer ([`LOCKOUT_STEPS_MS`]: 5 minutes, then an hour),
+//! until the third needs an admin (`mynakyukyu-admin crew unlock`). The counts live in a
+//! small file beside the roster so that a restart does not reset them; a missing or broken
+//! counter file reads as every id locked (deleting it must not be a way around the lock).
+//! A lock's time runs on the boot clock while the tablet stays up, so setting the wall clock
+//! forward does not shorten it. An id not on the roster costs one Argon2 verification like a
+//! listed one, so timing does not tell them apart.
 
 use crate::domain::Timestamp;
 use argon2::Argon2;
@@ -16,8 +21,13 @@ use thiserror::Error;
 
 /// Wrong PINs in a row before a crew id is locked.
 pub const MAX_PIN_FAILURES: u32 = 5;
-/// How long a crew id stays locked after [`MAX_PIN_FAILURES`].
-pub const LOCKOUT_MS: i64 = 5 * 60 * 1000;
+/// How long a crew id stays locked after [`MAX_PIN_FAILURES`]: the first lock, then the
+/// second; the lock after that lasts until an admin unlocks the id.
+pub const LOCKOUT_STEPS_MS: [i64; 2] = [5 * 60 * 1000, 60 * 60 * 1000];
+/// The first lock's length.
+pub const LOCKOUT_MS: i64 = LOCKOUT_STEPS_MS[0];
+/// PIN length in digits.
+pub const PIN_DIGITS: std::ops::RangeInclusive<usize> = 6..=12;
 
 #[derive(Debug, Error)]
 pub enum RosterError {
@@ -30,7 +40,7 @@ pub enum RosterError {
     Malformed { path: PathBuf, message: String },
     #[error("crew id {0:?} is not valid (1–32 letters, digits, '-' or '_')")]
     BadCrewId(String),
-    #[error("a PIN is 4 to 12 digits")]
+    #[error("a PIN is 6 to 12 digits")]
     BadPin,
     #[error("crew id {0} is already on the roster")]
     AlreadyListed(String),
@@ -40,6 +50,8 @@ pub enum RosterError {
     WrongPin { tries_left: u32 },
     #[error("crew id is locked after {MAX_PIN_FAILURES} wrong PINs; try again in {seconds_left} s")]
     Locked { seconds_left: i64 },
+    #[error("crew id is locked until an admin unlocks it ({reason})")]
+    LockedForAdmin { reason: String },
     #[error("cannot hash the PIN: {0}")]
     Hash(String),
 }
@@ -56,7 +68,10 @@ impl RosterError {
                 "PINを{MAX_PIN_FAILURES}回間違えたためロック中です。{}分後に再試行してください。",
                 (seconds_left + 59) / 60
             ),
-            RosterError::BadPin => "PINは4〜12桁の数字です。".to_string(),
+            RosterError::LockedForAdmin { .. } => {
+                "この隊員IDはロックされています。管理者に解除を依頼してください。".to_string()
+            }
+            RosterError::BadPin => "PINは6〜12桁の数字です。".to_string(),
             RosterError::BadCrewId(_) => "隊員IDを入力してください。".to_string(),
             _ => "名簿を読み込めません。管理者に連絡してください。".to_string(),
         }
@@ -117,7 +132,7 @@ fn check_crew_id(id: &str) -> Result<(), RosterError> {
 
 /// Hash a PIN with Argon2id (the crate's default parameters) and a fresh salt.
 pub fn hash_pin(pin: &str) -> Result<String, RosterError> {
-    if !(4..=12).contains(&pin.len()) || !pin.chars().all(|c| c.is_ascii_digit()) {
+    if !PIN_DIGITS.contains(&pin.len()) || !pin.chars().all(|c| c.is_ascii_digit()) {
         return Err(RosterError::BadPin);
     }
     let mut salt = [0u8; 16];
@@ -129,7 +144,23 @@ pub fn hash_pin(pin: &str) -> Result<String, RosterError> {
         .map_err(|e| RosterError::Hash(e.to_string()))
 }
 
-fn pin_matches(pin: &str, hash: &str) -> bool {
+/// A hash no PIN matches, verified against for ids not on the roster so they cost the
+/// same Argon2 time as listed ones.
+fn decoy_hash() -> &'static str {
+    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DECOY.get_or_init(|| {
+        // a PIN of letters never passes `hash_pin`'s rule, so no one can type it
+        let salt = SaltString::encode_b64(b"mynakyukyu-decoy").unwrap_or_else(|_| {
+            SaltString::from_b64("bXluYWt5dWt5dWRlY295").expect("constant salt")
+        });
+        Argon2::default()
+            .hash_password(b"not-a-pin", &salt)
+            .map(|h| h.to_string())
+            .unwrap_or_default()
+    })
+}
+
+pub fn pin_matches(pin: &str, hash: &str) -> bool {
     PasswordHash::new(hash)
         .map(|h| {
             Argon2::default()
@@ -160,12 +191,19 @@ impl Roster {
         Ok(roster)
     }
 
+    /// Save the roster. The first save also starts the PIN-failure counter file: from then
+    /// on a missing counter file means someone removed it, and every id reads as locked.
     pub fn save(&self, path: &Path) -> Result<(), RosterError> {
         let text = toml::to_string(self).map_err(|e| RosterError::Malformed {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
-        write_atomically(path, text.as_bytes()).map_err(io(path))
+        write_atomically(path, text.as_bytes()).map_err(io(path))?;
+        let counts = failures_path(path);
+        if !counts.exists() {
+            write_atomically(&counts, b"{}").map_err(io(&counts))?;
+        }
+        Ok(())
     }
 
     pub fn add(
@@ -202,10 +240,70 @@ impl Roster {
     }
 }
 
-#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 struct Failures {
+    /// Wrong PINs since the last lock (or the last good sign-in).
     count: u32,
+    /// Locks so far (reset only by a good sign-in or an admin unlock).
+    #[serde(default)]
+    locks: u32,
+    /// When the lock in force began, on the wall clock and on the boot clock.
+    #[serde(default)]
+    locked_at_ms: i64,
+    #[serde(default)]
+    locked_boot: Option<BootInstant>,
+    /// Kept for counter files written before escalation: the end of a lock.
+    #[serde(default)]
     locked_until_ms: i64,
+}
+
+/// A point on this boot's clock (CLOCK_BOOTTIME: runs in suspend, never set by anyone).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct BootInstant {
+    pub boot_id: String,
+    pub ms: i64,
+}
+
+impl BootInstant {
+    /// Now on this boot's clock; `None` where the kernel does not say.
+    pub fn now() -> Option<BootInstant> {
+        let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+        let t = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
+        Some(BootInstant {
+            boot_id: boot_id.trim().to_string(),
+            ms: t.tv_sec * 1000 + t.tv_nsec / 1_000_000,
+        })
+    }
+}
+
+/// The clocks a sign-in is judged by.
+#[derive(Clone, Debug)]
+pub struct Clocks {
+    pub wall: Timestamp,
+    pub boot: Option<BootInstant>,
+}
+
+impl Clocks {
+    pub fn now() -> Clocks {
+        Clocks {
+            wall: Timestamp::now(),
+            boot: BootInstant::now(),
+        }
+    }
+}
+
+/// How long a lock has run: on the boot clock within the same boot; across a reboot on the
+/// wall clock, where a clock set back counts as no time at all.
+fn lock_elapsed_ms(f: &Failures, now: &Clocks) -> i64 {
+    match (&f.locked_boot, &now.boot) {
+        (Some(then), Some(n)) if then.boot_id == n.boot_id => (n.ms - then.ms).max(0),
+        _ => (now.wall.0 - f.locked_at_ms).max(0),
+    }
+}
+
+/// The length of the `locks`-th lock; `None`: until an admin unlocks.
+fn lock_length_ms(locks: u32) -> Option<i64> {
+    LOCKOUT_STEPS_MS.get(locks.saturating_sub(1) as usize).copied()
 }
 
 /// A successful sign-in.
@@ -215,26 +313,42 @@ pub struct SignedIn {
     pub can_view: bool,
 }
 
+fn failures_path(roster_path: &Path) -> PathBuf {
+    roster_path.with_extension("failures.json")
+}
+
 /// Checks sign-ins against the roster and keeps the PIN-failure counts on disk.
 pub struct SignInGate {
     roster_path: PathBuf,
     failures_path: PathBuf,
-    failures: BTreeMap<String, Failures>,
+    /// `Err`: the counter file is missing or broken, and every id is locked until an admin
+    /// unlocks (the reason says which).
+    failures: Result<BTreeMap<String, Failures>, String>,
+}
+
+fn read_failures(path: &Path, roster_path: &Path) -> Result<BTreeMap<String, Failures>, String> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+            tracing::error!(error = %e, "PIN failure counts unreadable: every crew id locked");
+            format!("the PIN failure counter file is broken: {e}")
+        }),
+        // a tablet with no roster yet has no counter file either
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !roster_path.exists() => {
+            Ok(BTreeMap::new())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            tracing::error!("PIN failure counter file missing: every crew id locked");
+            Err("the PIN failure counter file was removed".into())
+        }
+        Err(e) => Err(format!("the PIN failure counter file cannot be read: {e}")),
+    }
 }
 
 impl SignInGate {
     /// The roster at `roster_path`; failure counts beside it (`<roster>.failures.json`).
     pub fn open(roster_path: &Path) -> Result<SignInGate, RosterError> {
-        let failures_path = roster_path.with_extension("failures.json");
-        let failures = match std::fs::read(&failures_path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-                // A broken counter file must not open the lock: start counting again, loudly.
-                tracing::warn!(error = %e, "PIN failure counts unreadable; starting from zero");
-                BTreeMap::new()
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
-            Err(e) => return Err(io(&failures_path)(e)),
-        };
+        let failures_path = failures_path(roster_path);
+        let failures = read_failures(&failures_path, roster_path);
         Ok(SignInGate {
             roster_path: roster_path.to_path_buf(),
             failures_path,
@@ -242,29 +356,67 @@ impl SignInGate {
         })
     }
 
-    /// Check a crew id and PIN. The roster is read afresh, so the admin's changes apply at
-    /// the next sign-in.
+    /// Check a crew id and PIN now.
     pub fn sign_in(
         &mut self,
         crew_id: &str,
         pin: &str,
         now: Timestamp,
     ) -> Result<SignedIn, RosterError> {
+        self.sign_in_at(
+            crew_id,
+            pin,
+            &Clocks {
+                wall: now,
+                boot: BootInstant::now(),
+            },
+        )
+    }
+
+    /// Check a crew id and PIN at the given clocks. The roster is read afresh, so the
+    /// admin's changes apply at the next sign-in.
+    pub fn sign_in_at(
+        &mut self,
+        crew_id: &str,
+        pin: &str,
+        now: &Clocks,
+    ) -> Result<SignedIn, RosterError> {
         check_crew_id(crew_id)?;
-        let entry = self.failures.get(crew_id).copied().unwrap_or_default();
-        if entry.locked_until_ms > now.0 {
+        let failures = match &mut self.failures {
+            Ok(f) => f,
+            Err(reason) => {
+                return Err(RosterError::LockedForAdmin {
+                    reason: reason.clone(),
+                });
+            }
+        };
+        let mut entry = failures.get(crew_id).cloned().unwrap_or_default();
+        if entry.locks > 0 && entry.count == 0 {
+            // a lock is in force (the count starts again when it has run out)
+            let Some(length) = lock_length_ms(entry.locks) else {
+                return Err(RosterError::LockedForAdmin {
+                    reason: format!("{} locks in a row", entry.locks),
+                });
+            };
+            let left = length - lock_elapsed_ms(&entry, now);
+            if left > 0 {
+                return Err(RosterError::Locked {
+                    seconds_left: (left + 999) / 1000,
+                });
+            }
+        } else if entry.locked_until_ms > now.wall.0 {
+            // a counter file from before escalation
             return Err(RosterError::Locked {
-                seconds_left: (entry.locked_until_ms - now.0 + 999) / 1000,
+                seconds_left: (entry.locked_until_ms - now.wall.0 + 999) / 1000,
             });
         }
         let roster = Roster::load(&self.roster_path)?;
-        // Unknown ids are counted like wrong PINs so that the lock cannot be used to tell
-        // listed ids from unlisted ones.
+        // Unknown ids are verified against a decoy and counted like wrong PINs, so neither
+        // the time taken nor the lock tells listed ids from unlisted ones.
         let member = roster.member(crew_id);
-        if let Some(m) = member
-            && pin_matches(pin, &m.pin_hash)
-        {
-            if self.failures.remove(crew_id).is_some() {
+        let matches = pin_matches(pin, member.map_or(decoy_hash(), |m| m.pin_hash.as_str()));
+        if let Some(m) = member.filter(|_| matches) {
+            if failures.remove(crew_id).is_some() {
                 self.save_failures()?;
             }
             return Ok(SignedIn {
@@ -272,23 +424,29 @@ impl SignInGate {
                 can_view: m.can_view,
             });
         }
-        let mut entry = if entry.locked_until_ms != 0 {
-            Failures::default() // the lock ran out: a fresh count
-        } else {
-            entry
-        };
         entry.count += 1;
+        entry.locked_at_ms = 0;
+        entry.locked_boot = None;
         let tries_left = MAX_PIN_FAILURES.saturating_sub(entry.count);
         if tries_left == 0 {
-            entry.locked_until_ms = now.0 + LOCKOUT_MS;
+            entry.count = 0;
+            entry.locks += 1;
+            entry.locked_at_ms = now.wall.0;
+            entry.locked_boot = now.boot.clone();
         }
-        self.failures.insert(crew_id.to_string(), entry);
+        let locks = entry.locks;
+        failures.insert(crew_id.to_string(), entry);
         self.save_failures()?;
-        tracing::warn!(crew_id, tries_left, "sign-in refused");
+        tracing::warn!(crew_id, tries_left, locks, "sign-in refused");
         if tries_left == 0 {
-            Err(RosterError::Locked {
-                seconds_left: LOCKOUT_MS / 1000,
-            })
+            match lock_length_ms(locks) {
+                Some(ms) => Err(RosterError::Locked {
+                    seconds_left: ms / 1000,
+                }),
+                None => Err(RosterError::LockedForAdmin {
+                    reason: format!("{locks} locks in a row"),
+                }),
+            }
         } else if member.is_none() {
             Err(RosterError::NotListed(crew_id.to_string()))
         } else {
@@ -297,12 +455,33 @@ impl SignInGate {
     }
 
     fn save_failures(&self) -> Result<(), RosterError> {
-        let bytes = serde_json::to_vec(&self.failures).map_err(|e| RosterError::Malformed {
+        let Ok(failures) = &self.failures else {
+            return Ok(());
+        };
+        let bytes = serde_json::to_vec(failures).map_err(|e| RosterError::Malformed {
             path: self.failures_path.clone(),
             message: e.to_string(),
         })?;
         write_atomically(&self.failures_path, &bytes).map_err(io(&self.failures_path))
     }
+}
+
+/// `crew unlock`: clear one id's lock (or, with `None`, every id's, and a missing or broken
+/// counter file). Admin only.
+pub fn unlock(roster_path: &Path, crew_id: Option<&str>) -> Result<(), RosterError> {
+    let path = failures_path(roster_path);
+    let mut failures = read_failures(&path, roster_path).unwrap_or_default();
+    match crew_id {
+        Some(id) => {
+            failures.remove(id);
+        }
+        None => failures.clear(),
+    }
+    let bytes = serde_json::to_vec(&failures).map_err(|e| RosterError::Malformed {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    write_atomically(&path, &bytes).map_err(io(&path))
 }
 
 #[cfg(test)]
@@ -312,8 +491,8 @@ mod tests {
     fn roster_in(dir: &Path) -> PathBuf {
         let path = dir.join("roster.toml");
         let mut r = Roster::default();
-        r.add("EMT-1", "救急 一郎", "2468", true).unwrap();
-        r.add("DRV-2", "機関員 二郎", "1357", false).unwrap();
+        r.add("EMT-1", "救急 一郎", "246800", true).unwrap();
+        r.add("DRV-2", "機関員 二郎", "135700", false).unwrap();
         r.save(&path).unwrap();
         path
     }
@@ -331,7 +510,7 @@ mod tests {
         let path = roster_in(&d);
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.contains("$argon2id$"));
-        assert!(!text.contains("2468") && !text.contains("1357"));
+        assert!(!text.contains("246800") && !text.contains("135700"));
         let _ = std::fs::remove_dir_all(d);
     }
 
@@ -341,18 +520,38 @@ mod tests {
         let mut gate = SignInGate::open(&roster_in(&d)).unwrap();
         let t = Timestamp(1_000_000);
         assert_eq!(
-            gate.sign_in("EMT-1", "2468", t).unwrap(),
+            gate.sign_in("EMT-1", "246800", t).unwrap(),
             SignedIn {
                 crew_id: "EMT-1".into(),
                 can_view: true
             }
         );
-        assert!(!gate.sign_in("DRV-2", "1357", t).unwrap().can_view);
+        assert!(!gate.sign_in("DRV-2", "135700", t).unwrap().can_view);
         assert!(matches!(
-            gate.sign_in("EMT-9", "2468", t),
+            gate.sign_in("EMT-9", "246800", t),
             Err(RosterError::NotListed(_))
         ));
         let _ = std::fs::remove_dir_all(d);
+    }
+
+    fn at(wall: i64, boot: &str, boot_ms: i64) -> Clocks {
+        Clocks {
+            wall: Timestamp(wall),
+            boot: Some(BootInstant {
+                boot_id: boot.into(),
+                ms: boot_ms,
+            }),
+        }
+    }
+
+    fn lock_out(gate: &mut SignInGate, now: &Clocks) -> RosterError {
+        for left in (1..MAX_PIN_FAILURES).rev() {
+            assert!(matches!(
+                gate.sign_in_at("EMT-1", "000000", now),
+                Err(RosterError::WrongPin { tries_left }) if tries_left == left
+            ));
+        }
+        gate.sign_in_at("EMT-1", "000000", now).unwrap_err()
     }
 
     #[test]
@@ -360,48 +559,146 @@ mod tests {
         let d = tmp("lock");
         let path = roster_in(&d);
         let mut gate = SignInGate::open(&path).unwrap();
-        let t = Timestamp(10_000_000);
-        for left in (1..MAX_PIN_FAILURES).rev() {
-            assert!(matches!(
-                gate.sign_in("EMT-1", "0000", t),
-                Err(RosterError::WrongPin { tries_left }) if tries_left == left
-            ));
-        }
-        assert!(matches!(
-            gate.sign_in("EMT-1", "0000", t),
-            Err(RosterError::Locked { .. })
-        ));
+        let t = at(10_000_000, "boot-a", 1_000);
+        assert!(matches!(lock_out(&mut gate, &t), RosterError::Locked { .. }));
         // the right PIN does not open a locked id, not even after a restart
         let mut gate = SignInGate::open(&path).unwrap();
         assert!(matches!(
-            gate.sign_in("EMT-1", "2468", t),
+            gate.sign_in_at("EMT-1", "246800", &t),
             Err(RosterError::Locked { .. })
         ));
         // other ids are not affected
-        assert!(gate.sign_in("DRV-2", "1357", t).is_ok());
-        let later = Timestamp(t.0 + LOCKOUT_MS + 1);
-        assert!(gate.sign_in("EMT-1", "2468", later).is_ok());
+        assert!(gate.sign_in_at("DRV-2", "135700", &t).is_ok());
+        let later = at(t.wall.0 + LOCKOUT_MS + 1, "boot-a", 1_000 + LOCKOUT_MS + 1);
+        assert!(gate.sign_in_at("EMT-1", "246800", &later).is_ok());
         let _ = std::fs::remove_dir_all(d);
+    }
+
+    #[test]
+    fn each_lock_is_longer_and_the_third_needs_an_admin() {
+        let d = tmp("escalate");
+        let path = roster_in(&d);
+        let mut gate = SignInGate::open(&path).unwrap();
+        let mut boot = 0;
+        let mut t = || {
+            boot += 1;
+            at(50_000_000 + boot, "boot-e", boot)
+        };
+        assert!(matches!(
+            lock_out(&mut gate, &t()),
+            RosterError::Locked { seconds_left } if seconds_left == LOCKOUT_STEPS_MS[0] / 1000
+        ));
+        let after_first = at(0, "boot-e", 10 + LOCKOUT_STEPS_MS[0]);
+        let second = lock_out(&mut gate, &after_first);
+        assert!(
+            matches!(second, RosterError::Locked { seconds_left } if seconds_left == LOCKOUT_STEPS_MS[1] / 1000),
+            "{second}"
+        );
+        // five minutes are not enough the second time
+        let five_min_later = at(0, "boot-e", 20 + 2 * LOCKOUT_STEPS_MS[0]);
+        assert!(matches!(
+            gate.sign_in_at("EMT-1", "246800", &five_min_later),
+            Err(RosterError::Locked { .. })
+        ));
+        let after_second = at(0, "boot-e", 20 + LOCKOUT_STEPS_MS[0] + LOCKOUT_STEPS_MS[1]);
+        let third = lock_out(&mut gate, &after_second);
+        assert!(matches!(third, RosterError::LockedForAdmin { .. }), "{third}");
+        let a_week_later = at(0, "boot-e", 7 * 24 * 3_600_000);
+        assert!(matches!(
+            gate.sign_in_at("EMT-1", "246800", &a_week_later),
+            Err(RosterError::LockedForAdmin { .. })
+        ));
+        assert!(!RosterError::LockedForAdmin { reason: String::new() }
+            .message_ja()
+            .contains("同意取得困難"));
+        unlock(&path, Some("EMT-1")).unwrap();
+        let mut gate = SignInGate::open(&path).unwrap();
+        assert!(gate.sign_in_at("EMT-1", "246800", &a_week_later).is_ok());
+        let _ = std::fs::remove_dir_all(d);
+    }
+
+    #[test]
+    fn setting_the_clock_forward_does_not_shorten_a_lock() {
+        let d = tmp("clock");
+        let path = roster_in(&d);
+        let mut gate = SignInGate::open(&path).unwrap();
+        let t = at(10_000_000, "boot-c", 5_000);
+        lock_out(&mut gate, &t);
+        // the wall clock jumps a day ahead, the boot clock moved one second
+        let jumped = at(10_000_000 + 86_400_000, "boot-c", 6_000);
+        assert!(matches!(
+            gate.sign_in_at("EMT-1", "246800", &jumped),
+            Err(RosterError::Locked { .. })
+        ));
+        // after a reboot the wall clock counts, and a clock set back counts as no time
+        let rebooted_back = at(10_000_000 - 86_400_000, "boot-d", 10);
+        assert!(matches!(
+            gate.sign_in_at("EMT-1", "246800", &rebooted_back),
+            Err(RosterError::Locked { .. })
+        ));
+        let _ = std::fs::remove_dir_all(d);
+    }
+
+    #[test]
+    fn a_deleted_or_broken_counter_file_locks_every_id_until_an_admin_unlocks() {
+        let d = tmp("counter");
+        let path = roster_in(&d);
+        let counts = path.with_extension("failures.json");
+        assert!(counts.exists(), "the roster's first save starts the counter file");
+        let t = at(1_000, "boot-x", 1);
+        std::fs::remove_file(&counts).unwrap();
+        let mut gate = SignInGate::open(&path).unwrap();
+        for id in ["EMT-1", "DRV-2", "NOBODY"] {
+            assert!(
+                matches!(
+                    gate.sign_in_at(id, "246800", &t),
+                    Err(RosterError::LockedForAdmin { .. })
+                ),
+                "{id}"
+            );
+        }
+        std::fs::write(&counts, "{ not json").unwrap();
+        let mut gate = SignInGate::open(&path).unwrap();
+        assert!(matches!(
+            gate.sign_in_at("EMT-1", "246800", &t),
+            Err(RosterError::LockedForAdmin { .. })
+        ));
+        unlock(&path, None).unwrap();
+        let mut gate = SignInGate::open(&path).unwrap();
+        assert!(gate.sign_in_at("EMT-1", "246800", &t).is_ok());
+        let _ = std::fs::remove_dir_all(d);
+    }
+
+    #[test]
+    fn an_unknown_id_is_verified_against_a_decoy_like_a_known_one() {
+        // the decoy is a real Argon2id hash with the roster's parameters
+        let decoy = PasswordHash::new(decoy_hash()).unwrap();
+        let real_hash = hash_pin("246800").unwrap();
+        let real = PasswordHash::new(&real_hash).unwrap();
+        assert_eq!(decoy.algorithm, real.algorithm);
+        assert_eq!(decoy.params, real.params);
+        assert!(!pin_matches("246800", decoy_hash()));
+        assert!(!pin_matches("000000", decoy_hash()));
     }
 
     #[test]
     fn bad_input_is_refused_with_a_reason() {
         let mut r = Roster::default();
         assert!(matches!(
-            r.add("x y", "n", "1234", true),
+            r.add("x y", "n", "123456", true),
             Err(RosterError::BadCrewId(_))
         ));
         assert!(matches!(
-            r.add("A", "n", "12", true),
+            r.add("A", "n", "12345", true),
             Err(RosterError::BadPin)
         ));
         assert!(matches!(
-            r.add("A", "n", "12ab", true),
+            r.add("A", "n", "12ab56", true),
             Err(RosterError::BadPin)
         ));
-        r.add("A", "n", "1234", true).unwrap();
+        r.add("A", "n", "123456", true).unwrap();
         assert!(matches!(
-            r.add("A", "n", "1234", true),
+            r.add("A", "n", "123456", true),
             Err(RosterError::AlreadyListed(_))
         ));
         assert!(matches!(r.remove("B"), Err(RosterError::NotListed(_))));

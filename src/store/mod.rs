@@ -29,6 +29,8 @@ pub enum StoreError {
     Io(String),
     #[error("device key {path}: {reason}")]
     Key { path: String, reason: String },
+    #[error("cannot seal the value: {0}")]
+    Seal(String),
     #[error("value in {tree} at {key} cannot be opened (tampered, or another device's key)")]
     Tampered { tree: &'static str, key: String },
     #[error("value in {tree} at {key} is not valid: {reason}")]
@@ -175,6 +177,8 @@ pub fn verify_records(records: &[StoredRecord]) -> ChainReport {
     }
 }
 
+/// The record's link in the chain. Serialising a `Record` cannot fail (strings, numbers and
+/// enums only), so the empty fallback is unreachable.
 fn record_hash(prev_hash: &str, seq: u64, record: &Record) -> String {
     let mut h = Sha256::new();
     h.update(prev_hash.as_bytes());
@@ -292,7 +296,7 @@ impl Store {
             && self.meta.get(META_GAP)?.is_none()
         {
             self.meta
-                .insert(META_GAP, self.seal_json("meta", META_GAP, &gap))?;
+                .insert(META_GAP, self.seal_json("meta", META_GAP, &gap)?)?;
             self.db.flush()?;
         }
         Ok(())
@@ -300,7 +304,7 @@ impl Store {
 
     fn write_head_file(&self, head: &ChainHead) -> Result<(), StoreError> {
         use std::os::unix::fs::FileExt;
-        let sealed = self.seal_json("head", HEAD_FILE.as_bytes(), head);
+        let sealed = self.seal_json("head", HEAD_FILE.as_bytes(), head)?;
         let io = |e: std::io::Error| StoreError::Io(format!("chain head: {e}"));
         self.head_file.set_len(0).map_err(io)?;
         self.head_file.write_all_at(&sealed, 0).map_err(io)?;
@@ -315,8 +319,16 @@ impl Store {
         self.head.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn seal_json<T: Serialize>(&self, tree: &str, key: &[u8], value: &T) -> Vec<u8> {
-        let plain = serde_json::to_vec(value).unwrap_or_default();
+    /// Serialise and seal; either failing is an error, never an empty value stored.
+    fn seal_json<T: Serialize>(
+        &self,
+        tree: &str,
+        key: &[u8],
+        value: &T,
+    ) -> Result<Vec<u8>, StoreError> {
+        let plain = zeroize::Zeroizing::new(
+            serde_json::to_vec(value).map_err(|e| StoreError::Seal(e.to_string()))?,
+        );
         self.sealer.seal(tree.as_bytes(), key, &plain)
     }
 
@@ -359,13 +371,13 @@ impl Store {
             hash: hash.clone(),
         };
         let key = seq.to_be_bytes();
-        let value = self.seal_json("records", &key, &stored);
-        let queued = self.sealer.seal(b"outbox", &key, &now.0.to_be_bytes());
+        let value = self.seal_json("records", &key, &stored)?;
+        let queued = self.sealer.seal(b"outbox", &key, &now.0.to_be_bytes())?;
         let next = ChainHead {
             next_seq: seq + 1,
             last_hash: hash,
         };
-        let head_value = self.seal_json("meta", META_HEAD, &next);
+        let head_value = self.seal_json("meta", META_HEAD, &next)?;
         (&self.records, &self.outbox, &self.meta)
             .transaction(|(r, o, m)| {
                 r.insert(&key, value.as_slice())?;
@@ -388,6 +400,17 @@ impl Store {
         // head move together
         self.queued.fetch_add(1, Ordering::SeqCst);
         Ok(stored)
+    }
+
+    /// When the oldest retained record was appended.
+    pub fn oldest_record(&self) -> Result<Option<Timestamp>, StoreError> {
+        match self.records.first()? {
+            Some((k, v)) => Ok(Some(
+                self.open_json::<StoredRecord>("records", &k, &v)?
+                    .appended_at,
+            )),
+            None => Ok(None),
+        }
     }
 
     /// Every retained record, in append order.
@@ -493,7 +516,7 @@ impl Store {
         meta.last_success = Some(now);
         meta.last_error = None;
         meta.last_error_at = None;
-        let meta_value = self.seal_json("meta", META_SYNC, &meta);
+        let meta_value = self.seal_json("meta", META_SYNC, &meta)?;
         let removed = (&self.outbox, &self.meta)
             .transaction(|(o, m)| {
                 let mut removed = 0;
@@ -517,7 +540,7 @@ impl Store {
         meta.last_error = Some(error.to_string());
         meta.last_error_at = Some(now);
         self.meta
-            .insert(META_SYNC, self.seal_json("meta", META_SYNC, &meta))?;
+            .insert(META_SYNC, self.seal_json("meta", META_SYNC, &meta)?)?;
         Ok(())
     }
 
@@ -561,7 +584,7 @@ impl Store {
             if stored.appended_at >= cutoff {
                 break;
             }
-            let anchor = self.seal_json("meta", META_ANCHOR, &stored.hash);
+            let anchor = self.seal_json("meta", META_ANCHOR, &stored.hash)?;
             (&self.records, &self.meta)
                 .transaction(|(r, m)| {
                     r.remove(&k)?;

@@ -14,6 +14,11 @@ use zeroize::Zeroizing;
 pub struct DeviceKey(Zeroizing<[u8; 32]>);
 
 impl DeviceKey {
+    /// A key handed over by [`crate::keys::DeviceKeys::store_key`] (unwrapped by the TPM).
+    pub fn from_bytes(bytes: &[u8; 32]) -> DeviceKey {
+        DeviceKey(Zeroizing::new(*bytes))
+    }
+
     pub fn generate() -> Result<DeviceKey, StoreError> {
         let mut k = Zeroizing::new([0u8; 32]);
         getrandom::fill(k.as_mut()).map_err(|e| StoreError::Key {
@@ -87,6 +92,20 @@ impl DeviceKey {
     }
 }
 
+/// The random source, with a switch for the test that proves a failing source is an error.
+fn fill_random(buf: &mut [u8]) -> Result<(), String> {
+    #[cfg(test)]
+    if FAIL_RANDOM.with(|f| f.get()) {
+        return Err("random source failed (test switch)".into());
+    }
+    getrandom::fill(buf).map_err(|e| format!("random source failed: {e}"))
+}
+
+#[cfg(test)]
+thread_local! {
+    pub(super) static FAIL_RANDOM: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 pub(super) struct Sealer {
     cipher: ChaCha20Poly1305,
 }
@@ -106,10 +125,16 @@ impl Sealer {
         aad
     }
 
-    /// nonce ‖ ciphertext+tag
-    pub(super) fn seal(&self, tree: &[u8], key: &[u8], plain: &[u8]) -> Vec<u8> {
+    /// nonce ‖ ciphertext+tag. A failed random source is an error, never a fixed nonce
+    /// (a repeated nonce under one key gives away both plaintexts' XOR and the MAC key).
+    pub(super) fn seal(
+        &self,
+        tree: &[u8],
+        key: &[u8],
+        plain: &[u8],
+    ) -> Result<Vec<u8>, StoreError> {
         let mut nonce = [0u8; 12];
-        let _ = getrandom::fill(&mut nonce);
+        fill_random(&mut nonce).map_err(StoreError::Seal)?;
         let aad = Self::aad(tree, key);
         let ct = self
             .cipher
@@ -120,10 +145,10 @@ impl Sealer {
                     aad: &aad,
                 },
             )
-            .unwrap_or_default();
+            .map_err(|_| StoreError::Seal("the AEAD refused to seal".into()))?;
         let mut out = nonce.to_vec();
         out.extend_from_slice(&ct);
-        out
+        Ok(out)
     }
 
     pub(super) fn open(&self, tree: &[u8], key: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {

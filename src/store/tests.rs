@@ -173,7 +173,9 @@ fn verify_catches_a_deleted_a_moved_and_a_rewritten_record() {
         )
         .unwrap();
     stored.record.body = consent(1);
-    let resealed = s.seal_json("records", &1u64.to_be_bytes(), &stored);
+    let resealed = s
+        .seal_json("records", &1u64.to_be_bytes(), &stored)
+        .unwrap();
     s.records.insert(1u64.to_be_bytes(), resealed).unwrap();
     let broken = s.verify_chain().unwrap().first_broken.unwrap();
     assert_eq!(broken.seq, 1);
@@ -380,4 +382,24 @@ fn a_clinical_cache_left_by_an_old_version_is_dropped_at_open() {
         left.is_none_or(|n| n == 0),
         "after reopening: {left:?} entries"
     );
+}
+
+#[test]
+fn a_failing_random_source_is_an_error_and_nothing_is_acknowledged() {
+    let d = dir("random");
+    let key = DeviceKey::generate().unwrap();
+    let s = Store::open(&d.0, &key).unwrap();
+    s.append(audit(1), Timestamp(1)).unwrap();
+    seal::FAIL_RANDOM.with(|f| f.set(true));
+    let err = s.append(audit(2), Timestamp(2)).unwrap_err();
+    seal::FAIL_RANDOM.with(|f| f.set(false));
+    assert!(matches!(err, StoreError::Seal(_)), "{err}");
+    assert!(err.to_string().contains("random"), "{err}");
+    // the failed append left nothing: one record, one queued, and the next one chains on
+    assert_eq!(s.records().unwrap().len(), 1);
+    assert_eq!(s.sync_state().unwrap().queued, 1);
+    s.append(audit(3), Timestamp(3)).unwrap();
+    let all = s.records().unwrap();
+    assert_eq!(all.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![0, 1]);
+    assert!(s.verify_chain().unwrap().first_broken.is_none());
 }

@@ -192,6 +192,13 @@ fn decision(choice: ConsentChoice) -> ConsentDecision {
 
 /// Copy a view model into the `Api` global. Every patient field is overwritten, so a view
 /// model without a patient clears the screen's copy.
+/// The stop screen: one Japanese line over everything, no control (see `app::device`).
+pub fn show_stopped(app: &AppWindow, message: &str) {
+    let api = app.global::<Api>();
+    api.set_version(s(env!("CARGO_PKG_VERSION")));
+    api.set_stopped(s(message));
+}
+
 pub fn apply(app: &AppWindow, vm: &ViewModel) {
     note_view(vm);
     let api = app.global::<Api>();

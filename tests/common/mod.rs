@@ -2,6 +2,8 @@
 //! clients with a chosen unit certificate.
 #![allow(dead_code)]
 
+pub mod tpm;
+
 use mynakyukyu::domain::{
     AuditAction, AuditEntry, IdentityMethod, IncidentId, OperatorId, RecordBody, TerminalId,
     Timestamp, UnitId,

@@ -1,0 +1,152 @@
+//! A real TPM 2.0 for the tests: Debian's swtpm (the TPM simulator that QEMU uses) behind
+//! tpm2-abrmd, its resource manager, on a private D-Bus session bus. A tablet's kernel does
+//! the resource manager's job through /dev/tpmrm0; swtpm alone keeps only three objects
+//! loaded. Each daemon is started here and stopped by its PID when the value is dropped.
+
+use super::TempDir;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct SoftTpm {
+    pub dir: TempDir,
+    children: Vec<Child>,
+    pub bus: String,
+    /// The TCTI string for tpm2-pkcs11 (`TPM2_PKCS11_TCTI`) and tpm2-tools (`-T`).
+    pub tcti: String,
+}
+
+/// The PKCS#11 module the app loads.
+pub const MODULE: &str = "/usr/lib/x86_64-linux-gnu/libtpm2_pkcs11.so.1";
+
+fn free_port_pair() -> u16 {
+    for _ in 0..50 {
+        let a = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let p = a.local_addr().unwrap().port();
+        if p < 65535 && std::net::TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
+            return p;
+        }
+    }
+    panic!("no free port pair for swtpm");
+}
+
+fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
+    let until = Instant::now() + Duration::from_secs(15);
+    while !ready() {
+        assert!(Instant::now() < until, "{what} did not come up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+impl SoftTpm {
+    pub fn start(tag: &str) -> SoftTpm {
+        let dir = TempDir::new(&format!("tpm-{tag}"));
+        let state = dir.path().join("state");
+        std::fs::create_dir_all(&state).unwrap();
+        let mut children = vec![];
+        let port = free_port_pair();
+        children.push(
+            Command::new("swtpm")
+                .args(["socket", "--tpm2", "--tpmstate"])
+                .arg(format!("dir={}", state.display()))
+                .args(["--server", &format!("type=tcp,port={port},bindaddr=127.0.0.1")])
+                .args(["--ctrl", &format!("type=tcp,port={},bindaddr=127.0.0.1", port + 1)])
+                .args(["--flags", "not-need-init,startup-clear"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("swtpm (apt-get install swtpm)"),
+        );
+        wait_for("swtpm", || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        let socket = dir.path().join("bus");
+        let bus = format!("unix:path={}", socket.display());
+        children.push(
+            Command::new("dbus-daemon")
+                .args(["--session", "--nofork", "--nopidfile"])
+                .arg(format!("--address={bus}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("dbus-daemon"),
+        );
+        wait_for("dbus-daemon", || socket.exists());
+        let name = format!(
+            "com.intel.tss2.Tabrmd.t{}x{}",
+            std::process::id(),
+            port
+        );
+        children.push(
+            Command::new("tpm2-abrmd")
+                .args(["--session", "--allow-root"])
+                .arg(format!("--tcti=swtpm:host=127.0.0.1,port={port}"))
+                .arg(format!("--dbus-name={name}"))
+                .env("DBUS_SESSION_BUS_ADDRESS", &bus)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("tpm2-abrmd"),
+        );
+        let tcti = format!("tabrmd:bus_type=session,bus_name={name}");
+        let tpm = SoftTpm {
+            dir,
+            children,
+            bus,
+            tcti,
+        };
+        wait_for("tpm2-abrmd", || {
+            let mut c = Command::new("tpm2_getcap");
+            c.args(["-T", &tpm.tcti, "properties-fixed"]);
+            tpm.env(&mut c);
+            c.stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        });
+        tpm
+    }
+
+    /// Point a command at this TPM.
+    pub fn env<'a>(&self, c: &'a mut Command) -> &'a mut Command {
+        c.env("DBUS_SESSION_BUS_ADDRESS", &self.bus)
+            .env("TPM2_PKCS11_TCTI", &self.tcti)
+            .env("TPM2_PKCS11_LOG_LEVEL", "0")
+            .env("TSS2_LOG", "all+none")
+            .env_remove("TPM2_PKCS11_STORE")
+    }
+
+    /// OpenSC's pkcs11-tool on the tablet's token (an independent PKCS#11 client).
+    pub fn pkcs11_tool(&self, data: &Path, args: &[&str]) -> std::process::Output {
+        let pin = std::fs::read_to_string(data.join("tpm").join("token.pin")).unwrap();
+        let mut c = Command::new("pkcs11-tool");
+        self.env(&mut c)
+            .env("TPM2_PKCS11_STORE", data.join("tpm"))
+            .args(["--module", MODULE, "--token-label", "mynakyukyu", "--login"])
+            .args(["--pin", pin.trim()])
+            .args(args);
+        c.output().expect("pkcs11-tool (opensc)")
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+}
+
+impl Drop for SoftTpm {
+    fn drop(&mut self) {
+        // the resource manager first, then the bus, then the TPM
+        for c in self.children.iter_mut().rev() {
+            let _ = rustix::process::kill_process(
+                rustix::process::Pid::from_child(c),
+                rustix::process::Signal::TERM,
+            );
+            let until = Instant::now() + Duration::from_secs(3);
+            while c.try_wait().ok().flatten().is_none() && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
