@@ -160,10 +160,7 @@ pub fn check_modes(data_dir: &Path) -> Result<(), ConfigError> {
         })?;
         let mode = meta.permissions().mode() & 0o777;
         if !meta.file_type().is_symlink() && mode & 0o077 != 0 {
-            return Err(ConfigError::Modes {
-                path: p,
-                mode,
-            });
+            return Err(ConfigError::Modes { path: p, mode });
         }
         if meta.is_dir() {
             let entries = std::fs::read_dir(&p).map_err(|source| ConfigError::Io {

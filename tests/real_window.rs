@@ -54,7 +54,11 @@ fn tool(name: &str) -> PathBuf {
 }
 
 fn start_xvfb() -> (Killed, String) {
-    let base = 90 + std::process::id() % 100;
+    // tests of one process run in parallel: each takes its own range of display numbers
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let base = 90
+        + std::process::id() % 100
+        + 200 * NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let n = (base..base + 100)
         .find(|n| {
             !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
@@ -421,5 +425,147 @@ fn a_gloved_hand_on_the_real_window_records_what_the_crew_chose() {
         7,
         0,
         "each decision recorded exactly as tapped, once; a tap within the guard time ignored",
+    );
+}
+
+#[test]
+fn a_tampered_tablet_shows_one_line_and_nothing_to_tap() {
+    // an enrolled tablet (file keys; the TPM has tests/tpm.rs) whose roster was edited
+    let d = TempDir::new("real-window-tamper");
+    let data = d.path().join("tablet");
+    let admin = |args: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_mynakyukyu-admin"))
+            .env_remove("TPM2_PKCS11_TCTI")
+            .arg("--data-dir")
+            .arg(&data)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    let ca = common::pki().join("ca.pem");
+    admin(&[
+        "init",
+        "--unit-id",
+        "UNIT-W",
+        "--department",
+        "131001",
+        "--endpoint",
+        "https://127.0.0.1:9",
+        "--server-ca",
+        ca.to_str().unwrap(),
+        "--allow-file-keys",
+    ]);
+    let cert = d.path().join("unit.pem");
+    let csr = data.join("unit.csr");
+    let pki = common::pki().to_str().unwrap().to_string();
+    admin(&[
+        "dev-pki",
+        "sign",
+        csr.to_str().unwrap(),
+        "--dir",
+        &pki,
+        "--out",
+        cert.to_str().unwrap(),
+    ]);
+    admin(&["install-cert", cert.to_str().unwrap()]);
+    // a roster slipped in with the file mode the admin tool would give it (0600): only the
+    // signed manifest can tell
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(data.join("roster.toml"))
+            .unwrap();
+        f.write_all(
+            b"[[crew]]\nid = \"INTRUDER\"\nname = \"x\"\ncan_view = true\npin_hash = \"x\"\n",
+        )
+        .unwrap();
+    }
+
+    let (_xvfb, display) = start_xvfb();
+    let log = d.path().join("app.log");
+    let app = Killed(
+        Command::new(env!("CARGO_BIN_EXE_mynakyukyu"))
+            .arg("--data-dir")
+            .arg(&data)
+            .env("DISPLAY", &display)
+            .env_remove("WAYLAND_DISPLAY")
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(std::fs::File::create(d.path().join("app.err")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let window = loop {
+        let out = Command::new(tool("xdotool"))
+            .args(["search", "--pid", &app.0.id().to_string()])
+            .env("DISPLAY", &display)
+            .output()
+            .unwrap();
+        if let Some(id) = String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .next()
+        {
+            break id.to_string();
+        }
+        assert!(Instant::now() < deadline, "no stop window");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("real-window-tamper");
+    let _ = std::fs::remove_dir_all(&shots);
+    std::fs::create_dir_all(&shots).unwrap();
+    let mut s = Screenful {
+        display,
+        window,
+        shots: shots.clone(),
+        count: 0,
+    };
+    std::thread::sleep(Duration::from_secs(2));
+    s.shot("stopped");
+    // taps where sign-in's controls stand on a working tablet change nothing
+    for p in [(640, 400), (640, 600), (1200, 40)] {
+        s.tap(p, 2);
+    }
+    std::thread::sleep(LOOK);
+    s.shot("stopped-after-taps");
+    let a = std::fs::read(shots.join("01-stopped.png")).unwrap();
+    let b = std::fs::read(shots.join("02-stopped-after-taps.png")).unwrap();
+    let err = std::fs::read_to_string(d.path().join("app.err")).unwrap();
+    assert!(
+        err.contains("roster.toml")
+            && err.contains("changed outside")
+            && err.contains("refuses to start"),
+        "{err}"
+    );
+    assert!(
+        matches!(app.0.id(), id if std::path::Path::new(&format!("/proc/{id}")).exists()),
+        "the stop screen stays up"
+    );
+    // the window's pixels did not change under the taps (same PNG bytes up to metadata
+    // such as the timestamp ImageMagick writes): compare decoded pixels
+    let pixels = |bytes: &[u8]| {
+        let decoder = png::Decoder::new(std::io::Cursor::new(bytes));
+        let mut reader = decoder.read_info().unwrap();
+        let mut buf = vec![0; reader.output_buffer_size()];
+        let info = reader.next_frame(&mut buf).unwrap();
+        buf.truncate(info.buffer_size());
+        buf
+    };
+    assert!(
+        pixels(&a) == pixels(&b),
+        "the stop screen changed under taps"
+    );
+    common::reliability_row(
+        "real-window-stopped",
+        "UI",
+        "an enrolled tablet whose roster.toml was edited, started in a real window under Xvfb, then tapped by coordinates where controls stand on a working tablet",
+        3,
+        0,
+        "a full-window stop screen (使用できません + one Japanese line) with nothing to tap; the log names roster.toml; the pixels do not change under the taps",
     );
 }

@@ -120,7 +120,12 @@ fn status(tpm: Option<&SoftTpm>, data: &Path) -> Result<serde_json::Value, Strin
 }
 
 fn copy_dir(from: &Path, to: &Path) {
-    let o = Command::new("cp").arg("-a").arg(from).arg(to).output().unwrap();
+    let o = Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", text(&o));
 }
 
@@ -134,7 +139,10 @@ fn the_unit_key_is_made_in_the_tpm_signs_mutual_tls_and_cannot_be_exported() {
 
     // no private key in any file: the unit key file does not exist, the store key is wrapped
     assert!(!data.join("unit.key").exists());
-    assert_eq!(std::fs::metadata(data.join("store.key")).unwrap().len(), 256);
+    assert_eq!(
+        std::fs::metadata(data.join("store.key")).unwrap().len(),
+        256
+    );
     let s = status(Some(&tpm), &data).unwrap();
     assert_eq!(s["key_protection"], "tpm");
     assert_eq!(s["integrity"], "ok");
@@ -191,7 +199,10 @@ fn a_copy_of_the_data_dir_opens_nothing_on_another_tpm_and_nothing_after_wipe() 
     // on another TPM, or with none, the copy opens nothing: no store key, no unit key
     let other = SoftTpm::start("other");
     let e = status(Some(&other), &copy).unwrap_err();
-    assert!(e.contains("error: device keys: TPM:") || e.contains("error: TPM:"), "{e}");
+    assert!(
+        e.contains("error: device keys: TPM:") || e.contains("error: TPM:"),
+        "{e}"
+    );
     let e = text(&admin(Some(&other), &copy, &["audit", "export"]));
     assert!(e.contains("error:"), "{e}");
     let e = status(None, &copy).unwrap_err();
@@ -204,12 +215,17 @@ fn a_copy_of_the_data_dir_opens_nothing_on_another_tpm_and_nothing_after_wipe() 
     assert!(o.status.success(), "{said}");
     let first = said.lines().position(|l| l.contains("TPM objects"));
     let cleared = said.lines().position(|l| l.contains("TPM2_Clear"));
-    let files = said.lines().position(|l| l.contains("destroyed: device.toml"));
+    let files = said
+        .lines()
+        .position(|l| l.contains("destroyed: device.toml"));
     assert!(
         first.is_some() && cleared.is_some() && files.is_some() && first < files,
         "keys destroyed before files: {said}"
     );
-    assert!(said.contains("revoke the unit certificate (serial"), "{said}");
+    assert!(
+        said.contains("revoke the unit certificate (serial"),
+        "{said}"
+    );
     assert_eq!(
         std::fs::read_dir(&data).unwrap().count(),
         0,

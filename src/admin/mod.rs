@@ -6,9 +6,9 @@
 use crate::config::{self, DeviceConfig};
 use crate::domain::Timestamp;
 use crate::eligibility::Endpoint;
+use crate::keys::{DeviceKeys, KeyProtection};
 use crate::pki::{self, Validity};
 use crate::roster::Roster;
-use crate::keys::{DeviceKeys, KeyProtection};
 use rcgen::{CertificateParams, DistinguishedName, DnType};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -456,7 +456,11 @@ fn stop_running_app(data_dir: &Path, report: &mut WipeReport) {
     let Ok(text) = std::fs::read_to_string(data_dir.join(APP_PID_FILE)) else {
         return;
     };
-    let Some(pid) = text.trim().parse::<i32>().ok().and_then(rustix::process::Pid::from_raw)
+    let Some(pid) = text
+        .trim()
+        .parse::<i32>()
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
     else {
         return;
     };
@@ -475,9 +479,10 @@ fn stop_running_app(data_dir: &Path, report: &mut WipeReport) {
     if alive() {
         let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
     }
-    report
-        .destroyed
-        .push(format!("stopped the running app (pid {})", pid.as_raw_nonzero()));
+    report.destroyed.push(format!(
+        "stopped the running app (pid {})",
+        pid.as_raw_nonzero()
+    ));
 }
 
 /// Crypto-erase. Stops a running app; destroys the keys first (the TPM's objects, then the
@@ -488,8 +493,8 @@ pub fn wipe(data_dir: &Path) -> Result<WipeReport, AdminError> {
     let mut report = WipeReport::default();
     stop_running_app(data_dir, &mut report);
     let cfg = DeviceConfig::load(data_dir).ok().flatten();
-    let serial = pki::inspect_pem_file(&data_dir.join(config::UNIT_CERT_FILE))
-        .map(|c| c.serial_hex);
+    let serial =
+        pki::inspect_pem_file(&data_dir.join(config::UNIT_CERT_FILE)).map(|c| c.serial_hex);
     match DeviceKeys::open(data_dir) {
         Ok(keys) => {
             let tpm = keys.protection() == KeyProtection::Tpm;
@@ -506,9 +511,9 @@ pub fn wipe(data_dir: &Path) -> Result<WipeReport, AdminError> {
                 }
             }
         }
-        Err(e) if cfg.is_some() => report
-            .problems
-            .push(format!("the device keys could not be opened to destroy them: {e}")),
+        Err(e) if cfg.is_some() => report.problems.push(format!(
+            "the device keys could not be opened to destroy them: {e}"
+        )),
         Err(_) => {}
     }
     if cfg.as_ref().map(|c| c.key_protection) == Some(KeyProtection::Tpm)
@@ -546,9 +551,10 @@ pub fn wipe(data_dir: &Path) -> Result<WipeReport, AdminError> {
     for dir in [config::STORE_DIR, "training", "exports"] {
         let p = data_dir.join(dir);
         match std::fs::symlink_metadata(&p) {
-            Ok(m) if m.file_type().is_symlink() => report
-                .problems
-                .push(format!("{}: a symbolic link; removed the link only", p.display())),
+            Ok(m) if m.file_type().is_symlink() => report.problems.push(format!(
+                "{}: a symbolic link; removed the link only",
+                p.display()
+            )),
             Ok(_) => {}
             Err(_) => continue,
         }

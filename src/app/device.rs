@@ -39,23 +39,25 @@ impl DeviceError {
     /// English `Display` goes to the log.
     pub fn screen_message(&self) -> &'static str {
         match self {
-            DeviceError::NotProvisioned => "この端末は登録されていません。管理者に連絡してください。",
+            DeviceError::NotProvisioned => {
+                "この端末は登録されていません。\n管理者に連絡してください。"
+            }
             DeviceError::Config(config::ConfigError::Modes { .. }) => {
-                "端末のデータの権限が変更されています。使用を中止し、管理者に連絡してください。"
+                "端末のデータの権限が変更されています。\n使用を中止し、管理者に連絡してください。"
             }
             DeviceError::Config(_) => {
-                "端末の設定ファイルが壊れています。使用を中止し、管理者に連絡してください。"
+                "端末の設定ファイルが壊れています。\n使用を中止し、管理者に連絡してください。"
             }
             DeviceError::Keys(crate::keys::KeyError::Tampered { .. }) => {
-                "端末の設定が管理者以外によって変更されています。使用を中止し、管理者に連絡してください。"
+                "端末の設定が管理者以外によって変更されています。\n使用を中止し、管理者に連絡してください。"
             }
             DeviceError::Keys(_) | DeviceError::Store(_) => {
-                "端末の鍵を開けません。使用を中止し、管理者に連絡してください。"
+                "端末の鍵を開けません。\n使用を中止し、管理者に連絡してください。"
             }
             DeviceError::Certificate(_) => {
-                "救急隊用電子証明書を使えません。管理者に連絡してください。"
+                "救急隊用電子証明書を使えません。\n管理者に連絡してください。"
             }
-            DeviceError::Roster(_) => "隊員名簿を読めません。管理者に連絡してください。",
+            DeviceError::Roster(_) => "隊員名簿を読めません。\n管理者に連絡してください。",
         }
     }
 }
@@ -67,6 +69,8 @@ pub fn check(data_dir: &Path) -> Result<(DeviceConfig, crate::keys::DeviceKeys),
     config::check_modes(data_dir)?;
     let keys = crate::keys::DeviceKeys::open(data_dir)?;
     keys.verify_files(config::PROTECTED_FILES)?;
+    // the store key must open now, not at the first record
+    drop(keys.store_key()?);
     if config.require_tunnel
         && Endpoint::parse(&config.endpoint)
             .map(|e| e.host.parse::<std::net::IpAddr>().is_err())

@@ -366,8 +366,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 .build()?;
             let started = std::time::Instant::now();
             let health = rt.block_on(async {
-                tokio::time::timeout(std::time::Duration::from_secs(timeout), client.health())
-                    .await
+                tokio::time::timeout(std::time::Duration::from_secs(timeout), client.health()).await
             });
             match health {
                 Ok(Ok(h)) => println!(
@@ -387,7 +386,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             // an enrolled tablet's roster is covered by the signed manifest: check it
             // before the change, sign it again after
             let keys = mynakyukyu::keys::DeviceKeys::open(&data).ok();
-            let changes = matches!(command, CrewCommand::Add { .. } | CrewCommand::Remove { .. });
+            let changes = matches!(
+                command,
+                CrewCommand::Add { .. } | CrewCommand::Remove { .. }
+            );
             if let Some(k) = keys.as_ref().filter(|_| changes) {
                 k.verify_files(config::PROTECTED_FILES)?;
             }

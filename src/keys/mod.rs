@@ -243,13 +243,18 @@ impl DeviceKeys {
                 data_dir: data_dir.to_path_buf(),
                 token: Arc::new(token),
             })
-        } else if std::fs::symlink_metadata(data_dir.join(UNIT_KEY_FILE)).is_ok() {
+        } else if [UNIT_KEY_FILE, STORE_KEY_FILE]
+            .iter()
+            .any(|f| std::fs::symlink_metadata(data_dir.join(f)).is_ok())
+        {
+            // file keys; a training dir has only the store key (its unit key is the
+            // development PKI's)
             Ok(DeviceKeys::File {
                 data_dir: data_dir.to_path_buf(),
             })
         } else {
             Err(KeyError::Missing(format!(
-                "no device keys in {} (neither {TPM_DIR}/ nor {UNIT_KEY_FILE})",
+                "no device keys in {} (neither {TPM_DIR}/ nor {UNIT_KEY_FILE} nor {STORE_KEY_FILE})",
                 data_dir.display()
             )))
         }
@@ -281,10 +286,14 @@ impl DeviceKeys {
         let path = self.data_dir().join(STORE_KEY_FILE);
         let on_disk = read_private(&path)?;
         let plain = match self {
-            DeviceKeys::Tpm { token, .. } => token.unwrap(&on_disk).map_err(|e| KeyError::File {
-                path: path.clone(),
-                reason: format!("the TPM cannot unwrap it (replaced, or another device's): {e}"),
-            })?,
+            DeviceKeys::Tpm { token, .. } => {
+                token.unwrap(&on_disk).map_err(|e| KeyError::File {
+                    path: path.clone(),
+                    reason: format!(
+                        "the TPM cannot unwrap it (replaced, or another device's): {e}"
+                    ),
+                })?
+            }
             DeviceKeys::File { .. } => on_disk,
         };
         let arr: [u8; 32] = plain.as_slice().try_into().map_err(|_| KeyError::File {
@@ -362,10 +371,7 @@ impl DeviceKeys {
         serde_json::to_vec(files).unwrap_or_default()
     }
 
-    fn hash_files(
-        data_dir: &Path,
-        names: &[&str],
-    ) -> Result<BTreeMap<String, String>, KeyError> {
+    fn hash_files(data_dir: &Path, names: &[&str]) -> Result<BTreeMap<String, String>, KeyError> {
         use sha2::Digest;
         let mut files = BTreeMap::new();
         for name in names {
@@ -415,11 +421,10 @@ impl DeviceKeys {
             file: MANIFEST_FILE.into(),
             reason: e.to_string(),
         })?;
-        let manifest: Manifest =
-            serde_json::from_slice(&text).map_err(|e| KeyError::Tampered {
-                file: MANIFEST_FILE.into(),
-                reason: format!("not a manifest: {e}"),
-            })?;
+        let manifest: Manifest = serde_json::from_slice(&text).map_err(|e| KeyError::Tampered {
+            file: MANIFEST_FILE.into(),
+            reason: format!("not a manifest: {e}"),
+        })?;
         if manifest.protection != self.protection() {
             return Err(KeyError::Tampered {
                 file: MANIFEST_FILE.into(),
@@ -697,8 +702,18 @@ mod tests {
         std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
         let link = dir.join("link");
         std::os::unix::fs::symlink(&f, &link).unwrap();
-        assert!(read_private(&link).unwrap_err().to_string().contains("symbolic link"));
-        assert!(destroy_private(&link).unwrap_err().to_string().contains("symbolic link"));
+        assert!(
+            read_private(&link)
+                .unwrap_err()
+                .to_string()
+                .contains("symbolic link")
+        );
+        assert!(
+            destroy_private(&link)
+                .unwrap_err()
+                .to_string()
+                .contains("symbolic link")
+        );
         assert!(f.exists(), "the link's target was not touched");
         assert!(write_private(&link, b"x").is_err());
         assert_eq!(read_private(&f).unwrap().as_slice(), b"secret");
@@ -721,7 +736,10 @@ mod tests {
         std::fs::write(dir.join("a.toml"), "x = 1").unwrap();
         std::fs::write(dir.join("b.pem"), "new").unwrap();
         let e = keys.verify_files(&["a.toml", "b.pem"]).unwrap_err();
-        assert!(e.to_string().contains("b.pem") && e.to_string().contains("added"), "{e}");
+        assert!(
+            e.to_string().contains("b.pem") && e.to_string().contains("added"),
+            "{e}"
+        );
         assert_eq!(keys.store_key().unwrap().len(), 32);
         let gone = DeviceKeys::open(&dir).unwrap().destroy().unwrap();
         assert!(gone.iter().any(|g| g == STORE_KEY_FILE), "{gone:?}");

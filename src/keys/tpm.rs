@@ -170,7 +170,11 @@ impl TpmToken {
     fn login(ctx: &Pkcs11, slot: Slot, pin: &AuthPin) -> Result<TpmToken, KeyError> {
         let session = ctx.open_rw_session(slot).map_err(tpm("session"))?;
         match session.login(UserType::User, Some(pin)) {
-            Ok(()) | Err(cryptoki::error::Error::Pkcs11(cryptoki::error::RvError::UserAlreadyLoggedIn, _)) => {}
+            Ok(())
+            | Err(cryptoki::error::Error::Pkcs11(
+                cryptoki::error::RvError::UserAlreadyLoggedIn,
+                _,
+            )) => {}
             Err(e) => {
                 return Err(KeyError::Tpm(format!(
                     "this TPM cannot open the tablet's token (the data dir was copied to another machine, or the TPM was cleared by a wipe): {e}"
@@ -268,8 +272,7 @@ impl TpmToken {
         let digest = sha2::Sha256::digest(msg);
         let s = self.session();
         let key = Self::find(&s, ObjectClass::PRIVATE_KEY, label)?;
-        s.sign(&Mechanism::Ecdsa, key, &digest)
-            .map_err(tpm("sign"))
+        s.sign(&Mechanism::Ecdsa, key, &digest).map_err(tpm("sign"))
     }
 
     fn oaep() -> Mechanism<'static> {
@@ -349,7 +352,9 @@ impl TpmToken {
 /// copy of the data dir taken before a wipe, can no longer be loaded. Destroying the PKCS#11
 /// objects alone removes them from the token's store, not from such a copy.
 pub fn clear_tpm() -> Result<String, KeyError> {
-    let tcti = std::env::var("TPM2_PKCS11_TCTI").ok().filter(|t| !t.is_empty());
+    let tcti = std::env::var("TPM2_PKCS11_TCTI")
+        .ok()
+        .filter(|t| !t.is_empty());
     let mut last = String::new();
     for hierarchy in ["p", "l"] {
         let mut cmd = std::process::Command::new("tpm2_clear");
@@ -361,7 +366,11 @@ pub fn clear_tpm() -> Result<String, KeyError> {
             Ok(o) if o.status.success() => {
                 return Ok(format!(
                     "the TPM (TPM2_Clear, {} hierarchy)",
-                    if hierarchy == "p" { "platform" } else { "lockout" }
+                    if hierarchy == "p" {
+                        "platform"
+                    } else {
+                        "lockout"
+                    }
                 ));
             }
             Ok(o) => last = String::from_utf8_lossy(&o.stderr).trim().to_string(),

@@ -303,7 +303,9 @@ fn lock_elapsed_ms(f: &Failures, now: &Clocks) -> i64 {
 
 /// The length of the `locks`-th lock; `None`: until an admin unlocks.
 fn lock_length_ms(locks: u32) -> Option<i64> {
-    LOCKOUT_STEPS_MS.get(locks.saturating_sub(1) as usize).copied()
+    LOCKOUT_STEPS_MS
+        .get(locks.saturating_sub(1) as usize)
+        .copied()
 }
 
 /// A successful sign-in.
@@ -560,7 +562,10 @@ mod tests {
         let path = roster_in(&d);
         let mut gate = SignInGate::open(&path).unwrap();
         let t = at(10_000_000, "boot-a", 1_000);
-        assert!(matches!(lock_out(&mut gate, &t), RosterError::Locked { .. }));
+        assert!(matches!(
+            lock_out(&mut gate, &t),
+            RosterError::Locked { .. }
+        ));
         // the right PIN does not open a locked id, not even after a restart
         let mut gate = SignInGate::open(&path).unwrap();
         assert!(matches!(
@@ -602,15 +607,22 @@ mod tests {
         ));
         let after_second = at(0, "boot-e", 20 + LOCKOUT_STEPS_MS[0] + LOCKOUT_STEPS_MS[1]);
         let third = lock_out(&mut gate, &after_second);
-        assert!(matches!(third, RosterError::LockedForAdmin { .. }), "{third}");
+        assert!(
+            matches!(third, RosterError::LockedForAdmin { .. }),
+            "{third}"
+        );
         let a_week_later = at(0, "boot-e", 7 * 24 * 3_600_000);
         assert!(matches!(
             gate.sign_in_at("EMT-1", "246800", &a_week_later),
             Err(RosterError::LockedForAdmin { .. })
         ));
-        assert!(!RosterError::LockedForAdmin { reason: String::new() }
+        assert!(
+            !RosterError::LockedForAdmin {
+                reason: String::new()
+            }
             .message_ja()
-            .contains("同意取得困難"));
+            .contains("同意取得困難")
+        );
         unlock(&path, Some("EMT-1")).unwrap();
         let mut gate = SignInGate::open(&path).unwrap();
         assert!(gate.sign_in_at("EMT-1", "246800", &a_week_later).is_ok());
@@ -644,7 +656,10 @@ mod tests {
         let d = tmp("counter");
         let path = roster_in(&d);
         let counts = path.with_extension("failures.json");
-        assert!(counts.exists(), "the roster's first save starts the counter file");
+        assert!(
+            counts.exists(),
+            "the roster's first save starts the counter file"
+        );
         let t = at(1_000, "boot-x", 1);
         std::fs::remove_file(&counts).unwrap();
         let mut gate = SignInGate::open(&path).unwrap();

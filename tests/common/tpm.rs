@@ -49,8 +49,14 @@ impl SoftTpm {
             Command::new("swtpm")
                 .args(["socket", "--tpm2", "--tpmstate"])
                 .arg(format!("dir={}", state.display()))
-                .args(["--server", &format!("type=tcp,port={port},bindaddr=127.0.0.1")])
-                .args(["--ctrl", &format!("type=tcp,port={},bindaddr=127.0.0.1", port + 1)])
+                .args([
+                    "--server",
+                    &format!("type=tcp,port={port},bindaddr=127.0.0.1"),
+                ])
+                .args([
+                    "--ctrl",
+                    &format!("type=tcp,port={},bindaddr=127.0.0.1", port + 1),
+                ])
                 .args(["--flags", "not-need-init,startup-clear"])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
@@ -72,11 +78,7 @@ impl SoftTpm {
                 .expect("dbus-daemon"),
         );
         wait_for("dbus-daemon", || socket.exists());
-        let name = format!(
-            "com.intel.tss2.Tabrmd.t{}x{}",
-            std::process::id(),
-            port
-        );
+        let name = format!("com.intel.tss2.Tabrmd.t{}x{}", std::process::id(), port);
         children.push(
             Command::new("tpm2-abrmd")
                 .args(["--session", "--allow-root"])

@@ -1,0 +1,323 @@
+//! A tablet whose files were changed behind the admin's back refuses to start, naming what
+//! changed: the roster, the device config, the server CA, the unit certificate, the store
+//! key swapped for a symlink, wider file modes, the PIN counter file deleted, a malformed
+//! device.toml (never a silent fall into training mode), an endpoint given by name where
+//! the tunnel is required. Enrolment goes through `mynakyukyu-admin` (file keys: the TPM
+//! has tests/tpm.rs); the refusal is read from `app::device::check`, what the app runs
+//! before it opens anything, and from `status`.
+
+mod common;
+
+use common::{TempDir, pki};
+use mynakyukyu::app::device::{self, DeviceError};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn admin(data: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mynakyukyu-admin"))
+        .env_remove("TPM2_PKCS11_TCTI")
+        .arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn ok(o: Output) -> Output {
+    assert!(
+        o.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
+
+/// An enrolled tablet with its certificate and one crew member, in a dir of its own.
+fn tablet(tag: &str, endpoint: &str) -> (TempDir, PathBuf) {
+    let d = TempDir::new(tag);
+    let data = d.path().join("tablet");
+    ok(admin(
+        &data,
+        &[
+            "init",
+            "--unit-id",
+            "UNIT-T",
+            "--department",
+            "131001",
+            "--endpoint",
+            endpoint,
+            "--server-ca",
+            pki().join("ca.pem").to_str().unwrap(),
+            "--allow-file-keys",
+        ],
+    ));
+    let cert = d.path().join("unit.pem");
+    ok(admin(
+        &data,
+        &[
+            "dev-pki",
+            "sign",
+            data.join("unit.csr").to_str().unwrap(),
+            "--dir",
+            pki().to_str().unwrap(),
+            "--out",
+            cert.to_str().unwrap(),
+        ],
+    ));
+    ok(admin(&data, &["install-cert", cert.to_str().unwrap()]));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mynakyukyu-admin"))
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["crew", "add", "EMT-1", "--name", "救急 一郎"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"246800\n").unwrap();
+    assert!(child.wait().unwrap().success());
+    if endpoint == ENDPOINT
+        && let Err(e) = device::check(&data)
+    {
+        panic!("a fresh tablet does not start: {e}");
+    }
+    (d, data)
+}
+
+/// The refusal, its English reason and its Japanese screen line.
+fn refused(data: &Path) -> (String, &'static str) {
+    match device::check(data) {
+        Ok(_) => panic!("{} started", data.display()),
+        Err(e) => (e.to_string(), e.screen_message()),
+    }
+}
+
+fn status_says(data: &Path) -> String {
+    let o = admin(data, &["status", "--json"]);
+    assert!(!o.status.success(), "status exits non-zero");
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+const ENDPOINT: &str = "https://127.0.0.1:8443";
+
+#[test]
+fn an_edited_roster_is_refused() {
+    let (_d, data) = tablet("tamper-roster", ENDPOINT);
+    let roster = data.join("roster.toml");
+    let mut text = std::fs::read_to_string(&roster).unwrap();
+    text = text
+        .replace("can_view = true", "can_view = true\n")
+        .replace("EMT-1", "EMT-X");
+    std::fs::write(&roster, text).unwrap();
+    let (why, screen) = refused(&data);
+    assert!(
+        why.contains("roster.toml") && why.contains("changed outside"),
+        "{why}"
+    );
+    assert!(screen.contains("管理者以外"), "{screen}");
+    assert!(status_says(&data).contains("roster.toml"));
+    common::reliability_row(
+        "tamper-roster",
+        "Security",
+        "roster.toml edited after enrolment (a crew id renamed)",
+        1,
+        0,
+        "the tablet refuses to start: English reason names roster.toml, the screen says the settings were changed by someone other than the admin; status exits 1",
+    );
+}
+
+#[test]
+fn an_edited_device_config_is_refused() {
+    let (_d, data) = tablet("tamper-config", ENDPOINT);
+    let cfg = data.join("device.toml");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("require_tunnel = true", "require_tunnel = false");
+    std::fs::write(&cfg, text).unwrap();
+    let (why, _) = refused(&data);
+    assert!(
+        why.contains("device.toml") && why.contains("changed outside"),
+        "{why}"
+    );
+    common::reliability_row(
+        "tamper-config",
+        "Security",
+        "device.toml edited after enrolment (require_tunnel turned off)",
+        1,
+        0,
+        "refused at start, naming device.toml",
+    );
+}
+
+#[test]
+fn a_swapped_server_ca_or_unit_certificate_is_refused() {
+    let (_d, data) = tablet("tamper-ca", ENDPOINT);
+    let other = TempDir::new("tamper-other-pki");
+    mynakyukyu::pki::dev::generate(other.path()).unwrap();
+    let original = std::fs::read(data.join("server-ca.pem")).unwrap();
+    // the content swapped, the file's mode kept (0600): the manifest must catch it
+    let swap = |name: &str, from: &Path| {
+        std::fs::write(data.join(name), std::fs::read(from).unwrap()).unwrap();
+    };
+    swap("server-ca.pem", &other.path().join("ca.pem"));
+    let (why, _) = refused(&data);
+    assert!(
+        why.contains("server-ca.pem") && why.contains("changed outside"),
+        "{why}"
+    );
+    std::fs::write(data.join("server-ca.pem"), original).unwrap();
+    assert!(device::check(&data).is_ok(), "restored, it starts again");
+    swap("unit.pem", &other.path().join("unit.pem"));
+    let (why, _) = refused(&data);
+    assert!(
+        why.contains("unit.pem") && why.contains("changed outside"),
+        "{why}"
+    );
+    common::reliability_row(
+        "tamper-ca",
+        "Security",
+        "server-ca.pem swapped for another CA, then unit.pem swapped for another unit's certificate",
+        2,
+        0,
+        "each refused at start naming the file; the original restored starts again",
+    );
+}
+
+#[test]
+fn a_store_key_replaced_by_a_symlink_or_wider_modes_are_refused() {
+    let (d, data) = tablet("tamper-link", ENDPOINT);
+    let key = data.join("store.key");
+    let moved = d.path().join("elsewhere.key");
+    std::fs::rename(&key, &moved).unwrap();
+    std::os::unix::fs::symlink(&moved, &key).unwrap();
+    let (why, screen) = refused(&data);
+    assert!(why.contains("symbolic link"), "{why}");
+    assert!(screen.contains("鍵"), "{screen}");
+    // wipe refuses to follow it: the target is not touched
+    let o = admin(&data, &["wipe", "--yes"]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "a wipe that met a symlink says so"
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("symbolic link"));
+    assert_eq!(
+        std::fs::metadata(&moved).unwrap().len(),
+        32,
+        "target untouched"
+    );
+
+    let (_d2, data2) = tablet("tamper-modes", ENDPOINT);
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        data2.join("roster.toml"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let (why, screen) = refused(&data2);
+    assert!(why.contains("roster.toml") && why.contains("644"), "{why}");
+    assert!(screen.contains("権限"), "{screen}");
+    std::fs::set_permissions(
+        data2.join("roster.toml"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    std::fs::set_permissions(&data2, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (why, _) = refused(&data2);
+    assert!(why.contains("755"), "{why}");
+    common::reliability_row(
+        "tamper-store-key-link",
+        "Security",
+        "store.key replaced by a symlink to a copy elsewhere; then wipe run on it",
+        2,
+        0,
+        "refused at start (O_NOFOLLOW); wipe reports the link, exits 2 and leaves the link's target untouched",
+    );
+    common::reliability_row(
+        "tamper-modes",
+        "Security",
+        "roster.toml made 0644, then the data dir 0755",
+        2,
+        0,
+        "each refused at start naming the path and mode",
+    );
+}
+
+#[test]
+fn a_deleted_pin_counter_file_locks_every_crew_id() {
+    let (_d, data) = tablet("tamper-counter", ENDPOINT);
+    let roster = data.join("roster.toml");
+    let mut gate = mynakyukyu::roster::SignInGate::open(&roster).unwrap();
+    let now = mynakyukyu::domain::Timestamp::now();
+    for _ in 0..4 {
+        assert!(gate.sign_in("EMT-1", "000000", now).is_err());
+    }
+    // the attacker removes the counts to get five fresh tries
+    std::fs::remove_file(data.join("roster.failures.json")).unwrap();
+    let mut gate = mynakyukyu::roster::SignInGate::open(&roster).unwrap();
+    let e = gate.sign_in("EMT-1", "246800", now).unwrap_err();
+    assert!(
+        matches!(e, mynakyukyu::roster::RosterError::LockedForAdmin { .. }),
+        "{e}"
+    );
+    assert!(e.message_ja().contains("管理者"), "{}", e.message_ja());
+    ok(admin(&data, &["crew", "unlock"]));
+    let mut gate = mynakyukyu::roster::SignInGate::open(&roster).unwrap();
+    assert!(gate.sign_in("EMT-1", "246800", now).is_ok());
+    common::reliability_row(
+        "tamper-pin-counter",
+        "Security",
+        "four wrong PINs, then roster.failures.json deleted to reset the count",
+        1,
+        0,
+        "every crew id locked until `mynakyukyu-admin crew unlock`; the screen says to ask the admin",
+    );
+}
+
+#[test]
+fn a_malformed_device_config_is_an_error_never_training_mode() {
+    let (_d, data) = tablet("tamper-malformed", ENDPOINT);
+    std::fs::write(data.join("device.toml"), "unit_id = [broken").unwrap();
+    assert!(mynakyukyu::config::provisioned(&data).is_err());
+    let (why, screen) = refused(&data);
+    assert!(why.contains("device.toml"), "{why}");
+    assert!(screen.contains("設定ファイル"), "{screen}");
+    // the app itself: no display, so it would run the training drill if it took the tablet
+    // for unprovisioned; it stops with the reason instead
+    let o = Command::new(env!("CARGO_BIN_EXE_mynakyukyu"))
+        .arg("--data-dir")
+        .arg(&data)
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("device.toml"), "{err}");
+    assert!(
+        !String::from_utf8_lossy(&o.stdout).contains("訓練"),
+        "fell into training"
+    );
+    common::reliability_row(
+        "malformed-config",
+        "Bad input",
+        "device.toml that does not parse on an enrolled tablet; the app started on it",
+        1,
+        0,
+        "an error naming device.toml (exit 2), never training mode",
+    );
+}
+
+#[test]
+fn an_endpoint_by_name_is_refused_where_the_tunnel_is_required() {
+    let (_d, data) = tablet("tamper-name", "https://eligibility.example:8443");
+    // enrolled by the admin, so the manifest holds; the rule refuses it all the same
+    let e = device::check(&data).map(|_| ()).unwrap_err();
+    assert!(matches!(e, DeviceError::Config(_)), "{e}");
+    assert!(e.to_string().contains("IP address"), "{e}");
+}
