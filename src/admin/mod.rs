@@ -239,7 +239,12 @@ pub struct Status {
     pub integrity: String,
     /// When the oldest record still on the tablet was appended (RFC 3339).
     pub oldest_record: Option<String>,
+    /// When the oldest record is purged (and its day key destroyed, once no other record
+    /// needs it); `None` while it waits to be uploaded, or with no records.
+    pub next_purge: Option<String>,
     pub retention_days: u32,
+    /// Day keys on the tablet (one per day with records kept).
+    pub day_keys: usize,
     /// With TPM keys: what the token says about each key's exportability.
     pub tpm_keys: std::collections::BTreeMap<&'static str, crate::keys::tpm::KeyFlags>,
 }
@@ -269,6 +274,10 @@ pub fn status(data_dir: &Path) -> Result<Status, AdminError> {
     let store = config::open_store_with(data_dir, &keys)?;
     let sync = store.sync_state()?;
     let oldest_record = store.oldest_record()?.map(Timestamp::to_rfc3339);
+    let next_purge = store
+        .next_purge(cfg.retention_days)?
+        .map(Timestamp::to_rfc3339);
+    let day_keys = store.day_keys().len();
     let tunnel = Endpoint::parse(&cfg.endpoint)
         .ok()
         .and_then(|e| {
@@ -297,7 +306,9 @@ pub fn status(data_dir: &Path) -> Result<Status, AdminError> {
         key_protection: keys.protection().as_str(),
         integrity,
         oldest_record,
+        next_purge,
         retention_days: cfg.retention_days,
+        day_keys,
         tpm_keys,
     })
 }

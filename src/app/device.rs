@@ -125,6 +125,45 @@ pub fn client(
         .map_err(|e| cert(&e))
 }
 
+/// How often retention runs while the app is up.
+pub const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+
+fn purge_expired(store: &crate::store::Store, days: u32) -> Result<(), DeviceError> {
+    let r = store.purge_expired(crate::domain::Timestamp::now(), days)?;
+    if r.records_removed > 0 || !r.day_keys_destroyed.is_empty() {
+        tracing::info!(
+            records = r.records_removed,
+            day_keys = r.day_keys_destroyed.len(),
+            "retention: uploaded records past the retention period purged, their day keys destroyed"
+        );
+    }
+    Ok(())
+}
+
+/// Retention on a timer, on the blocking pool, until `stop` turns true.
+pub async fn enforce_retention(
+    store: Arc<crate::store::Store>,
+    days: u32,
+    every: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+        let s = store.clone();
+        match tokio::task::spawn_blocking(move || purge_expired(&s, days)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "retention failed"),
+            Err(e) => tracing::error!(error = %e, "retention task failed"),
+        }
+    }
+}
+
 /// A provisioned tablet's parts.
 pub struct Device {
     pub ports: Ports,
@@ -148,6 +187,8 @@ pub fn open(data_dir: &Path) -> Result<Device, DeviceError> {
     let client = |settings| client(data_dir, &endpoint, &keys, settings);
     let days_left = crate::pki::inspect_pem_file(&cert_path).map(|s| s.days_left);
     let store = Arc::new(config::open_store_with(data_dir, &keys)?);
+    // retention at start (and on a timer: `enforce_retention`)
+    purge_expired(&store, config.retention_days)?;
     let gate = SignInGate::open(&data_dir.join(config::ROSTER_FILE))?;
     let endpoint_addr = (endpoint.host.as_str(), endpoint.port)
         .to_socket_addrs()

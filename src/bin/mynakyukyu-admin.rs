@@ -347,9 +347,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 println!("keys:        {}", s.key_protection);
                 println!("integrity:   {}", s.integrity);
                 println!(
-                    "oldest:      {} (retention {} days)",
+                    "oldest:      {} (retention {} days; next purge {})",
                     s.oldest_record.as_deref().unwrap_or("no records"),
-                    s.retention_days
+                    s.retention_days,
+                    s.next_purge.as_deref().unwrap_or("after upload")
                 );
             }
             if s.certificate_level == "error" || s.integrity != "ok" {

@@ -283,8 +283,15 @@ fn run_app(
             Default::default(),
         );
         device.ports.uploader_wake = Some(uploader.waker());
+        let retained_store = device.ports.store.clone();
         let (controller, views) = Controller::new(device.ports, device.settings);
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        rt.spawn(mynakyukyu::app::device::enforce_retention(
+            retained_store,
+            device.config.retention_days,
+            mynakyukyu::app::device::RETENTION_EVERY,
+            stop_rx.clone(),
+        ));
         rt.spawn(uploader.run(stop_rx));
         rt.spawn(line::monitor(
             device.background_client,

@@ -1,9 +1,16 @@
 //! The tablet's offline-safe store on sled: consent and audit records in an append-only,
 //! hash-chained log with an outbox for upload. No clinical data: the emergency info lives in
 //! memory for the incident only (an old store's clinical cache is dropped at open). Every
-//! value is sealed with ChaCha20-Poly1305 under the device key (a 0600 file); tree keys are
-//! sequence numbers, never patient data. An append returns only after sled has flushed it
-//! to disk.
+//! value is sealed with ChaCha20-Poly1305; tree keys are sequence numbers, never patient
+//! data. An append returns only after sled has flushed it to disk.
+//!
+//! Keys rotate by day: a record and its outbox entry are sealed under the key of the (UTC)
+//! day they were appended, kept in `keys/<day>.key` sealed under the store key (which the
+//! TPM unwraps). Retention ([`Store::purge_expired`]) removes uploaded records past the
+//! retention period and then destroys every day key no remaining record uses: expiry is key
+//! destruction, so the old sealed bytes that sled's log may keep until compaction can no
+//! longer be opened, not even with the store key. The chain head, sync state and anchor are
+//! sealed under the store key itself.
 
 mod seal;
 
@@ -124,6 +131,24 @@ const HEAD_FILE: &str = "chain.head";
 /// The tree where earlier versions cached clinical data; dropped at open.
 const OLD_CLINICAL_CACHE: &[u8] = b"cache";
 
+/// A value sealed under a day key starts with this byte and the day (u32, big-endian);
+/// values of stores from before rotation have no prefix and open with the store key.
+const DAY_SEALED: u8 = 0xD1;
+const DAY_KEYS_DIR: &str = "keys";
+const MS_PER_DAY: i64 = 86_400_000;
+
+fn day_of(t: Timestamp) -> u32 {
+    t.0.div_euclid(MS_PER_DAY).clamp(0, u32::MAX as i64) as u32
+}
+
+/// What retention did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct PurgeReport {
+    pub records_removed: usize,
+    /// Days whose keys were destroyed (days since 1970-01-01, UTC).
+    pub day_keys_destroyed: Vec<u32>,
+}
+
 /// The store. Share it behind an `Arc`; appends are serialised internally.
 pub struct Store {
     dir: PathBuf,
@@ -135,6 +160,8 @@ pub struct Store {
     outbox: sled::Tree,
     meta: sled::Tree,
     sealer: Sealer,
+    /// Day keys opened so far (day → sealer); loaded from `keys/` as needed.
+    day_sealers: Mutex<std::collections::BTreeMap<u32, std::sync::Arc<Sealer>>>,
     head: Mutex<ChainHead>,
     /// Records in the outbox. sled's `len()` walks the tree, and the status strip asks
     /// for this on every command: with 100,000 records queued that walk took ~50 ms. Counted
@@ -245,6 +272,7 @@ impl Store {
             meta: db.open_tree("meta")?,
             db,
             sealer: Sealer::new(key),
+            day_sealers: Mutex::new(Default::default()),
             head: Mutex::new(ChainHead {
                 next_seq: 0,
                 last_hash: GENESIS.to_string(),
@@ -319,6 +347,125 @@ impl Store {
         self.head.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn day_key_path(&self, day: u32) -> PathBuf {
+        self.dir.join(DAY_KEYS_DIR).join(format!("{day}.key"))
+    }
+
+    /// The sealer of `day`: loaded from its key file, or (`create`) made and written durably
+    /// before anything is sealed under it.
+    fn day_sealer(
+        &self,
+        day: u32,
+        create: bool,
+    ) -> Result<Option<std::sync::Arc<Sealer>>, StoreError> {
+        let mut cache = self.day_sealers.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = cache.get(&day) {
+            return Ok(Some(s.clone()));
+        }
+        let path = self.day_key_path(day);
+        let aad = format!("day-key\0{day}");
+        let raw = match crate::keys::read_private(&path) {
+            Ok(sealed) => {
+                let plain = self.sealer.open(b"keys", aad.as_bytes(), &sealed).ok_or(
+                    StoreError::Tampered {
+                        tree: "keys",
+                        key: day.to_string(),
+                    },
+                )?;
+                let arr: [u8; 32] =
+                    plain
+                        .as_slice()
+                        .try_into()
+                        .map_err(|_| StoreError::Corrupt {
+                            tree: "keys",
+                            key: day.to_string(),
+                            reason: "not a 32-byte key".into(),
+                        })?;
+                zeroize::Zeroizing::new(arr)
+            }
+            Err(crate::keys::KeyError::Missing(_)) if create => {
+                let k = Sealer::random_key()?;
+                let sealed = self.sealer.seal(b"keys", aad.as_bytes(), k.as_ref())?;
+                crate::keys::create_private_dir(&self.dir.join(DAY_KEYS_DIR))
+                    .and_then(|()| crate::keys::write_private(&path, &sealed))
+                    .map_err(|e| StoreError::Key {
+                        path: path.display().to_string(),
+                        reason: e.to_string(),
+                    })?;
+                k
+            }
+            Err(crate::keys::KeyError::Missing(_)) => return Ok(None),
+            Err(e) => {
+                return Err(StoreError::Key {
+                    path: path.display().to_string(),
+                    reason: e.to_string(),
+                });
+            }
+        };
+        let sealer = std::sync::Arc::new(Sealer::new(&DeviceKey::from_bytes(&raw)));
+        cache.insert(day, sealer.clone());
+        Ok(Some(sealer))
+    }
+
+    /// Seal a record-tree value under the key of `day`.
+    fn seal_day(
+        &self,
+        day: u32,
+        tree: &str,
+        key: &[u8],
+        plain: &[u8],
+    ) -> Result<Vec<u8>, StoreError> {
+        let sealer = self
+            .day_sealer(day, true)?
+            .ok_or_else(|| StoreError::Seal("day key missing".into()))?;
+        let mut out = vec![DAY_SEALED];
+        out.extend_from_slice(&day.to_be_bytes());
+        out.extend(sealer.seal(tree.as_bytes(), key, plain)?);
+        Ok(out)
+    }
+
+    /// Open a record-tree value: under its day key, or (older stores) the store key.
+    /// `None` when it does not open (altered, or its day key destroyed).
+    fn open_day(
+        &self,
+        tree: &str,
+        key: &[u8],
+        sealed: &[u8],
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        if sealed.len() > 5
+            && sealed[0] == DAY_SEALED
+            && let Some(sealer) = self.day_sealer(
+                u32::from_be_bytes([sealed[1], sealed[2], sealed[3], sealed[4]]),
+                false,
+            )?
+            && let Some(plain) = sealer.open(tree.as_bytes(), key, &sealed[5..])
+        {
+            return Ok(Some(plain));
+        }
+        Ok(self.sealer.open(tree.as_bytes(), key, sealed))
+    }
+
+    /// The day a stored value names in its prefix (`None`: sealed under the store key).
+    fn value_day(sealed: &[u8]) -> Option<u32> {
+        (sealed.len() > 5 && sealed[0] == DAY_SEALED)
+            .then(|| u32::from_be_bytes([sealed[1], sealed[2], sealed[3], sealed[4]]))
+    }
+
+    fn open_record(&self, key: &[u8], sealed: &[u8]) -> Result<StoredRecord, StoreError> {
+        let key_text = String::from_utf8_lossy(key).to_string();
+        let plain = self
+            .open_day("records", key, sealed)?
+            .ok_or_else(|| StoreError::Tampered {
+                tree: "records",
+                key: key_text.clone(),
+            })?;
+        serde_json::from_slice(&plain).map_err(|e| StoreError::Corrupt {
+            tree: "records",
+            key: key_text,
+            reason: e.to_string(),
+        })
+    }
+
     /// Serialise and seal; either failing is an error, never an empty value stored.
     fn seal_json<T: Serialize>(
         &self,
@@ -371,8 +518,12 @@ impl Store {
             hash: hash.clone(),
         };
         let key = seq.to_be_bytes();
-        let value = self.seal_json("records", &key, &stored)?;
-        let queued = self.sealer.seal(b"outbox", &key, &now.0.to_be_bytes())?;
+        let day = day_of(now);
+        let plain = zeroize::Zeroizing::new(
+            serde_json::to_vec(&stored).map_err(|e| StoreError::Seal(e.to_string()))?,
+        );
+        let value = self.seal_day(day, "records", &key, &plain)?;
+        let queued = self.seal_day(day, "outbox", &key, &now.0.to_be_bytes())?;
         let next = ChainHead {
             next_seq: seq + 1,
             last_hash: hash,
@@ -405,10 +556,7 @@ impl Store {
     /// When the oldest retained record was appended.
     pub fn oldest_record(&self) -> Result<Option<Timestamp>, StoreError> {
         match self.records.first()? {
-            Some((k, v)) => Ok(Some(
-                self.open_json::<StoredRecord>("records", &k, &v)?
-                    .appended_at,
-            )),
+            Some((k, v)) => Ok(Some(self.open_record(&k, &v)?.appended_at)),
             None => Ok(None),
         }
     }
@@ -419,7 +567,7 @@ impl Store {
             .iter()
             .map(|kv| {
                 let (k, v) = kv?;
-                self.open_json("records", &k, &v)
+                self.open_record(&k, &v)
             })
             .collect()
     }
@@ -459,7 +607,7 @@ impl Store {
                     reason: reason.to_string(),
                 }),
             };
-            let stored: StoredRecord = match self.open_json("records", &k, &v) {
+            let stored: StoredRecord = match self.open_record(&k, &v) {
                 Ok(s) => s,
                 Err(StoreError::Tampered { .. }) => {
                     return Ok(broken(None, "sealed value altered (authentication failed)"));
@@ -504,7 +652,7 @@ impl Store {
         {
             let (k, _) = kv?;
             if let Some(v) = self.records.get(&k)? {
-                out.push(self.open_json("records", &k, &v)?);
+                out.push(self.open_record(&k, &v)?);
             }
         }
         Ok(out)
@@ -555,8 +703,7 @@ impl Store {
         let meta = self.sync_meta()?;
         let oldest_queued_at = match self.outbox.first()? {
             Some((k, v)) => self
-                .sealer
-                .open(b"outbox", &k, &v)
+                .open_day("outbox", &k, &v)?
                 .and_then(|b| b.try_into().ok())
                 .map(|b: [u8; 8]| Timestamp(i64::from_be_bytes(b))),
             None => None,
@@ -580,7 +727,7 @@ impl Store {
             if self.outbox.contains_key(&k)? {
                 break;
             }
-            let stored: StoredRecord = self.open_json("records", &k, &v)?;
+            let stored: StoredRecord = self.open_record(&k, &v)?;
             if stored.appended_at >= cutoff {
                 break;
             }
@@ -596,6 +743,100 @@ impl Store {
         }
         self.db.flush()?;
         Ok(removed)
+    }
+
+    /// Retention: drop uploaded records appended more than `retention_days` before `now`,
+    /// then destroy the key of every past day that no remaining record or outbox entry is
+    /// sealed under. Run at start and on a timer.
+    pub fn purge_expired(
+        &self,
+        now: Timestamp,
+        retention_days: u32,
+    ) -> Result<PurgeReport, StoreError> {
+        let cutoff = Timestamp(now.0 - i64::from(retention_days) * MS_PER_DAY);
+        let records_removed = self.purge_uploaded_before(cutoff)?;
+        let _head = self.lock_head();
+        let mut in_use = std::collections::BTreeSet::new();
+        for tree in [&self.records, &self.outbox] {
+            for kv in tree.iter() {
+                let (_, v) = kv?;
+                if let Some(day) = Self::value_day(&v) {
+                    in_use.insert(day);
+                }
+            }
+        }
+        let today = day_of(now);
+        let mut day_keys_destroyed = vec![];
+        let dir = self.dir.join(DAY_KEYS_DIR);
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(PurgeReport {
+                    records_removed,
+                    day_keys_destroyed,
+                });
+            }
+            Err(e) => return Err(StoreError::Io(format!("{}: {e}", dir.display()))),
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            let Some(day) = name
+                .strip_suffix(".key")
+                .and_then(|d| d.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if day >= today || in_use.contains(&day) {
+                continue;
+            }
+            self.day_sealers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&day);
+            crate::keys::destroy_private(&entry.path()).map_err(|e| StoreError::Key {
+                path: entry.path().display().to_string(),
+                reason: e.to_string(),
+            })?;
+            day_keys_destroyed.push(day);
+        }
+        day_keys_destroyed.sort_unstable();
+        Ok(PurgeReport {
+            records_removed,
+            day_keys_destroyed,
+        })
+    }
+
+    /// When the oldest record will be purged: its append time plus the retention period,
+    /// once it has been uploaded (`None` while it waits in the outbox, or with no records).
+    pub fn next_purge(&self, retention_days: u32) -> Result<Option<Timestamp>, StoreError> {
+        let Some((k, v)) = self.records.first()? else {
+            return Ok(None);
+        };
+        if self.outbox.contains_key(&k)? {
+            return Ok(None);
+        }
+        let r = self.open_record(&k, &v)?;
+        Ok(Some(Timestamp(
+            r.appended_at.0 + i64::from(retention_days) * MS_PER_DAY,
+        )))
+    }
+
+    /// Day keys on disk (days since 1970-01-01, UTC), for status and the tests.
+    pub fn day_keys(&self) -> Vec<u32> {
+        let mut days: Vec<u32> = std::fs::read_dir(self.dir.join(DAY_KEYS_DIR))
+            .map(|e| {
+                e.flatten()
+                    .filter_map(|e| {
+                        e.file_name()
+                            .to_string_lossy()
+                            .strip_suffix(".key")
+                            .and_then(|d| d.parse().ok())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        days.sort_unstable();
+        days
     }
 
     /// The sled trees this store keeps (the tests check that none holds clinical data).

@@ -117,6 +117,13 @@ impl Sealer {
         }
     }
 
+    /// A fresh random key (a day key), as raw bytes to be sealed under the store key.
+    pub(super) fn random_key() -> Result<Zeroizing<[u8; 32]>, StoreError> {
+        let mut k = Zeroizing::new([0u8; 32]);
+        fill_random(k.as_mut()).map_err(StoreError::Seal)?;
+        Ok(k)
+    }
+
     fn aad(tree: &[u8], key: &[u8]) -> Vec<u8> {
         let mut aad = Vec::with_capacity(tree.len() + key.len() + 1);
         aad.extend_from_slice(tree);

@@ -166,8 +166,7 @@ fn verify_catches_a_deleted_a_moved_and_a_rewritten_record() {
     s.records.insert(4u64.to_be_bytes(), four).unwrap();
     // someone with the key rewrites a record's content but not its hash
     let mut stored: StoredRecord = s
-        .open_json(
-            "records",
+        .open_record(
             &1u64.to_be_bytes(),
             &s.records.get(1u64.to_be_bytes()).unwrap().unwrap(),
         )
@@ -402,4 +401,62 @@ fn a_failing_random_source_is_an_error_and_nothing_is_acknowledged() {
     let all = s.records().unwrap();
     assert_eq!(all.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![0, 1]);
     assert!(s.verify_chain().unwrap().first_broken.is_none());
+}
+
+#[test]
+fn expiry_destroys_the_day_key_so_old_sealed_bytes_open_nowhere() {
+    let d = dir("daykeys");
+    let (s, key_path) = open(&d);
+    const DAY: i64 = 86_400_000;
+    let day1 = 20_000 * DAY + 3_600_000; // 2024-10-04, 01:00 UTC
+    let day2 = day1 + DAY;
+    for i in 0..3 {
+        s.append(consent(i), Timestamp(day1 + i)).unwrap();
+    }
+    s.append(consent(3), Timestamp(day2)).unwrap();
+    assert_eq!(s.day_keys(), vec![20_000, 20_001]);
+    // what sled holds for the first record, as a thief would lift it from the log
+    let lifted = s.records.get(0u64.to_be_bytes()).unwrap().unwrap().to_vec();
+    assert_eq!(lifted[0], DAY_SEALED);
+    assert!(
+        s.open_day("records", &0u64.to_be_bytes(), &lifted)
+            .unwrap()
+            .is_some()
+    );
+    // not uploaded yet: retention keeps everything, and every key
+    let r = s.purge_expired(Timestamp(day2 + 40 * DAY), 30).unwrap();
+    assert_eq!(r, PurgeReport::default());
+    assert_eq!(s.next_purge(30).unwrap(), None, "waits for the upload");
+    s.mark_uploaded(&[0, 1, 2], Timestamp(day2)).unwrap();
+    assert_eq!(s.next_purge(30).unwrap(), Some(Timestamp(day1 + 30 * DAY)));
+    // inside the retention period: kept
+    let r = s.purge_expired(Timestamp(day1 + 29 * DAY), 30).unwrap();
+    assert_eq!(r.records_removed, 0);
+    assert_eq!(s.day_keys(), vec![20_000, 20_001]);
+    // past it: the three uploaded records of day 1 go, and so does day 1's key; day 2's
+    // record is still queued, its key stays
+    let r = s.purge_expired(Timestamp(day2 + 31 * DAY), 30).unwrap();
+    assert_eq!(r.records_removed, 3);
+    assert_eq!(r.day_keys_destroyed, vec![20_000]);
+    assert_eq!(s.day_keys(), vec![20_001]);
+    assert_eq!(s.records().unwrap().len(), 1);
+    assert_eq!(s.verify_chain().unwrap().first_broken, None);
+    // the lifted bytes open with nothing left on the tablet: not the day keys that remain,
+    // not the store key, not after a reopen
+    assert_eq!(
+        s.open_day("records", &0u64.to_be_bytes(), &lifted).unwrap(),
+        None
+    );
+    assert_eq!(
+        s.sealer.open(b"records", &0u64.to_be_bytes(), &lifted[5..]),
+        None
+    );
+    drop(s);
+    let key = DeviceKey::load(&key_path).unwrap();
+    let s = Store::open(&d.0.join("db"), &key).unwrap();
+    assert_eq!(
+        s.open_day("records", &0u64.to_be_bytes(), &lifted).unwrap(),
+        None
+    );
+    assert_eq!(s.records().unwrap().len(), 1);
 }
