@@ -153,6 +153,15 @@ fn enrol_sign_install_and_status_shows_the_days_left() {
         &["install-crl", pki().join("ca.pem").to_str().unwrap()],
     );
     assert_eq!(o.status.code(), Some(2), "a certificate is not a CRL");
+    let o = admin(
+        &data,
+        &[
+            "install-crl",
+            pki().join("crl-expired.pem").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2), "a stale CRL is refused");
+    assert!(text(&o).contains("past its next update"), "{}", text(&o));
     assert!(mynakyukyu::config::provisioned(&data).unwrap());
 }
 

@@ -526,3 +526,63 @@ async fn two_hundred_concurrent_tablets_all_get_answers() {
         ),
     );
 }
+
+#[tokio::test]
+async fn an_expired_crl_is_refused_and_a_changed_crl_file_is_read_again() {
+    let server = start_sim(Faults::default()).await;
+    let port = server.local_addr.port();
+    let dir = TempDir::new("crl-reload");
+    let crl = dir.path().join("server-crl.pem");
+    std::fs::copy(pki().join("crl.pem"), &crl).unwrap();
+    let identity = mynakyukyu::eligibility::UnitIdentity::from_files(
+        &pki().join("unit.pem"),
+        &pki().join("unit.key"),
+        &pki().join("ca.pem"),
+    )
+    .unwrap()
+    .with_server_crls(&crl)
+    .unwrap();
+    let c = mynakyukyu::eligibility::EligibilityClient::new(
+        mynakyukyu::eligibility::Endpoint {
+            host: "localhost".into(),
+            port,
+        },
+        mynakyukyu::eligibility::client::tls_config(identity).unwrap(),
+        fast_settings(),
+    )
+    .unwrap();
+    // a current CRL that does not list this server: accepted
+    c.health().await.expect("current CRL, server not revoked");
+    // the file replaced (as `install-crl` does while the app runs) by one past its next
+    // update: the next handshake reads it and refuses
+    c.disconnect().await;
+    std::fs::write(&crl, std::fs::read(pki().join("crl-expired.pem")).unwrap()).unwrap();
+    let err = c.health().await.unwrap_err();
+    assert!(
+        matches!(err, ClientError::ServerCertificateWrong(_)),
+        "{err}"
+    );
+    assert!(err.to_string().contains("Expired"), "{err}");
+    // and back: read again, accepted
+    c.disconnect().await;
+    std::thread::sleep(Duration::from_millis(20));
+    std::fs::write(&crl, std::fs::read(pki().join("crl.pem")).unwrap()).unwrap();
+    c.health().await.expect("the current CRL read again");
+    // a CRL file that no longer parses: refused, never "no revocation check"
+    c.disconnect().await;
+    std::fs::write(
+        &crl,
+        b"-----BEGIN X509 CRL-----\nbroken\n-----END X509 CRL-----\n",
+    )
+    .unwrap();
+    assert!(c.health().await.is_err(), "a broken CRL file must refuse");
+    server.shutdown().await;
+    common::reliability_row(
+        "crl-expiry-reload",
+        "Bad input",
+        "the server CA's CRL file replaced while the client runs: a current one, one past its next update, the current one again, a broken one",
+        4,
+        0,
+        "read again at the next handshake each time; the expired CRL and the broken file refuse the server (ServerCertificateWrong), the current one admits it",
+    );
+}

@@ -144,6 +144,13 @@ pub fn install_crl(data_dir: &Path, crl: &Path) -> Result<pki::CrlSummary, Admin
     let pem = String::from_utf8_lossy(&read(crl)?).into_owned();
     let ca = first_certificate(&data_dir.join(config::SERVER_CA_FILE))?;
     let summary = pki::inspect_crls(&pem, &ca, time::OffsetDateTime::now_utc())?;
+    if summary.stale {
+        // the client refuses a CRL past its next update (and with it the server)
+        return Err(AdminError::CertificateRefused(format!(
+            "this CRL is past its next update ({}); get a current one from the CA",
+            summary.next_update.as_deref().unwrap_or("not given")
+        )));
+    }
     let keys = DeviceKeys::open(data_dir)?;
     keys.verify_files(config::PROTECTED_FILES)?;
     write(&data_dir.join(config::SERVER_CRL_FILE), pem.as_bytes())?;
