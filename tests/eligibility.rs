@@ -586,3 +586,63 @@ async fn an_expired_crl_is_refused_and_a_changed_crl_file_is_read_again() {
         "read again at the next handshake each time; the expired CRL and the broken file refuse the server (ServerCertificateWrong), the current one admits it",
     );
 }
+
+#[tokio::test]
+async fn the_uploader_sends_nothing_over_a_connection_the_route_guard_refuses() {
+    use std::sync::atomic::AtomicBool;
+    let server = start_sim(Faults::default()).await;
+    let tunnel_up = Arc::new(AtomicBool::new(false));
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let guard: mynakyukyu::eligibility::client::RouteGuard = {
+        let (up, seen) = (tunnel_up.clone(), seen.clone());
+        Arc::new(move |peer| {
+            seen.lock().unwrap().push(peer);
+            up.load(Ordering::SeqCst)
+        })
+    };
+    let c = Arc::new(client(server.local_addr.port()).with_route_guard(guard));
+    let dir = TempDir::new("guarded-upload");
+    let key = mynakyukyu::store::DeviceKey::create(&dir.path().join("store.key")).unwrap();
+    let store = Arc::new(mynakyukyu::store::Store::open(&dir.path().join("store"), &key).unwrap());
+    for i in 0..3 {
+        store
+            .append(opt_out_audit("I-G", i), mynakyukyu::domain::Timestamp(i))
+            .unwrap();
+    }
+    let uploader = mynakyukyu::sync::Uploader::new(store.clone(), c.clone(), Default::default());
+    // the route is not the tunnel: refused before the TLS handshake, nothing sent, kept
+    let err = uploader.sync_once().await.unwrap_err();
+    assert!(err.to_string().contains("IPsec tunnel"), "{err}");
+    assert_eq!(server.stats().handshakes.load(Ordering::Relaxed), 0);
+    assert_eq!(store.sync_state().unwrap().queued, 3);
+    assert_eq!(
+        seen.lock().unwrap().first().copied(),
+        Some(server.local_addr),
+        "asked about the address the connection reached"
+    );
+    // the tunnel is up: uploaded
+    tunnel_up.store(true, Ordering::SeqCst);
+    assert_eq!(uploader.sync_once().await.unwrap(), 3);
+    assert_eq!(server.record_ids().len(), 3);
+    // down again under the kept-alive connection: the next request is refused on it
+    tunnel_up.store(false, Ordering::SeqCst);
+    store
+        .append(opt_out_audit("I-G", 9), mynakyukyu::domain::Timestamp(9))
+        .unwrap();
+    let requests = server.stats().requests.load(Ordering::Relaxed);
+    assert!(uploader.sync_once().await.is_err());
+    assert_eq!(server.stats().requests.load(Ordering::Relaxed), requests);
+    assert_eq!(
+        c.health().await.unwrap_err().service_failure(),
+        ServiceFailure::TunnelRequired
+    );
+    server.shutdown().await;
+    common::reliability_row(
+        "uploader-line-rule",
+        "Security",
+        "records queued while the route guard says the connection is not the tunnel; then the tunnel up; then down again under the kept-alive connection",
+        3,
+        0,
+        "nothing sent while refused (no TLS handshake, no request, records kept queued); uploaded once when up; refused again on the reused connection",
+    );
+}

@@ -2,7 +2,7 @@
 //! reader, and the two clients (one for patient requests, one for the health probe and
 //! uploads, so neither waits behind the other).
 
-use super::line::KernelRoute;
+use super::line::{KernelRoute, RouteCheck, TunnelState};
 use super::reader::{CardReader, PcscReader, PresenceWatch};
 use super::{Ports, Settings};
 use crate::config::{self, DeviceConfig};
@@ -106,6 +106,7 @@ pub fn client(
     endpoint: &Endpoint,
     keys: &crate::keys::DeviceKeys,
     settings: ClientSettings,
+    route_guard: Option<Arc<dyn RouteCheck>>,
 ) -> Result<Arc<EligibilityClient>, DeviceError> {
     let cert = |e: &dyn std::fmt::Display| DeviceError::Certificate(e.to_string());
     let key = keys.unit_tls_key().map_err(|e| cert(&e))?;
@@ -120,9 +121,14 @@ pub fn client(
         identity = identity.with_server_crls(&crl).map_err(|e| cert(&e))?;
     }
     let tls = tls_config(identity).map_err(|e| cert(&e))?;
-    EligibilityClient::new(endpoint.clone(), tls, settings)
-        .map(Arc::new)
-        .map_err(|e| cert(&e))
+    let client = EligibilityClient::new(endpoint.clone(), tls, settings).map_err(|e| cert(&e))?;
+    Ok(Arc::new(match route_guard {
+        Some(route) => client.with_route_guard(Arc::new(move |peer: std::net::SocketAddr| {
+            // asked of the kernel over rtnetlink: no process per request
+            route.route_to(peer.ip()) == TunnelState::Tunnel
+        })),
+        None => client,
+    }))
 }
 
 /// How often retention runs while the app is up.
@@ -184,7 +190,12 @@ pub fn open(data_dir: &Path) -> Result<Device, DeviceError> {
     }
     let endpoint =
         Endpoint::parse(&config.endpoint).map_err(|e| DeviceError::Certificate(e.to_string()))?;
-    let client = |settings| client(data_dir, &endpoint, &keys, settings);
+    // with require_tunnel, every connection of both clients (patient requests, the health
+    // probe and the uploader) is checked against the route to the address it reached
+    let guard: Option<Arc<dyn RouteCheck>> = config
+        .require_tunnel
+        .then(|| Arc::new(KernelRoute) as Arc<dyn RouteCheck>);
+    let client = |settings| client(data_dir, &endpoint, &keys, settings, guard.clone());
     let days_left = crate::pki::inspect_pem_file(&cert_path).map(|s| s.days_left);
     let store = Arc::new(config::open_store_with(data_dir, &keys)?);
     // retention at start (and on a timer: `enforce_retention`)

@@ -361,7 +361,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             use mynakyukyu::app::device;
             let (cfg, keys) = device::check(&data)?;
             let endpoint = mynakyukyu::eligibility::Endpoint::parse(&cfg.endpoint)?;
-            let client = device::client(&data, &endpoint, &keys, Default::default())?;
+            let client = device::client(&data, &endpoint, &keys, Default::default(), None)?;
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;

@@ -47,7 +47,15 @@ pub enum ClientError {
     ResponseTooLarge(usize),
     #[error("protocol error: {0}")]
     Protocol(String),
+    #[error("refused to send: the connection to {0} does not go through the IPsec tunnel")]
+    TunnelRequired(std::net::SocketAddr),
 }
+
+/// Decides, for the address a connection actually reached, whether a request may be sent
+/// over it (`require_tunnel`: only through the IPsec tunnel). Given by the app; checked
+/// after every TCP connect (before the TLS handshake) and before every request on a
+/// kept-alive connection, for every call, uploads included.
+pub type RouteGuard = Arc<dyn Fn(std::net::SocketAddr) -> bool + Send + Sync>;
 
 /// Why the eligibility system did not accept a card.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,6 +85,7 @@ impl ClientError {
             ClientError::ServerCertificateWrong(_) => ServiceFailure::ServerCertificateWrong,
             ClientError::CardNotAccepted(_) => ServiceFailure::CardNotAccepted,
             ClientError::NoCoverage => ServiceFailure::NoCoverage,
+            ClientError::TunnelRequired(_) => ServiceFailure::TunnelRequired,
             ClientError::BadEndpoint(_)
             | ClientError::Setup(_)
             | ClientError::Refused(_)
@@ -486,6 +495,7 @@ pub struct EligibilityClient {
     server_name: ServerName<'static>,
     settings: ClientSettings,
     conn: tokio::sync::Mutex<Option<Conn>>,
+    route_guard: Option<RouteGuard>,
     pub stats: ClientStats,
 }
 
@@ -509,8 +519,28 @@ impl EligibilityClient {
             server_name,
             settings,
             conn: tokio::sync::Mutex::new(None),
+            route_guard: None,
             stats: ClientStats::default(),
         })
+    }
+
+    /// Check every connection's peer address with `guard` before anything is sent on it.
+    pub fn with_route_guard(mut self, guard: RouteGuard) -> Self {
+        self.route_guard = Some(guard);
+        self
+    }
+
+    fn check_route(&self, tcp: &TcpStream) -> Result<(), ClientError> {
+        let Some(guard) = &self.route_guard else {
+            return Ok(());
+        };
+        let peer = tcp.peer_addr().map_err(ClientError::Unreachable)?;
+        if guard(peer) {
+            Ok(())
+        } else {
+            tracing::warn!(%peer, "request refused: the connection is not through the tunnel");
+            Err(ClientError::TunnelRequired(peer))
+        }
     }
 
     /// Like `new`, but check the certificate against a different name than the host
@@ -632,7 +662,12 @@ impl EligibilityClient {
         let mut slot = self.conn.lock().await;
         let reused = slot.is_some();
         let mut conn = match slot.take() {
-            Some(c) => c,
+            Some(c) => {
+                // the route may have changed under a kept-alive connection (tunnel down,
+                // a cleartext route added): ask again for the address it is connected to
+                self.check_route(&c.get_ref().get_ref().0)?;
+                c
+            }
             None => self.connect().await?,
         };
         let outcome = tokio::time::timeout(
@@ -673,6 +708,8 @@ impl EligibilityClient {
             .await
             .map_err(|_| ClientError::Timeout(timeout))?
             .map_err(ClientError::Unreachable)?;
+        // before the TLS handshake: not even a ClientHello goes around the tunnel
+        self.check_route(&tcp)?;
         let _ = tcp.set_nodelay(true);
         let tls = tokio::time::timeout(
             timeout,
