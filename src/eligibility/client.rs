@@ -251,6 +251,9 @@ fn crl_verifier(
         .map_err(|e| ClientError::Setup(format!("server CRL: {e}")))
 }
 
+/// A file's size and modification time (`None`: it cannot be read).
+type FileStamp = Option<(u64, std::time::SystemTime)>;
+
 /// The server verifier with the CRL file re-read when its size or modification time
 /// changes, so a CRL installed while the app runs applies at the next handshake. A CRL file
 /// that no longer reads refuses the handshake (fail closed).
@@ -258,14 +261,11 @@ fn crl_verifier(
 struct ReloadingCrlVerifier {
     roots: Arc<rustls::RootCertStore>,
     file: std::path::PathBuf,
-    current: std::sync::RwLock<(
-        Option<(u64, std::time::SystemTime)>,
-        Arc<rustls::client::WebPkiServerVerifier>,
-    )>,
+    current: std::sync::RwLock<(FileStamp, Arc<rustls::client::WebPkiServerVerifier>)>,
 }
 
 impl ReloadingCrlVerifier {
-    fn stamp(&self) -> Option<(u64, std::time::SystemTime)> {
+    fn stamp(&self) -> FileStamp {
         let m = std::fs::metadata(&self.file).ok()?;
         Some((m.len(), m.modified().ok()?))
     }
@@ -335,11 +335,7 @@ impl rustls::client::danger::ServerCertVerifier for ReloadingCrlVerifier {
 #[derive(Debug)]
 struct CrlAwareSessions {
     crl: Arc<ReloadingCrlVerifier>,
-    #[allow(clippy::type_complexity)]
-    inner: std::sync::Mutex<(
-        Option<(u64, std::time::SystemTime)>,
-        Arc<rustls::client::ClientSessionMemoryCache>,
-    )>,
+    inner: std::sync::Mutex<(FileStamp, Arc<rustls::client::ClientSessionMemoryCache>)>,
 }
 
 impl CrlAwareSessions {
@@ -665,7 +661,7 @@ impl EligibilityClient {
             Some(c) => {
                 // the route may have changed under a kept-alive connection (tunnel down,
                 // a cleartext route added): ask again for the address it is connected to
-                self.check_route(&c.get_ref().get_ref().0)?;
+                self.check_route(c.get_ref().get_ref().0)?;
                 c
             }
             None => self.connect().await?,
