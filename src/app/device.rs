@@ -65,6 +65,9 @@ impl DeviceError {
 /// Everything a provisioned tablet checks before it opens anything else: the data dir's
 /// modes, the keys, and the signed manifest of its configuration files.
 pub fn check(data_dir: &Path) -> Result<(DeviceConfig, crate::keys::DeviceKeys), DeviceError> {
+    // whatever this process creates from now on (sled makes files as it goes) is the
+    // owner's only; the binaries set this at start, a process embedding the device too
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let config = DeviceConfig::load(data_dir)?.ok_or(DeviceError::NotProvisioned)?;
     config::check_modes(data_dir)?;
     let keys = crate::keys::DeviceKeys::open(data_dir)?;
