@@ -195,16 +195,17 @@ fn files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     out
 }
 
-/// The thief's own decryption: every value of every sled tree, and the chain-head copy,
-/// opened with the key file lying beside them (ChaCha20-Poly1305, nonce first, tree name and
-/// key as associated data: the format is no secret). Returns the plaintexts.
+/// The thief's own decryption: the day keys opened with the key file lying beside them,
+/// then every value of every sled tree and the chain-head copy opened with whichever key
+/// fits (ChaCha20-Poly1305, nonce first, tree name and key as associated data; a day-sealed
+/// value starts with 0xD1 and its day: the format is no secret). Returns the plaintexts.
 fn open_everything(store_dir: &std::path::Path, key: &[u8]) -> Vec<(String, Vec<u8>)> {
     use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-    let cipher = chacha20poly1305::ChaCha20Poly1305::new_from_slice(key).unwrap();
-    let open = |tree: &[u8], k: &[u8], v: &[u8]| -> Option<Vec<u8>> {
+    let open_with = |key: &[u8], tree: &[u8], k: &[u8], v: &[u8]| -> Option<Vec<u8>> {
         if v.len() < 28 {
             return None;
         }
+        let cipher = chacha20poly1305::ChaCha20Poly1305::new_from_slice(key).unwrap();
         let mut aad = tree.to_vec();
         aad.push(0);
         aad.extend_from_slice(k);
@@ -217,6 +218,28 @@ fn open_everything(store_dir: &std::path::Path, key: &[u8]) -> Vec<(String, Vec<
                 },
             )
             .ok()
+    };
+    let mut day_keys = std::collections::BTreeMap::new();
+    for e in std::fs::read_dir(store_dir.join("keys")).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        let day: u32 = name.strip_suffix(".key").unwrap().parse().unwrap();
+        let sealed = std::fs::read(e.path()).unwrap();
+        let aad = format!("day-key\0{day}");
+        let k = open_with(key, b"keys", aad.as_bytes(), &sealed).expect("a day key opens");
+        day_keys.insert(day, k);
+    }
+    assert!(!day_keys.is_empty(), "records are sealed under day keys");
+    let open = |tree: &[u8], k: &[u8], v: &[u8]| -> Option<Vec<u8>> {
+        if v.len() > 5 && v[0] == 0xD1 {
+            let day = u32::from_be_bytes([v[1], v[2], v[3], v[4]]);
+            if let Some(plain) = day_keys
+                .get(&day)
+                .and_then(|dk| open_with(dk, tree, k, &v[5..]))
+            {
+                return Some(plain);
+            }
+        }
+        open_with(key, tree, k, v)
     };
     let mut out = vec![];
     let db = sled::open(store_dir.join("sled")).unwrap();

@@ -342,6 +342,9 @@ pub struct IpsecOptions<'a> {
     pub gateway_ca: Option<&'a Path>,
 }
 
+/// The name strongSwan's pkcs11 plugin knows tpm2-pkcs11 by (`charon.plugins.pkcs11.modules`).
+pub const PKCS11_MODULE_NAME: &str = "tpm2";
+
 /// The file name of the gateway CA inside the swanctl directory.
 const GATEWAY_CA_NAME: &str = "gateway-ca.pem";
 
@@ -368,12 +371,39 @@ pub fn ipsec_config(data_dir: &Path, o: &IpsecOptions) -> Result<String, AdminEr
     } else {
         String::new()
     };
+    // with TPM keys charon signs IKE_AUTH in the TPM too (its pkcs11 plugin, module
+    // `tpm2`): the key is named by its CKA_ID, and no key file is laid out
+    let keys = DeviceKeys::open(data_dir)?;
+    let (key_files, secrets) = match keys.protection() {
+        KeyProtection::File => (
+            "private/unit.key (a link into the data dir)".to_string(),
+            String::new(),
+        ),
+        KeyProtection::Tpm => {
+            let pin = crate::keys::read_private(
+                &data_dir
+                    .join(crate::keys::TPM_DIR)
+                    .join(crate::keys::tpm::PIN_FILE),
+            )?;
+            (
+                format!(
+                    "no key file: the unit key stays in the TPM (strongSwan's pkcs11 plugin with a module `{PKCS11_MODULE_NAME}` = tpm2-pkcs11, TPM2_PKCS11_STORE={}/tpm)",
+                    data_dir.display()
+                ),
+                format!(
+                    "secrets {{\n    token_unit {{\n        module = {PKCS11_MODULE_NAME}\n        handle = {}\n        pin = {}\n    }}\n}}\n",
+                    hex::encode(crate::keys::tpm::UNIT_KEY_LABEL),
+                    String::from_utf8_lossy(&pin)
+                ),
+            )
+        }
+    };
     Ok(format!(
         "# Written by mynakyukyu-admin ipsec-config for unit {unit} ({dept}).\n\
 # Only the eligibility endpoint is tunnelled; with require_tunnel the app sends nothing\n\
 # patient-related unless the route to it is this tunnel (fail closed).\n\
-# Files: x509/unit.pem, private/unit.key (links into the data dir, so a renewed\n\
-# certificate is picked up and `wipe` leaves no key behind), x509ca/{GATEWAY_CA_NAME}.\n\
+# Files: x509/unit.pem (a link into the data dir, so a renewed certificate is picked up),\n\
+# {key_files}, x509ca/{GATEWAY_CA_NAME}.\n\
 connections {{\n\
     eligibility {{\n\
         version = 2\n\
@@ -402,7 +432,8 @@ connections {{\n\
             }}\n\
         }}\n\
     }}\n\
-}}\n",
+}}\n\
+{secrets}",
         unit = cfg.unit_id,
         dept = cfg.department,
         local_addrs = o.local_addrs,
@@ -443,10 +474,12 @@ pub fn write_ipsec_dir(data_dir: &Path, o: &IpsecOptions, out: &Path) -> Result<
         std::os::unix::fs::symlink(&target, at).map_err(file_err(at))
     };
     link(&cert, &out.join("x509").join("unit.pem"))?;
-    link(
-        &data_dir.join(config::UNIT_KEY_FILE),
-        &out.join("private").join("unit.key"),
-    )?;
+    if DeviceKeys::open(data_dir)?.protection() == KeyProtection::File {
+        link(
+            &data_dir.join(config::UNIT_KEY_FILE),
+            &out.join("private").join("unit.key"),
+        )?;
+    }
     if let Some(ca) = o.gateway_ca {
         first_certificate(ca)?;
         write(&out.join("x509ca").join(GATEWAY_CA_NAME), &read(ca)?)?;
