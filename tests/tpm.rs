@@ -163,6 +163,36 @@ fn the_unit_key_is_made_in_the_tpm_signs_mutual_tls_and_cannot_be_exported() {
         listing.contains("label:      unit") && listing.contains("never extractable"),
         "{listing}"
     );
+    // strongSwan's configuration for this tablet names the token key, lays out no key file
+    let swan = d.path().join("swanctl");
+    let o = admin(
+        Some(&tpm),
+        &data,
+        &[
+            "ipsec-config",
+            "--remote-addrs",
+            "192.0.2.1",
+            "--remote-id",
+            "CN=gw",
+            "--out",
+            swan.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(!swan.join("private").join("unit.key").exists());
+    let conf = std::fs::read_to_string(swan.join("swanctl.conf")).unwrap();
+    // the handle is the CKA_ID pkcs11-tool lists for the unit key
+    let id = listing
+        .split("label:      unit")
+        .nth(1)
+        .and_then(|rest| rest.lines().find(|l| l.trim_start().starts_with("ID:")))
+        .map(|l| l.trim().trim_start_matches("ID:").trim().to_string())
+        .unwrap();
+    assert!(
+        conf.contains("module = tpm2") && conf.contains(&format!("handle = {id}")),
+        "{conf}"
+    );
+
     // mutual TLS to the simulator, the handshake signed inside the TPM
     let o = admin(Some(&tpm), &data, &["check-line"]);
     assert!(o.status.success(), "{}", text(&o));
