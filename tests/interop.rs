@@ -3,44 +3,7 @@
 mod common;
 
 use common::*;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-
-/// The simulator as a child process, killed by PID when dropped.
-struct Sim {
-    child: Child,
-    port: u16,
-}
-
-impl Sim {
-    fn start() -> Sim {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mynakyukyu-sim"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--pki"])
-            .arg(pki())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .trim()
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("no port in {line:?}"));
-        Sim { child, port }
-    }
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use std::process::{Command, Stdio};
 
 fn curl(port: u16, extra: &[&str]) -> (bool, String) {
     let dir = pki();
@@ -60,7 +23,7 @@ fn curl(port: u16, extra: &[&str]) -> (bool, String) {
 
 #[test]
 fn curl_with_the_unit_certificate_gets_200_and_everything_else_is_refused() {
-    let sim = Sim::start();
+    let sim = SimProcess::start();
     let (ok, text) = curl(sim.port, &["--cert", "unit.pem", "--key", "unit.key"]);
     assert!(ok, "{text}");
     assert!(text.contains("\"status\":\"ok\""), "{text}");
@@ -119,7 +82,7 @@ fn curl_with_the_unit_certificate_gets_200_and_everything_else_is_refused() {
 
 #[test]
 fn curl_posts_get_problem_details_for_bad_json() {
-    let sim = Sim::start();
+    let sim = SimProcess::start();
     let (ok, text) = {
         let dir = pki();
         let out = Command::new("curl")
@@ -151,7 +114,7 @@ fn curl_posts_get_problem_details_for_bad_json() {
 
 #[test]
 fn openssl_s_client_negotiates_tls13_with_the_unit_certificate() {
-    let sim = Sim::start();
+    let sim = SimProcess::start();
     let dir = pki();
     let out = Command::new("openssl")
         .args(["s_client", "-connect"])

@@ -100,6 +100,42 @@ struct Screenful {
 }
 
 impl Screenful {
+    /// The app's window once it is mapped (up to 60 s; `log` is shown if it never is), and
+    /// a fresh screenshot dir under the target dir.
+    fn of(app: &Killed, display: String, shots: &str, log: &Path) -> (Screenful, PathBuf) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let window = loop {
+            let out = Command::new(tool("xdotool"))
+                .args(["search", "--pid", &app.0.id().to_string()])
+                .env("DISPLAY", &display)
+                .output()
+                .unwrap();
+            if let Some(id) = String::from_utf8_lossy(&out.stdout)
+                .split_whitespace()
+                .next()
+            {
+                break id.to_string();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no window ({}); the app said:\n{}",
+                String::from_utf8_lossy(&out.stderr),
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(shots);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let s = Screenful {
+            display,
+            window,
+            shots: dir.clone(),
+            count: 0,
+        };
+        (s, dir)
+    }
+
     fn xdotool(&self, args: &[&str]) -> String {
         let out = Command::new(tool("xdotool"))
             .args(args)
@@ -272,36 +308,7 @@ fn a_gloved_hand_on_the_real_window_records_what_the_crew_chose() {
             .spawn()
             .unwrap(),
     );
-    let window = {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let out = Command::new(tool("xdotool"))
-                .args(["search", "--pid", &app.0.id().to_string()])
-                .env("DISPLAY", &display)
-                .output()
-                .unwrap();
-            let ids = String::from_utf8_lossy(&out.stdout).to_string();
-            if let Some(id) = ids.split_whitespace().next() {
-                break id.to_string();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no window ({}); the app said:\n{}",
-                String::from_utf8_lossy(&out.stderr),
-                std::fs::read_to_string(d.path().join("app.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    };
-    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("real-window");
-    let _ = std::fs::remove_dir_all(&shots);
-    std::fs::create_dir_all(&shots).unwrap();
-    let mut s = Screenful {
-        display,
-        window,
-        shots: shots.clone(),
-        count: 0,
-    };
+    let (mut s, shots) = Screenful::of(&app, display, "real-window", &d.path().join("app.log"));
     std::thread::sleep(Duration::from_secs(2));
     s.shot("sign-in");
 
@@ -433,42 +440,12 @@ fn a_tampered_tablet_shows_one_line_and_nothing_to_tap() {
     // an enrolled tablet (file keys; the TPM has tests/tpm.rs) whose roster was edited
     let d = TempDir::new("real-window-tamper");
     let data = d.path().join("tablet");
-    let admin = |args: &[&str]| {
-        let o = Command::new(env!("CARGO_BIN_EXE_mynakyukyu-admin"))
-            .env_remove("TPM2_PKCS11_TCTI")
-            .arg("--data-dir")
-            .arg(&data)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    };
-    let ca = common::pki().join("ca.pem");
-    admin(&[
-        "init",
-        "--unit-id",
-        "UNIT-W",
-        "--department",
-        "131001",
-        "--endpoint",
+    common::enrol(
+        &data,
         "https://127.0.0.1:9",
-        "--server-ca",
-        ca.to_str().unwrap(),
-        "--allow-file-keys",
-    ]);
-    let cert = d.path().join("unit.pem");
-    let csr = data.join("unit.csr");
-    let pki = common::pki().to_str().unwrap().to_string();
-    admin(&[
-        "dev-pki",
-        "sign",
-        csr.to_str().unwrap(),
-        "--dir",
-        &pki,
-        "--out",
-        cert.to_str().unwrap(),
-    ]);
-    admin(&["install-cert", cert.to_str().unwrap()]);
+        &["--allow-file-keys"],
+        &common::no_tpm,
+    );
     // a roster slipped in with the file mode the admin tool would give it (0600): only the
     // signed manifest can tell
     {
@@ -500,31 +477,12 @@ fn a_tampered_tablet_shows_one_line_and_nothing_to_tap() {
             .spawn()
             .unwrap(),
     );
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let window = loop {
-        let out = Command::new(tool("xdotool"))
-            .args(["search", "--pid", &app.0.id().to_string()])
-            .env("DISPLAY", &display)
-            .output()
-            .unwrap();
-        if let Some(id) = String::from_utf8_lossy(&out.stdout)
-            .split_whitespace()
-            .next()
-        {
-            break id.to_string();
-        }
-        assert!(Instant::now() < deadline, "no stop window");
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("real-window-tamper");
-    let _ = std::fs::remove_dir_all(&shots);
-    std::fs::create_dir_all(&shots).unwrap();
-    let mut s = Screenful {
+    let (mut s, shots) = Screenful::of(
+        &app,
         display,
-        window,
-        shots: shots.clone(),
-        count: 0,
-    };
+        "real-window-tamper",
+        &d.path().join("app.err"),
+    );
     std::thread::sleep(Duration::from_secs(2));
     s.shot("stopped");
     // taps where sign-in's controls stand on a working tablet change nothing

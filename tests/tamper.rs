@@ -8,28 +8,17 @@
 
 mod common;
 
-use common::{TempDir, pki};
+use common::TempDir;
 use mynakyukyu::app::device::{self, DeviceError};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn admin(data: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mynakyukyu-admin"))
-        .env_remove("TPM2_PKCS11_TCTI")
-        .arg("--data-dir")
-        .arg(data)
-        .args(args)
-        .output()
-        .unwrap()
+    common::admin_with(data, args, &common::no_tpm)
 }
 
 fn ok(o: Output) -> Output {
-    assert!(
-        o.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert!(o.status.success(), "{}", common::output_text(&o));
     o
 }
 
@@ -37,35 +26,7 @@ fn ok(o: Output) -> Output {
 fn tablet(tag: &str, endpoint: &str) -> (TempDir, PathBuf) {
     let d = TempDir::new(tag);
     let data = d.path().join("tablet");
-    ok(admin(
-        &data,
-        &[
-            "init",
-            "--unit-id",
-            "UNIT-T",
-            "--department",
-            "131001",
-            "--endpoint",
-            endpoint,
-            "--server-ca",
-            pki().join("ca.pem").to_str().unwrap(),
-            "--allow-file-keys",
-        ],
-    ));
-    let cert = d.path().join("unit.pem");
-    ok(admin(
-        &data,
-        &[
-            "dev-pki",
-            "sign",
-            data.join("unit.csr").to_str().unwrap(),
-            "--dir",
-            pki().to_str().unwrap(),
-            "--out",
-            cert.to_str().unwrap(),
-        ],
-    ));
-    ok(admin(&data, &["install-cert", cert.to_str().unwrap()]));
+    common::enrol(&data, endpoint, &["--allow-file-keys"], &common::no_tpm);
     let mut child = Command::new(env!("CARGO_BIN_EXE_mynakyukyu-admin"))
         .arg("--data-dir")
         .arg(&data)

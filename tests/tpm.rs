@@ -9,105 +9,32 @@
 mod common;
 
 use common::tpm::SoftTpm;
-use common::{TempDir, pki};
-use std::io::{BufRead, BufReader};
+use common::TempDir;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 
 fn admin(tpm: Option<&SoftTpm>, data: &Path, args: &[&str]) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_mynakyukyu-admin"));
-    match tpm {
+    common::admin_with(data, args, &|c| match tpm {
         Some(t) => {
-            t.env(&mut c);
+            t.env(c);
         }
         None => {
             c.env_remove("TPM2_PKCS11_TCTI")
                 .env_remove("DBUS_SESSION_BUS_ADDRESS")
                 .env("TPM2_PKCS11_LOG_LEVEL", "0");
         }
-    }
-    c.arg("--data-dir").arg(data).args(args).output().unwrap()
+    })
 }
 
 fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    common::output_text(o)
 }
 
-struct Sim {
-    child: Child,
-    port: u16,
-}
-
-impl Sim {
-    fn start() -> Sim {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mynakyukyu-sim"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--pki"])
-            .arg(pki())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .trim()
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("no port in {line:?}"));
-        Sim { child, port }
-    }
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// init (no --allow-file-keys), the dev CA signs the CSR, install-cert, a crew member.
+/// init (no --allow-file-keys: the keys go into the TPM), the dev CA signs, install-cert.
 fn enrol(tpm: &SoftTpm, data: &Path, port: u16) {
-    let endpoint = format!("https://127.0.0.1:{port}");
-    let o = admin(
-        Some(tpm),
-        data,
-        &[
-            "init",
-            "--unit-id",
-            "UNIT-TPM",
-            "--department",
-            "131001",
-            "--endpoint",
-            &endpoint,
-            "--server-ca",
-            pki().join("ca.pem").to_str().unwrap(),
-        ],
-    );
-    assert!(o.status.success(), "{}", text(&o));
-    let cert = data.with_extension("pem");
-    let o = admin(
-        Some(tpm),
-        data,
-        &[
-            "dev-pki",
-            "sign",
-            data.join("unit.csr").to_str().unwrap(),
-            "--dir",
-            pki().to_str().unwrap(),
-            "--out",
-            cert.to_str().unwrap(),
-        ],
-    );
-    assert!(o.status.success(), "{}", text(&o));
-    let o = admin(Some(tpm), data, &["install-cert", cert.to_str().unwrap()]);
-    assert!(o.status.success(), "{}", text(&o));
+    common::enrol(data, &format!("https://127.0.0.1:{port}"), &[], &|c| {
+        tpm.env(c);
+    });
 }
 
 fn status(tpm: Option<&SoftTpm>, data: &Path) -> Result<serde_json::Value, String> {
@@ -132,7 +59,7 @@ fn copy_dir(from: &Path, to: &Path) {
 #[test]
 fn the_unit_key_is_made_in_the_tpm_signs_mutual_tls_and_cannot_be_exported() {
     let tpm = SoftTpm::start("unit");
-    let sim = Sim::start();
+    let sim = common::SimProcess::start();
     let d = TempDir::new("tpm-unit");
     let data = d.path().join("tablet");
     enrol(&tpm, &data, sim.port);
@@ -214,7 +141,7 @@ fn the_unit_key_is_made_in_the_tpm_signs_mutual_tls_and_cannot_be_exported() {
 #[test]
 fn a_copy_of_the_data_dir_opens_nothing_on_another_tpm_and_nothing_after_wipe() {
     let tpm = SoftTpm::start("own");
-    let sim = Sim::start();
+    let sim = common::SimProcess::start();
     let d = TempDir::new("tpm-thief");
     let data = d.path().join("tablet");
     enrol(&tpm, &data, sim.port);

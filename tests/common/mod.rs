@@ -145,6 +145,110 @@ pub fn reliability_row(id: &str, area: &str, what: &str, times: usize, lost: usi
     writeln!(f, "{row}").expect("reliability row");
 }
 
+/// The simulator binary as a child process on a free loopback port, killed when dropped.
+pub struct SimProcess {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl SimProcess {
+    pub fn start() -> SimProcess {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mynakyukyu-sim"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--pki"])
+            .arg(pki())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .trim()
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no port in {line:?}"));
+        SimProcess { child, port }
+    }
+}
+
+impl Drop for SimProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `mynakyukyu-admin --data-dir DATA ARGS…`, its environment set by `env` (a TPM or none).
+pub fn admin_with(
+    data: &Path,
+    args: &[&str],
+    env: &dyn Fn(&mut std::process::Command),
+) -> std::process::Output {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_mynakyukyu-admin"));
+    env(&mut c);
+    c.arg("--data-dir").arg(data).args(args).output().unwrap()
+}
+
+/// Stdout and stderr of a command, for assertion messages.
+pub fn output_text(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Enrol a tablet as an admin does: `init` (with `init_extra`), the dev CA signs the CSR
+/// (the certificate beside the data dir), `install-cert`.
+pub fn enrol(
+    data: &Path,
+    endpoint: &str,
+    init_extra: &[&str],
+    env: &dyn Fn(&mut std::process::Command),
+) {
+    let ca = pki().join("ca.pem");
+    let mut init = vec![
+        "init",
+        "--unit-id",
+        "UNIT-T",
+        "--department",
+        "131001",
+        "--endpoint",
+        endpoint,
+        "--server-ca",
+        ca.to_str().unwrap(),
+    ];
+    init.extend_from_slice(init_extra);
+    let cert = data.with_extension("pem");
+    let csr = data.join("unit.csr");
+    let steps: [Vec<&str>; 3] = [
+        init,
+        vec![
+            "dev-pki",
+            "sign",
+            csr.to_str().unwrap(),
+            "--dir",
+            pki().to_str().unwrap(),
+            "--out",
+            cert.to_str().unwrap(),
+        ],
+        vec!["install-cert", cert.to_str().unwrap()],
+    ];
+    for args in &steps {
+        let o = admin_with(data, args, env);
+        assert!(o.status.success(), "{args:?}: {}", output_text(&o));
+    }
+}
+
+/// No TPM reachable: the admin CLI falls back to what `--allow-file-keys` allows.
+pub fn no_tpm(c: &mut std::process::Command) {
+    c.env_remove("TPM2_PKCS11_TCTI");
+}
+
 /// The runtime the app uses: two workers.
 pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
