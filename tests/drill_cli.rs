@@ -268,6 +268,11 @@ fn after_every_drill_a_thief_with_the_whole_data_dir_and_its_key_finds_no_clinic
     let data = scan.path().to_path_buf();
     let patients = patients();
     let mut logs = Vec::new();
+    // after each scenario the thief takes the whole data dir, key file included: every
+    // value it can open, and every byte of every file
+    let loot = TempDir::new("drill-loot");
+    let mut opened = vec![];
+    let mut stolen_files = vec![];
     for name in scenario_names() {
         let out = Command::new(env!("CARGO_BIN_EXE_mynakyukyu"))
             .args(["--log-format", "json", "drill", "--scenario", &name])
@@ -277,23 +282,24 @@ fn after_every_drill_a_thief_with_the_whole_data_dir_and_its_key_finds_no_clinic
             .unwrap();
         assert!(out.status.success(), "{name}");
         logs.extend_from_slice(&out.stderr);
+        let copy = loot.path().join(&name);
+        let cp = Command::new("cp")
+            .arg("-a")
+            .arg(&data)
+            .arg(&copy)
+            .output()
+            .unwrap();
+        assert!(cp.status.success());
+        let key = std::fs::read(copy.join("training").join("store.key")).unwrap();
+        for (what, plain) in open_everything(&copy.join("training").join("store"), &key) {
+            opened.push((format!("after {name}: {what}"), plain));
+        }
+        stolen_files.extend(files(&copy));
     }
     assert!(
         String::from_utf8_lossy(&logs).contains("drill finished"),
         "logging was not on"
     );
-    // the thief takes the whole data dir, key file included, and opens every value it can
-    let loot = TempDir::new("drill-loot");
-    let copy = loot.path().join("data");
-    let cp = Command::new("cp")
-        .arg("-a")
-        .arg(&data)
-        .arg(&copy)
-        .output()
-        .unwrap();
-    assert!(cp.status.success());
-    let key = std::fs::read(copy.join("training").join("store.key")).unwrap();
-    let opened = open_everything(&copy.join("training").join("store"), &key);
     let decrypted = opened.iter().filter(|(w, _)| !w.ends_with("(raw)")).count();
     // what was stored is there and verifies, and the store has no place for clinical data
     let dir = data.join("training");
@@ -339,6 +345,7 @@ fn after_every_drill_a_thief_with_the_whole_data_dir_and_its_key_finds_no_clinic
     secrets.retain(|s| !s.is_empty());
     let mut blobs: Vec<(String, Vec<u8>)> = files(&data)
         .into_iter()
+        .chain(stolen_files)
         .map(|f| (f.display().to_string(), std::fs::read(&f).unwrap()))
         .collect();
     blobs.push(("logs".into(), logs));

@@ -282,3 +282,50 @@ fn an_endpoint_by_name_is_refused_where_the_tunnel_is_required() {
     assert!(matches!(e, DeviceError::Config(_)), "{e}");
     assert!(e.to_string().contains("IP address"), "{e}");
 }
+
+#[test]
+fn wipe_stops_the_running_app_before_it_destroys_anything() {
+    let (_d, data) = tablet("wipe-running", ENDPOINT);
+    // a long-running mynakyukyu process standing in for the app (the window needs a
+    // display): its pid where the app writes its own
+    let mut app = Command::new(env!("CARGO_BIN_EXE_mynakyukyu-sim"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--pki"])
+        .arg(common::pki())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::fs::write(data.join("app.pid"), app.id().to_string()).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(app.try_wait().unwrap().is_none(), "the stand-in runs");
+    let o = admin(&data, &["wipe", "--yes"]);
+    let said = common::output_text(&o);
+    assert!(o.status.success(), "{said}");
+    let stopped = said
+        .find("stopped the running app")
+        .expect("said it stopped the app");
+    let keys = said
+        .find("destroyed: store.key")
+        .expect("destroyed the store key");
+    assert!(
+        stopped < keys,
+        "the app stopped before the keys went: {said}"
+    );
+    // the wipe waited for it: gone by the time the wipe returned (it exits on SIGTERM)
+    assert!(
+        app.try_wait().unwrap().is_some(),
+        "the app still runs after the wipe"
+    );
+    assert_eq!(std::fs::read_dir(&data).unwrap().count(), 0, "{said}");
+    // a pid file naming a process that is not ours is left alone
+    let (_d2, data2) = tablet("wipe-foreign-pid", ENDPOINT);
+    let mut other = Command::new("sleep").arg("30").spawn().unwrap();
+    std::fs::write(data2.join("app.pid"), other.id().to_string()).unwrap();
+    ok(admin(&data2, &["wipe", "--yes"]));
+    assert!(
+        other.try_wait().unwrap().is_none(),
+        "a foreign process was signalled"
+    );
+    let _ = other.kill();
+    let _ = other.wait();
+}

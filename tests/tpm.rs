@@ -8,8 +8,8 @@
 
 mod common;
 
-use common::tpm::SoftTpm;
 use common::TempDir;
+use common::tpm::SoftTpm;
 use std::path::Path;
 use std::process::{Command, Output};
 

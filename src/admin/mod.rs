@@ -522,7 +522,16 @@ fn stop_running_app(data_dir: &Path, report: &mut WipeReport) {
         return;
     }
     let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-    let alive = || std::path::Path::new(&format!("/proc/{}", pid.as_raw_nonzero())).exists();
+    // gone, or a zombie waiting for its parent to reap it
+    let alive = || {
+        std::fs::read_to_string(format!("/proc/{}/stat", pid.as_raw_nonzero()))
+            .ok()
+            .and_then(|stat| {
+                stat.rsplit_once(')')
+                    .map(|(_, rest)| !rest.trim_start().starts_with('Z'))
+            })
+            .unwrap_or(false)
+    };
     let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
     while alive() && std::time::Instant::now() < until {
         std::thread::sleep(std::time::Duration::from_millis(50));
