@@ -199,7 +199,11 @@ fn files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 /// then every value of every sled tree and the chain-head copy opened with whichever key
 /// fits (ChaCha20-Poly1305, nonce first, tree name and key as associated data; a day-sealed
 /// value starts with 0xD1 and its day: the format is no secret). Returns the plaintexts.
-fn open_everything(store_dir: &std::path::Path, key: &[u8]) -> Vec<(String, Vec<u8>)> {
+fn open_everything(
+    store_dir: &std::path::Path,
+    key: &[u8],
+    log_remnants: bool,
+) -> Vec<(String, Vec<u8>)> {
     use chacha20poly1305::aead::{Aead, KeyInit, Payload};
     let open_with = |key: &[u8], tree: &[u8], k: &[u8], v: &[u8]| -> Option<Vec<u8>> {
         if v.len() < 28 {
@@ -259,7 +263,53 @@ fn open_everything(store_dir: &std::path::Path, key: &[u8]) -> Vec<(String, Vec<
     if let Some(plain) = open(b"head", b"chain.head", &head) {
         out.push(("chain.head".into(), plain));
     }
+    // what sled deleted or overwrote can still lie in its log until compaction: read the raw
+    // files as a stream of candidate sealed values under every key the thief holds
+    let mut keys: Vec<Vec<u8>> = vec![key.to_vec()];
+    keys.extend(day_keys.values().cloned());
+    for f in files(&store_dir.join("sled"))
+        .into_iter()
+        .filter(|_| log_remnants)
+    {
+        let raw = std::fs::read(&f).unwrap();
+        for (at, plain) in stream_candidates(&raw, &keys) {
+            out.push((format!("{} at byte {at} (log remnant)", f.display()), plain));
+        }
+    }
     out
+}
+
+/// Every offset of `raw` taken as a 12-byte nonce followed by ChaCha20-Poly1305 ciphertext
+/// under each key, decrypted without the tag (the stream cipher alone: the tag only proves
+/// integrity, the thief wants the text). Candidates whose first bytes decrypt to a JSON
+/// object are returned with up to 16 KiB of plaintext; the value's end is unknown, so what
+/// follows it decrypts to noise, which cannot match a name or a drug.
+fn stream_candidates(raw: &[u8], keys: &[Vec<u8>]) -> Vec<(usize, Vec<u8>)> {
+    use chacha20::cipher::{KeyIvInit, StreamCipher, StreamCipherSeek};
+    let mut found = vec![];
+    for key in keys {
+        for at in 0..raw.len().saturating_sub(12 + 16 + 2) {
+            // sled's segments are mostly zero-filled: a sealed value never starts there
+            if raw[at..at + 14].iter().all(|b| *b == 0) {
+                continue;
+            }
+            let mut c = chacha20::ChaCha20::new(key.as_slice().into(), raw[at..at + 12].into());
+            // ChaCha20-Poly1305 encrypts from block 1 (block 0 keys Poly1305)
+            c.seek(64u64);
+            let mut head = [raw[at + 12], raw[at + 13]];
+            c.apply_keystream(&mut head);
+            if head != *b"{\"" {
+                continue;
+            }
+            let end = raw.len().min(at + 12 + 16 * 1024);
+            let mut plain = raw[at + 12..end].to_vec();
+            let mut c = chacha20::ChaCha20::new(key.as_slice().into(), raw[at..at + 12].into());
+            c.seek(64u64);
+            c.apply_keystream(&mut plain);
+            found.push((at, plain));
+        }
+    }
+    found
 }
 
 #[test]
@@ -273,16 +323,17 @@ fn after_every_drill_a_thief_with_the_whole_data_dir_and_its_key_finds_no_clinic
     let loot = TempDir::new("drill-loot");
     let mut opened = vec![];
     let mut stolen_files = vec![];
-    for name in scenario_names() {
+    let names = scenario_names();
+    for (i, name) in names.iter().enumerate() {
         let out = Command::new(env!("CARGO_BIN_EXE_mynakyukyu"))
-            .args(["--log-format", "json", "drill", "--scenario", &name])
+            .args(["--log-format", "json", "drill", "--scenario", name])
             .env("MYNAKYUKYU_DATA", &data)
             .env("RUST_LOG", "trace")
             .output()
             .unwrap();
         assert!(out.status.success(), "{name}");
         logs.extend_from_slice(&out.stderr);
-        let copy = loot.path().join(&name);
+        let copy = loot.path().join(name);
         let cp = Command::new("cp")
             .arg("-a")
             .arg(&data)
@@ -291,7 +342,9 @@ fn after_every_drill_a_thief_with_the_whole_data_dir_and_its_key_finds_no_clinic
             .unwrap();
         assert!(cp.status.success());
         let key = std::fs::read(copy.join("training").join("store.key")).unwrap();
-        for (what, plain) in open_everything(&copy.join("training").join("store"), &key) {
+        // the raw log, where deleted values linger, once at the end (a full scan is slow)
+        let last = i + 1 == names.len();
+        for (what, plain) in open_everything(&copy.join("training").join("store"), &key, last) {
             opened.push((format!("after {name}: {what}"), plain));
         }
         stolen_files.extend(files(&copy));
@@ -301,6 +354,14 @@ fn after_every_drill_a_thief_with_the_whole_data_dir_and_its_key_finds_no_clinic
         "logging was not on"
     );
     let decrypted = opened.iter().filter(|(w, _)| !w.ends_with("(raw)")).count();
+    let remnants = opened
+        .iter()
+        .filter(|(w, _)| w.ends_with("(log remnant)"))
+        .count();
+    assert!(
+        remnants > 0,
+        "the raw-log scan found no sealed value at all, not even the live ones: it proves nothing"
+    );
     // what was stored is there and verifies, and the store has no place for clinical data
     let dir = data.join("training");
     let key = mynakyukyu::store::DeviceKey::load(&dir.join("store.key")).unwrap();
