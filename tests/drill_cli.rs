@@ -458,7 +458,7 @@ fn after_every_drill_a_thief_with_the_whole_data_dir_and_its_key_finds_no_clinic
         "thief-every-scenario",
         "Security",
         &format!(
-            "after every drill scenario, the whole data dir copied with its key file; every value of every sled tree and the chain-head copy opened with that key by the test's own ChaCha20-Poly1305 code, and searched for {} names, kana, drugs and hospitals",
+            "after every drill scenario, the whole data dir copied with its key file; every value of every sled tree and the chain-head copy opened with that key and the day keys it opens, by the test's own ChaCha20-Poly1305 code, and after the last one sled's raw log read at every offset as a candidate sealed value under each of those keys ({remnants} found: deleted values linger there until compaction); all searched for {} names, kana, drugs and hospitals. The same test fails on 2150e09, whose cleared clinical cache stayed in the log",
             clinical.len()
         ),
         decrypted,
