@@ -149,7 +149,8 @@ fn purge_expired(store: &crate::store::Store, days: u32) -> Result<(), DeviceErr
     Ok(())
 }
 
-/// Retention on a timer, on the blocking pool, until `stop` turns true.
+/// Retention at start and then every `every`, on the blocking pool (off the window's
+/// first frame), until `stop` turns true.
 pub async fn enforce_retention(
     store: Arc<crate::store::Store>,
     days: u32,
@@ -157,18 +158,18 @@ pub async fn enforce_retention(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     loop {
+        let s = store.clone();
+        match tokio::task::spawn_blocking(move || purge_expired(&s, days)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "retention failed"),
+            Err(e) => tracing::error!(error = %e, "retention task failed"),
+        }
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
             _ = stop.changed() => return,
         }
         if *stop.borrow() {
             return;
-        }
-        let s = store.clone();
-        match tokio::task::spawn_blocking(move || purge_expired(&s, days)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "retention failed"),
-            Err(e) => tracing::error!(error = %e, "retention task failed"),
         }
     }
 }
@@ -201,8 +202,6 @@ pub fn open(data_dir: &Path) -> Result<Device, DeviceError> {
     let client = |settings| client(data_dir, &endpoint, &keys, settings, guard.clone());
     let days_left = crate::pki::inspect_pem_file(&cert_path).map(|s| s.days_left);
     let store = Arc::new(config::open_store_with(data_dir, &keys)?);
-    // retention at start (and on a timer: `enforce_retention`)
-    purge_expired(&store, config.retention_days)?;
     let gate = SignInGate::open(&data_dir.join(config::ROSTER_FILE))?;
     let endpoint_addr = (endpoint.host.as_str(), endpoint.port)
         .to_socket_addrs()
