@@ -32,7 +32,7 @@ fn inquiry(incident: &str, q: &QualificationRef) -> EmergencyInquiry {
         qualification: q.clone(),
         consent: ConsentState::Consented,
         operator: OperatorId::new("EMT-B"),
-        unit: UnitId::new("U-B"),
+        unit: UnitId::new(mynakyukyu::pki::dev::UNIT),
         terminal: TerminalId::new("T-B"),
         identity_method: IdentityMethod::MynaCard,
         identity_check: IdentityCheck::Photo,
@@ -52,7 +52,7 @@ async fn qualify(c: &EligibilityClient, server: &SimServer, patient: &str) -> Qu
                 auth_certificate_der: der,
             },
             operator: OperatorId::new("EMT-B"),
-            unit: UnitId::new("U-B"),
+            unit: UnitId::new(mynakyukyu::pki::dev::UNIT),
             terminal: TerminalId::new("T-B"),
         })
         .await
@@ -147,10 +147,11 @@ fn main() {
                 qualification_ref: q.clone(),
                 consent: ConsentState::Consented,
                 operator_id: OperatorId::new("EMT-B"),
-                unit_id: UnitId::new("U-B"),
+                unit_id: UnitId::new(mynakyukyu::pki::dev::UNIT),
                 terminal_id: TerminalId::new("T-B"),
                 identity_method: IdentityMethod::MynaCard,
                 identity_check: IdentityCheck::Photo,
+                card_signature: None,
             };
             std::fs::write(&body, serde_json::to_vec(&req).unwrap()).unwrap();
             let curl = tokio::task::spawn_blocking({

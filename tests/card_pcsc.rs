@@ -12,6 +12,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// OpenSC's PKCS#11 module (Debian's path).
+const OPENSC_PKCS11: &str = "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so";
+/// The id OpenSC's JPKI emulation gives the user-authentication key.
+const OPENSC_AUTH_KEY_ID: &str = "01";
+
 struct Killed(Child);
 impl Drop for Killed {
     fn drop(&mut self) {
@@ -128,9 +133,10 @@ fn the_virtual_card_reads_through_pcscd_like_a_real_one() {
         let sig = jpki::sign_challenge(&mut c, b"challenge-42").unwrap();
         assert!(mynakyukyu::pki::verify_card_signature(
             &read.der,
-            &jpki::challenge_digest_info(b"challenge-42"),
+            b"challenge-42",
             &sig
         ));
+        drop(c);
 
         // 2. OpenSC, an independent JPKI implementation, reads the same certificate
         let pem = dir.path().join("opensc.pem");
@@ -146,6 +152,63 @@ fn the_virtual_card_reads_through_pcscd_like_a_real_one() {
         );
         let der = mynakyukyu::pki::pem_certificates(&std::fs::read_to_string(&pem).unwrap());
         assert_eq!(der.first(), Some(&read.der), "OpenSC read other bytes");
+
+        // 2b. OpenSC signs with the card's authentication key (pkcs11-tool through
+        // opensc-pkcs11 and pcscd, the PIN given to OpenSC), and our verifier, the one
+        // the simulator uses on the PIN path, accepts the signature
+        let message = dir.path().join("challenge.bin");
+        let signature = dir.path().join("challenge.sig");
+        std::fs::write(&message, b"a server challenge for OpenSC").unwrap();
+        let out = Command::new("pkcs11-tool")
+            .args([
+                "--module",
+                OPENSC_PKCS11,
+                "--slot-index",
+                "0",
+                "--login",
+                "--pin",
+                "1234",
+                "--sign",
+                "--mechanism",
+                "SHA256-RSA-PKCS",
+                "--id",
+                OPENSC_AUTH_KEY_ID,
+                "--input-file",
+            ])
+            .arg(&message)
+            .arg("--output-file")
+            .arg(&signature)
+            .output()
+            .expect("pkcs11-tool (opensc)");
+        assert!(
+            out.status.success(),
+            "pkcs11-tool --sign: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let opensc_sig = std::fs::read(&signature).unwrap();
+        assert_eq!(opensc_sig.len(), 256, "RSA-2048");
+        assert!(
+            mynakyukyu::pki::verify_card_signature(
+                &read.der,
+                b"a server challenge for OpenSC",
+                &opensc_sig
+            ),
+            "our verifier refused OpenSC's signature"
+        );
+        assert!(!mynakyukyu::pki::verify_card_signature(
+            &read.der,
+            b"another message",
+            &opensc_sig
+        ));
+        common::reliability_row(
+            "opensc-signs",
+            "Security",
+            "OpenSC (pkcs11-tool, opensc-pkcs11, pcscd) signs with the virtual card's RSA-2048 authentication key after the PIN; our verifier checks it against the card certificate",
+            1,
+            0,
+            "PKCS#1 v1.5 SHA-256 signature of 256 bytes accepted for its message, refused for another",
+        );
     }
     wait_gone(&pcsc, &slot0);
 

@@ -5,7 +5,7 @@ mod common;
 use common::*;
 use mynakyukyu::domain::{
     CardCredential, ConsentState, CoverageStatus, IdentityCheck, IdentityMethod, IncidentId,
-    OperatorId, QualificationRef, Record, TerminalId, UnitId,
+    OperatorId, QualificationRef, TerminalId, UnitId,
 };
 use mynakyukyu::eligibility::wire::{Faults, QualificationResponse};
 use mynakyukyu::eligibility::{CardProblem, ClientError, ClientSettings};
@@ -23,7 +23,7 @@ fn request(incident: &str, der: Vec<u8>) -> QualificationRequest {
             auth_certificate_der: der,
         },
         operator: OperatorId::new("EMT-1"),
-        unit: UnitId::new("U-1"),
+        unit: UnitId::new(mynakyukyu::pki::dev::UNIT),
         terminal: TerminalId::new("T-1"),
     }
 }
@@ -34,7 +34,7 @@ fn inquiry(incident: &str, q: QualificationRef, consent: ConsentState) -> Emerge
         qualification: q,
         consent,
         operator: OperatorId::new("EMT-1"),
-        unit: UnitId::new("U-1"),
+        unit: UnitId::new(mynakyukyu::pki::dev::UNIT),
         terminal: TerminalId::new("T-1"),
         identity_method: IdentityMethod::MynaCard,
         identity_check: IdentityCheck::Photo,
@@ -49,7 +49,7 @@ fn card_of(server: &mynakyukyu::sim::server::SimServer, patient: &str) -> Vec<u8
 async fn full_inquiry_over_one_kept_alive_connection_then_resumed() {
     let server = start_sim(Faults::default()).await;
     let c = client(server.local_addr.port());
-    assert_eq!(c.health().await.unwrap().version, "1");
+    assert_eq!(c.health().await.unwrap().version, "2");
     let der = card_of(&server, "P0004");
     let QualificationResponse::Coverage {
         qualification_ref,
@@ -297,21 +297,65 @@ async fn client_rejects_a_server_from_another_ca_with_the_wrong_name_expired_or_
 }
 
 #[tokio::test]
-async fn records_upload_is_idempotent_by_id() {
+async fn records_upload_is_idempotent_and_held_to_the_signed_chain() {
+    use mynakyukyu::eligibility::wire::problem;
     let server = start_sim(Faults::default()).await;
     let c = client(server.local_addr.port());
-    let records: Vec<Record> = (0..5)
-        .map(|i| Record {
-            id: format!("R-{i}"),
-            body: opt_out_audit("I-1", i),
-        })
-        .collect();
+    let genesis = "0".repeat(64);
+    let records = chain_of(&c, 0, &genesis, 5, "live");
     let first = c.upload_records(&records).await.unwrap();
     assert_eq!((first.accepted, first.duplicates), (5, 0));
+    assert_eq!((first.head.seq, &first.head.hash), (4, &records[4].hash));
     let again = c.upload_records(&records[2..]).await.unwrap();
     assert_eq!((again.accepted, again.duplicates), (0, 3));
     assert_eq!(server.record_ids().len(), 5);
+    assert_eq!(
+        c.records_head().await.unwrap().head,
+        Some(first.head.clone())
+    );
+    let refused = |e: ClientError| match e {
+        ClientError::Refused(p) => p.kind,
+        other => panic!("{other}"),
+    };
+    let next = chain_of(&c, 5, &records[4].hash, 3, "live");
+    // forged: another link's signature, a record altered after signing, another unit's key
+    let mut swapped = next[0].clone();
+    swapped.signature = next[1].signature.clone();
+    let mut altered = next[0].clone();
+    altered.record.id = "R-altered".into();
+    let other = client_with(
+        server.local_addr.port(),
+        "localhost",
+        "other-unit",
+        "ca.pem",
+        fast_settings(),
+    );
+    let mut foreign = next[0].clone();
+    foreign.signature = other.sign_chain_link(foreign.seq, &foreign.hash).unwrap();
+    for forged in [swapped, altered, foreign] {
+        let e = c.upload_records(&[forged]).await.unwrap_err();
+        assert_eq!(refused(e), problem::BAD_RECORD_SIGNATURE);
+    }
+    // a gap: record 6 without 5
+    let e = c.upload_records(&next[1..]).await.unwrap_err();
+    assert_eq!(refused(e), problem::CHAIN_GAP);
+    // a rollback: an older store restored appends its own record 3 and 4 and 5
+    let rolled_back = chain_of(&c, 3, &records[2].hash, 3, "restored");
+    let e = c.upload_records(&rolled_back).await.unwrap_err();
+    assert_eq!(refused(e), problem::CHAIN_CONFLICT);
+    // nothing of any refused batch was taken; the true next records still are
+    assert_eq!(server.record_ids().len(), 5);
+    let ok = c.upload_records(&next).await.unwrap();
+    assert_eq!((ok.accepted, ok.head.seq), (3, 7));
     server.shutdown().await;
+    common::reliability_row(
+        "chain-forged-gap-rollback",
+        "Bad input",
+        "records uploaded with another link's signature, altered after signing, signed by another unit's key; a gap; a rolled-back chain",
+        5,
+        0,
+        "each batch refused whole (bad-record-signature, chain-gap, chain-conflict), nothing of it stored; the true continuation accepted",
+    );
 }
 
 #[tokio::test]
@@ -379,10 +423,14 @@ async fn a_dead_endpoint_is_unreachable_not_a_hang() {
     assert_eq!(c.stats.retries.load(Ordering::Relaxed), 2);
 }
 
-/// A TLS server with the simulator's certificate that answers every request with `raw`.
-async fn hostile_server(raw: Vec<u8>) -> u16 {
+/// A TLS server with the simulator's certificate that answers the n-th request on each
+/// connection with `script[n]` (raw bytes, `{rid}` replaced by the request's request id),
+/// then closes. Counts connections. Its own reading of requests is a test's: it only has
+/// to find the end of a head and skip a Content-Length body.
+async fn scripted_server(script: Vec<Vec<u8>>) -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use tokio::io::AsyncReadExt;
     let dir = pki();
     let chain = CertificateDer::pem_file_iter(dir.join("server.pem"))
         .unwrap()
@@ -400,22 +448,73 @@ async fn hostile_server(raw: Vec<u8>) -> u16 {
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
+    let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = connections.clone();
     tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
             let acceptor = acceptor.clone();
-            let raw = raw.clone();
+            let script = script.clone();
             tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
                     return;
                 };
-                let mut conn = tokio::io::BufReader::new(tls);
-                let _ = mynakyukyu::eligibility::http::read_head(&mut conn).await;
-                let _ = conn.write_all(&raw).await;
-                let _ = conn.shutdown().await;
+                let mut buf = Vec::new();
+                for answer in script {
+                    // read one request: head, then a Content-Length body
+                    let head_end = loop {
+                        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break i + 4;
+                        }
+                        let mut chunk = [0u8; 4096];
+                        match tls.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+                    let field = |name: &str| {
+                        head.lines()
+                            .find_map(|l| l.strip_prefix(name))
+                            .map(|v| v.trim().to_string())
+                    };
+                    let body_len: usize = field("content-length:")
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0);
+                    while buf.len() < head_end + body_len {
+                        let mut chunk = [0u8; 4096];
+                        match tls.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    buf.drain(..head_end + body_len);
+                    let rid = field("request-id:").unwrap_or_default();
+                    let raw = String::from_utf8_lossy(&answer).replace("{rid}", &rid);
+                    let raw = if answer.is_ascii() {
+                        raw.into_bytes()
+                    } else {
+                        answer
+                    };
+                    if tls.write_all(&raw).await.is_err() {
+                        return;
+                    }
+                }
+                let _ = tls.shutdown().await;
             });
         }
     });
-    port
+    (port, connections)
+}
+
+/// A raw health answer with `head` lines added and the request id echoed.
+fn health_answer(extra_head: &str) -> Vec<u8> {
+    let body = r#"{"status":"ok","version":"2"}"#;
+    format!(
+        "HTTP/1.1 200 OK\r\nrequest-id: {{rid}}\r\ncontent-type: application/json\r\n{extra_head}content-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
 }
 
 #[tokio::test]
@@ -423,11 +522,11 @@ async fn malformed_truncated_and_oversized_answers_are_typed_errors() {
     let cases: Vec<(&str, Vec<u8>)> = vec![
         (
             "broken json",
-            b"HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\n{\"status\"".to_vec(),
+            b"HTTP/1.1 200 OK\r\nrequest-id: {rid}\r\ncontent-length: 9\r\n\r\n{\"status\"".to_vec(),
         ),
         (
             "truncated body",
-            b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n{\"status\":".to_vec(),
+            b"HTTP/1.1 200 OK\r\nrequest-id: {rid}\r\ncontent-length: 100\r\n\r\n{\"status\":".to_vec(),
         ),
         (
             "garbage status line",
@@ -435,44 +534,177 @@ async fn malformed_truncated_and_oversized_answers_are_typed_errors() {
         ),
         ("no head at all", b"HTTP/1.1 200".to_vec()),
         (
-            "chunked",
-            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
-                .to_vec(),
+            "conflicting content-length",
+            b"HTTP/1.1 200 OK\r\nrequest-id: {rid}\r\ncontent-length: 2\r\ncontent-length: 29\r\n\r\n{\"status\":\"ok\",\"version\":\"2\"}".to_vec(),
+        ),
+        (
+            "content-length and chunked together",
+            b"HTTP/1.1 200 OK\r\nrequest-id: {rid}\r\ncontent-length: 2\r\ntransfer-encoding: chunked\r\n\r\n1d\r\n{\"status\":\"ok\",\"version\":\"2\"}\r\n0\r\n\r\n".to_vec(),
         ),
         (
             "html error",
-            b"HTTP/1.1 500 Oops\r\ncontent-length: 6\r\n\r\n<html>".to_vec(),
+            b"HTTP/1.1 500 Oops\r\nrequest-id: {rid}\r\ncontent-length: 6\r\n\r\n<html>".to_vec(),
         ),
     ];
+    let n = cases.len();
     for (name, raw) in cases {
-        let port = hostile_server(raw).await;
+        let (port, _) = scripted_server(vec![raw]).await;
         let c = client(port);
         let err = c.health().await.unwrap_err();
-        assert!(matches!(err, ClientError::Protocol(_)), "{name}: {err}");
-        assert_eq!(err.service_failure(), ServiceFailure::Protocol, "{name}");
-        assert_eq!(
-            c.stats.retries.load(Ordering::Relaxed),
-            0,
-            "{name}: retried"
+        assert!(
+            matches!(err, ClientError::Protocol(_) | ClientError::Unreachable(_)),
+            "{name}: {err}"
         );
+        if let ClientError::Protocol(_) = err {
+            assert_eq!(err.service_failure(), ServiceFailure::Protocol, "{name}");
+            assert_eq!(
+                c.stats.retries.load(Ordering::Relaxed),
+                0,
+                "{name}: retried"
+            );
+        }
     }
-    let oversized = b"HTTP/1.1 200 OK\r\ncontent-length: 999999999999\r\n\r\n".to_vec();
-    let port = hostile_server(oversized).await;
+    let oversized =
+        b"HTTP/1.1 200 OK\r\nrequest-id: {rid}\r\ncontent-length: 999999999999\r\n\r\n".to_vec();
+    let (port, _) = scripted_server(vec![oversized]).await;
     let err = client(port).health().await.unwrap_err();
     assert!(matches!(err, ClientError::ResponseTooLarge(_)), "{err}");
     common::reliability_row(
         "malformed-answers",
         "Bad input",
-        "malformed server answers: broken and truncated JSON, garbage status line, no head, chunked, HTML error, a 1 TB content-length",
-        7,
+        "malformed server answers: broken and truncated JSON, garbage status line, no head, conflicting Content-Length, Content-Length with chunked, HTML error, a 1 TB content-length",
+        n + 1,
         0,
-        "each a typed Protocol / ResponseTooLarge error, not retried, nothing allocated for the oversized body",
+        "each a typed error (hyper's framing), nothing allocated for the oversized body",
+    );
+}
+
+#[tokio::test]
+async fn an_informational_answer_is_not_the_answer_and_chunked_answers_are_read() {
+    // 102 Processing before the real answer: the old framing took the 102 as the answer
+    // and read the real one as the reply to the next request
+    let mut early = b"HTTP/1.1 102 Processing\r\n\r\n".to_vec();
+    early.extend(health_answer(""));
+    let body = r#"{"status":"ok","version":"2"}"#;
+    let chunked = format!(
+        "HTTP/1.1 200 OK\r\nrequest-id: {{rid}}\r\ntransfer-encoding: chunked\r\n\r\n{:x}\r\n{}\r\n{:x}\r\n{}\r\n0\r\n\r\n",
+        10,
+        &body[..10],
+        body.len() - 10,
+        &body[10..]
+    )
+    .into_bytes();
+    let (port, connections) =
+        scripted_server(vec![early, health_answer(""), chunked, health_answer("")]).await;
+    let c = client(port);
+    for call in 0..4 {
+        let h = c
+            .health()
+            .await
+            .unwrap_or_else(|e| panic!("call {call}: {e}"));
+        assert_eq!(h.version, "2", "call {call}");
+    }
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        1,
+        "one kept-alive connection"
+    );
+    common::reliability_row(
+        "http-1xx-chunked",
+        "Bad input",
+        "server answers 102 Processing before the answer, then a chunked answer, on one kept-alive connection",
+        4,
+        0,
+        "each call gets its own answer; the 1xx is skipped, not taken as the answer",
+    );
+}
+
+#[tokio::test]
+async fn after_an_error_the_connection_is_not_reused() {
+    let garbage = b"HTTP/1.1 200 OK\r\nrequest-id: {rid}\r\ncontent-length: 3\r\ncontent-length: 4\r\n\r\nabcd"
+        .to_vec();
+    // on one connection: a good answer, then a framing error, then (never reached) a good one
+    let (port, connections) =
+        scripted_server(vec![health_answer(""), garbage, health_answer("")]).await;
+    let c = client(port);
+    c.health().await.unwrap();
+    assert!(c.health().await.is_err());
+    // the next call opens a new connection, whose first answer is a good one
+    c.health().await.unwrap();
+    assert_eq!(connections.load(Ordering::SeqCst), 2);
+    assert_eq!(c.stats.connections.load(Ordering::Relaxed), 2);
+}
+
+#[tokio::test]
+async fn an_answer_to_another_request_is_refused_and_shows_nothing_of_that_patient() {
+    let server = start_sim(Faults::default()).await;
+    let c = client(server.local_addr.port());
+    let first = card_of(&server, "P0004");
+    let second = card_of(&server, "P0005");
+    let QualificationResponse::Coverage {
+        qualification_ref: q1,
+        ..
+    } = c.qualification(&request("I-A", first)).await.unwrap()
+    else {
+        panic!("coverage")
+    };
+    let QualificationResponse::Coverage {
+        qualification_ref: q2,
+        ..
+    } = c.qualification(&request("I-B", second)).await.unwrap()
+    else {
+        panic!("coverage")
+    };
+    let a = c
+        .emergency_info(&inquiry("I-A", q1, ConsentState::Consented))
+        .await
+        .unwrap();
+    assert_eq!(c.stats.connections.load(Ordering::Relaxed), 1);
+    // a broken proxy in front of the server: the previous answer (patient A's data) comes
+    // back as the answer to patient B's inquiry on the same kept-alive connection
+    server.set_faults(Faults {
+        replay_previous: true,
+        ..Faults::default()
+    });
+    let err = c
+        .emergency_info(&inquiry("I-B", q2.clone(), ConsentState::Consented))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClientError::MismatchedAnswer(_)), "{err}");
+    assert_eq!(err.service_failure(), ServiceFailure::Protocol);
+    assert_eq!(c.stats.retries.load(Ordering::Relaxed), 0, "not retried");
+    // the connection was dropped: with the fault gone, B's own answer on a new one
+    server.set_faults(Faults::default());
+    let b = c
+        .emergency_info(&inquiry("I-B", q2, ConsentState::Consented))
+        .await
+        .unwrap();
+    assert_eq!(c.stats.connections.load(Ordering::Relaxed), 2);
+    assert_ne!(
+        serde_json::to_string(&a.summary).unwrap(),
+        serde_json::to_string(&b.summary).unwrap()
+    );
+    server.shutdown().await;
+    common::reliability_row(
+        "answer-of-another-request",
+        "Bad input",
+        "a proxy replays patient A's emergency-info answer as the answer to patient B's inquiry on the kept-alive connection",
+        1,
+        0,
+        "refused as MismatchedAnswer (request id and incident id echoed), connection dropped, B's own answer on a new connection",
     );
 }
 
 #[tokio::test]
 async fn two_hundred_concurrent_tablets_all_get_answers() {
     let server = Arc::new(start_sim(Faults::default()).await);
+    // 200 tablets sharing one test certificate: one unit, 200 patients
+    server.with_simulator(|s| {
+        s.set_rate_limit(mynakyukyu::sim::PatientRateLimit {
+            flag_at: 1000,
+            refuse_above: 1000,
+        })
+    });
     let port = server.local_addr.port();
     let cards: Vec<Vec<u8>> = (0..200)
         .map(|i| card_of(&server, &format!("P{:04}", 10 + i % 200)))
@@ -644,5 +876,205 @@ async fn the_uploader_sends_nothing_over_a_connection_the_route_guard_refuses() 
         3,
         0,
         "nothing sent while refused (no TLS handshake, no request, records kept queued); uploaded once when up; refused again on the reused connection",
+    );
+}
+
+/// A second unit of the same fire department (its own certificate from the dev CA).
+fn second_unit(port: u16) -> mynakyukyu::eligibility::EligibilityClient {
+    use mynakyukyu::pki::{self, CertAuthority, LeafKind};
+    let dir = pki();
+    if !dir.join("unit-b.key").is_file() {
+        let ca = CertAuthority::load_files(&dir.join("ca.pem"), &dir.join("ca.key")).unwrap();
+        let now = time::OffsetDateTime::now_utc();
+        let leaf = pki::issue_leaf(
+            &ca,
+            LeafKind::Unit {
+                department: pki::dev::DEPARTMENT,
+                unit: "U-B",
+            },
+            0x4242,
+            now - time::Duration::days(1),
+            now + time::Duration::days(30),
+        )
+        .unwrap();
+        std::fs::write(dir.join("unit-b.pem"), pki::certificate_pem(&leaf.cert_der)).unwrap();
+        std::fs::write(dir.join("unit-b.key"), leaf.key_pem.as_bytes()).unwrap();
+    }
+    client_with(port, "localhost", "unit-b", "ca.pem", fast_settings())
+}
+
+#[tokio::test]
+async fn references_cannot_be_walked_or_used_by_another_unit() {
+    use mynakyukyu::eligibility::wire::problem;
+    let server = start_sim(Faults::default()).await;
+    let port = server.local_addr.port();
+    let c = client(port);
+    let der = card_of(&server, "P0004");
+    let QualificationResponse::Coverage {
+        qualification_ref, ..
+    } = c.qualification(&request("I-W", der.clone())).await.unwrap()
+    else {
+        panic!("coverage")
+    };
+    // walking: the old sequential references, and neighbours of a real one
+    let real = qualification_ref.as_str().to_string();
+    let mut probes: Vec<String> = (1..=20).map(|n| format!("Q{n:08}")).collect();
+    for i in [1, 10, real.len() - 1] {
+        let mut b = real.clone().into_bytes();
+        b[i] = if b[i] == b'A' { b'B' } else { b'A' };
+        probes.push(String::from_utf8(b).unwrap());
+    }
+    for probe in &probes {
+        let err = c
+            .emergency_info(&inquiry(
+                "I-W",
+                QualificationRef::new(probe),
+                ConsentState::Consented,
+            ))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, ClientError::Refused(ref p) if p.kind == problem::UNKNOWN_QUALIFICATION),
+            "{probe}: {err}"
+        );
+    }
+    assert_eq!(server.inquiry_count(), 0, "nothing of anyone answered");
+    // another unit of the same department, with a valid certificate, holding the reference
+    let b = second_unit(port);
+    let mut theirs = inquiry("I-W", qualification_ref.clone(), ConsentState::Consented);
+    theirs.unit = UnitId::new("U-B");
+    let err = b.emergency_info(&theirs).await.unwrap_err();
+    assert!(
+        matches!(err, ClientError::Refused(ref p) if p.kind == problem::FOREIGN_UNIT),
+        "{err}"
+    );
+    assert!(server.with_simulator(|s| s.flagged_units().contains(&UnitId::new("U-B"))));
+    // ...or claiming in the body to be the unit that asked: its certificate says otherwise
+    let err = b
+        .emergency_info(&inquiry(
+            "I-W",
+            qualification_ref.clone(),
+            ConsentState::Consented,
+        ))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ClientError::Refused(ref p) if p.kind == problem::UNIT_MISMATCH),
+        "{err}"
+    );
+    assert_eq!(server.inquiry_count(), 0);
+    // the unit that asked still gets its patient
+    c.emergency_info(&inquiry("I-W", qualification_ref, ConsentState::Consented))
+        .await
+        .unwrap();
+    assert_eq!(server.inquiry_count(), 1);
+    // a unit asking for an unusual number of patients is refused
+    server.with_simulator(|s| {
+        s.set_rate_limit(mynakyukyu::sim::PatientRateLimit {
+            flag_at: 2,
+            refuse_above: 3,
+        })
+    });
+    let mut refused = 0;
+    for i in 0..6 {
+        let der = card_of(&server, &format!("P{:04}", 20 + i));
+        let mut q = request(&format!("I-R{i}"), der);
+        q.unit = UnitId::new("U-B");
+        match b.qualification(&q).await {
+            Err(ClientError::Refused(p)) if p.kind == problem::TOO_MANY_PATIENTS => refused += 1,
+            Ok(_) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(refused, 3);
+    server.shutdown().await;
+    common::reliability_row(
+        "references-walk-foreign",
+        "Security",
+        "23 guessed qualification references (the old sequential ones, neighbours of a real one); a real one used by another unit's valid certificate, and by that unit claiming the first unit in the body; 6 patients asked by one unit over a limit of 3",
+        23 + 2 + 6,
+        0,
+        "every guess unknown, nothing answered; the foreign unit refused and flagged; the body's claim refused against the certificate; patients beyond the limit refused",
+    );
+}
+
+#[tokio::test]
+async fn the_pin_path_needs_the_cards_own_signature_over_its_challenge() {
+    use mynakyukyu::card::{FaceItems, VirtualCard, jpki};
+    use mynakyukyu::eligibility::wire::problem;
+    let server = start_sim(Faults::default()).await;
+    let c = client(server.local_addr.port());
+    let issued = server.with_simulator(|s| s.issue_card("P0004").unwrap());
+    let QualificationResponse::Coverage {
+        qualification_ref: q,
+        ..
+    } = c
+        .qualification(&request("I-PIN", issued.auth_certificate_der.clone()))
+        .await
+        .unwrap()
+    else {
+        panic!("coverage")
+    };
+    let mut card = VirtualCard::new(
+        &issued.auth_certificate_der,
+        &issued.ca_certificate_der,
+        "1234",
+        FaceItems::default(),
+    )
+    .with_auth_key(issued.auth_key_pkcs8.clone());
+    assert_eq!(
+        jpki::verify_auth_pin(&mut card, "1234", false).unwrap(),
+        jpki::PinOutcome::Verified
+    );
+    let incident = IncidentId::new("I-PIN");
+    let right =
+        jpki::sign_challenge(&mut card, &mynakyukyu::domain::pin_challenge(&q, &incident)).unwrap();
+    let other_incident = jpki::sign_challenge(
+        &mut card,
+        &mynakyukyu::domain::pin_challenge(&q, &IncidentId::new("I-OTHER")),
+    )
+    .unwrap();
+    let mut flipped = right.clone();
+    flipped[100] ^= 1;
+    let mut pin = inquiry("I-PIN", q.clone(), ConsentState::Consented);
+    pin.identity_check = IdentityCheck::Pin;
+    for (name, sig) in [
+        ("none", None),
+        (
+            "another incident's challenge",
+            Some(other_incident.as_slice()),
+        ),
+        ("one bit flipped", Some(flipped.as_slice())),
+        ("random bytes", Some(&[7u8; 256][..])),
+    ] {
+        let err = c.emergency_info_signed(&pin, sig).await.unwrap_err();
+        assert!(
+            matches!(err, ClientError::Refused(ref p) if p.kind == problem::CARD_SIGNATURE_INVALID),
+            "{name}: {err}"
+        );
+    }
+    assert_eq!(server.inquiry_count(), 0);
+    c.emergency_info_signed(&pin, Some(&right)).await.unwrap();
+    // the photo path needs no signature, and the log says which proof each one had
+    let photo = inquiry("I-PHOTO", q, ConsentState::Consented);
+    c.emergency_info(&photo).await.unwrap();
+    let log = server.with_simulator(|s| s.audit_log().to_vec());
+    assert_eq!(log.len(), 2);
+    assert_eq!(
+        (log[0].identity_check, log[0].card_signature_verified),
+        (IdentityCheck::Pin, true)
+    );
+    assert_eq!(
+        (log[1].identity_check, log[1].card_signature_verified),
+        (IdentityCheck::Photo, false)
+    );
+    server.shutdown().await;
+    common::reliability_row(
+        "pin-path-signature",
+        "Security",
+        "PIN-path inquiries with no card signature, a signature over another incident's challenge, one bit flipped, random bytes",
+        4,
+        0,
+        "each refused (card-signature-invalid) and nothing answered; the card's own signature accepted; the server log marks pin+signed and photo",
     );
 }

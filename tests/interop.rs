@@ -11,7 +11,7 @@ fn curl(port: u16, extra: &[&str]) -> (bool, String) {
         .args(["-sS", "--max-time", "5", "--cacert"])
         .arg(dir.join("ca.pem"))
         .args(extra)
-        .arg(format!("https://localhost:{port}/v1/health"))
+        .arg(format!("https://localhost:{port}/v2/health"))
         .current_dir(dir)
         .output()
         .expect("curl installed by scripts/setup");
@@ -66,7 +66,7 @@ fn curl_with_the_unit_certificate_gets_200_and_everything_else_is_refused() {
     // plaintext HTTP to the TLS port gets nothing
     let out = Command::new("curl")
         .args(["-sS", "--max-time", "3"])
-        .arg(format!("http://127.0.0.1:{}/v1/health", sim.port))
+        .arg(format!("http://127.0.0.1:{}/v2/health", sim.port))
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -89,7 +89,7 @@ fn curl_posts_get_problem_details_for_bad_json() {
             .args(["-sS", "--max-time", "5", "--cacert"])
             .arg(dir.join("ca.pem"))
             .args(["--cert", "unit.pem", "--key", "unit.key", "-d", "{\"broken"])
-            .arg(format!("https://localhost:{}/v1/qualification", sim.port))
+            .arg(format!("https://localhost:{}/v2/qualification", sim.port))
             .current_dir(dir)
             .output()
             .unwrap();

@@ -110,8 +110,10 @@ fn acknowledged_records_survive_sigkill_and_upload_exactly_once() {
         let client = Arc::new(client(server.local_addr.port()));
         // a first batch goes out but the tablet "crashes" before marking it uploaded
         let first = store.outbox_batch(50).unwrap();
-        let records: Vec<_> = first.iter().map(|s| s.record.clone()).collect();
-        client.upload_records(&records).await.unwrap();
+        client
+            .upload_records(&common::chained(&client, &first))
+            .await
+            .unwrap();
         let uploader = Uploader::new(store.clone(), client.clone(), UploaderSettings::default());
         let sent = uploader.sync_once().await.unwrap();
         assert_eq!(sent, total);
@@ -236,5 +238,107 @@ async fn records_wait_out_a_simulator_outage_and_arrive_once() {
         appended.len(),
         0,
         "nothing delivered while down, the outbox drained after it returned, every record at the server exactly once",
+    );
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn a_restored_older_store_is_caught_by_the_server_and_by_the_tablet() {
+    let dir = TempDir::new("rollback");
+    let live = dir.0.as_path().join("tablet");
+    std::fs::create_dir(&live).unwrap();
+    let older = dir.0.as_path().join("older");
+    let older_again = dir.0.as_path().join("older-again");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let server = start_sim(Faults::default()).await;
+        let client = Arc::new(client(server.local_addr.port()));
+        {
+            let store = open_store(&live);
+            for i in 0..3 {
+                store.append(audit(i), Timestamp(i as i64)).unwrap();
+            }
+        }
+        // the thief's (or a careless admin's) copy of the data dir, taken now
+        copy_dir(&live, &older);
+        copy_dir(&live, &older_again);
+        {
+            let store = Arc::new(open_store(&live));
+            for i in 3..6 {
+                store.append(audit(i), Timestamp(i as i64)).unwrap();
+            }
+            let uploader = Uploader::new(store.clone(), client.clone(), Default::default());
+            assert_eq!(uploader.sync_once().await.unwrap(), 6);
+            uploader.check_head().await.unwrap();
+        }
+        // the older copy is put back; it appends and uploads its own record 3
+        let store = Arc::new(open_store(&older));
+        store.append(audit(100), Timestamp(100)).unwrap();
+        let uploader = Uploader::new(store.clone(), client.clone(), Default::default());
+        let err = uploader.sync_once().await.unwrap_err();
+        assert!(
+            matches!(err, mynakyukyu::sync::SyncError::ChainConflict(_)),
+            "{err}"
+        );
+        let state = store.sync_state().unwrap();
+        assert!(state.chain_conflict.is_some(), "the tablet remembers it");
+        // the copy still had its three records queued, and its own new one
+        assert_eq!(state.queued, 4, "the refused records are kept, not lost");
+        assert_eq!(server.record_ids().len(), 6, "the server took nothing of it");
+        // and stays stopped: the next attempt does not even send
+        assert!(uploader.sync_once().await.is_err());
+        drop(uploader);
+        drop(store);
+        // another restore of the older copy, with nothing new: the head check finds it
+        let store = Arc::new(open_store(&older_again));
+        let uploader = Uploader::new(store.clone(), client.clone(), Default::default());
+        let err = uploader.check_head().await.unwrap_err();
+        assert!(
+            matches!(err, mynakyukyu::sync::SyncError::ChainConflict(ref c) if c.contains("older store")),
+            "{err}"
+        );
+        assert!(store.sync_state().unwrap().chain_conflict.is_some());
+        server.shutdown().await;
+    });
+    common::reliability_row(
+        "rollback-restored-store",
+        "Faults",
+        "an older copy of the store restored after its successors were uploaded: once appending its own record, once with nothing new",
+        2,
+        0,
+        "the server refuses the conflicting record (chain-conflict); the tablet marks the conflict from the refusal and from the server's head, stops uploading, keeps the record queued",
+    );
+}
+
+#[test]
+fn an_emptied_chain_head_file_is_a_broken_chain() {
+    let dir = TempDir::new("rollback");
+    {
+        let store = open_store(dir.0.as_path());
+        for i in 0..3 {
+            store.append(audit(i), Timestamp(i as i64)).unwrap();
+        }
+        assert_eq!(store.verify_chain().unwrap().first_broken, None);
+    }
+    std::fs::File::create(dir.0.as_path().join("store").join("chain.head")).unwrap();
+    let store = open_store(dir.0.as_path());
+    let broken = store.verify_chain().unwrap().first_broken.expect("broken");
+    assert!(broken.reason.contains("emptied"), "{broken:?}");
+    common::reliability_row(
+        "chain-head-emptied",
+        "Faults",
+        "the chain head file outside sled emptied (truncated to 0 bytes) while the store was closed",
+        1,
+        0,
+        "verify_chain reports the chain broken at the head (\"the chain head copy was emptied\")",
     );
 }

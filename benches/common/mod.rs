@@ -51,7 +51,7 @@ pub fn client(pki: &Path, port: u16) -> EligibilityClient {
 
 /// The simulator on a free loopback port with the dev PKI in `pki`, no faults.
 pub async fn start_sim(pki: &Path) -> SimServer {
-    SimServer::start(ServeOptions {
+    let server = SimServer::start(ServeOptions {
         listen: "127.0.0.1:0".parse().expect("loopback address"),
         pki_dir: pki.to_path_buf(),
         faults: Faults::default(),
@@ -59,7 +59,15 @@ pub async fn start_sim(pki: &Path) -> SimServer {
         today: time::OffsetDateTime::now_utc().date(),
     })
     .await
-    .expect("simulator start")
+    .expect("simulator start");
+    // one bench unit asks for many patients on purpose
+    server.with_simulator(|s| {
+        s.set_rate_limit(mynakyukyu::sim::PatientRateLimit {
+            flag_at: 100_000,
+            refuse_above: 100_000,
+        })
+    });
+    server
 }
 
 /// The vpcd driver's readers that pcscd serves now.

@@ -176,7 +176,7 @@ pub struct LinkProbe {
     pub at: Timestamp,
 }
 
-/// Probe `/v1/health` every `every` (and at once) until the receiver side is gone.
+/// Probe `/v2/health` every `every` (and at once) until the receiver side is gone.
 pub async fn monitor(
     client: Arc<EligibilityClient>,
     every: Duration,

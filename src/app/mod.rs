@@ -166,14 +166,17 @@ pub struct Controller {
     /// Jobs whose outcome has not come back yet (what `settle` waits for).
     in_flight: usize,
     writer: StoreWriter,
+    /// The card's signature over the PIN-path challenge of this incident: sent with its
+    /// emergency-info inquiry, dropped with the incident.
+    card_signature: Option<(IncidentId, Vec<u8>)>,
 }
 
 /// What work off the loop reports back.
 pub enum Outcome {
     /// Session events (a card read, an answer, a failure).
     Events(Vec<Event>),
-    /// A PIN check on the card.
-    Pin(Result<PinOutcome, CardError>),
+    /// A PIN check on the card, for this incident, with the card's signature when verified.
+    Pin(IncidentId, Result<reader::PinChecked, CardError>),
     /// Where the route to the endpoint goes now.
     Route(TunnelState),
     /// A request's answer (or failure), with the route it was checked against.
@@ -294,6 +297,7 @@ impl Controller {
             outcomes,
             in_flight: 0,
             writer,
+            card_signature: None,
         };
         c.tunnel = c.check_route();
         c.refresh_status();
@@ -500,8 +504,8 @@ impl Controller {
                     self.apply(event);
                 }
             }
-            Outcome::Pin(result) => {
-                if let Some(event) = self.pin_outcome(result) {
+            Outcome::Pin(incident, result) => {
+                if let Some(event) = self.pin_outcome(incident, result) {
                     self.apply(event);
                 }
             }
@@ -578,27 +582,48 @@ impl Controller {
         if self.session.phase() != Phase::IdentityAndConsent {
             return;
         }
+        let Some((incident, challenge)) = self.session.incident().and_then(|i| {
+            let q = i.qualification.as_ref()?;
+            Some((i.id.clone(), crate::domain::pin_challenge(q, &i.id)))
+        }) else {
+            return;
+        };
         let reader = self.ports.reader.clone();
+        let failed = incident.clone();
         self.spawn(
             async move {
-                let checked =
-                    tokio::task::spawn_blocking(move || reader.verify_pin(&pin, confirm_last_try))
-                        .await
-                        .unwrap_or_else(|e| {
-                            Err(CardError::Unresponsive(format!("card task: {e}")))
-                        });
-                Outcome::Pin(checked)
+                let checked = tokio::task::spawn_blocking(move || {
+                    reader.verify_pin(&pin, confirm_last_try, &challenge)
+                })
+                .await
+                .unwrap_or_else(|e| Err(CardError::Unresponsive(format!("card task: {e}"))));
+                Outcome::Pin(incident, checked)
             },
-            Outcome::Pin(Err(CardError::Unresponsive("card task failed".into()))),
+            Outcome::Pin(
+                failed,
+                Err(CardError::Unresponsive("card task failed".into())),
+            ),
         );
     }
 
-    fn pin_outcome(&mut self, outcome: Result<PinOutcome, CardError>) -> Option<Event> {
-        if self.session.phase() != Phase::IdentityAndConsent {
+    fn pin_outcome(
+        &mut self,
+        incident: IncidentId,
+        outcome: Result<reader::PinChecked, CardError>,
+    ) -> Option<Event> {
+        if self.session.phase() != Phase::IdentityAndConsent
+            || self.session.incident().map(|i| &i.id) != Some(&incident)
+        {
             // the incident ended while the card was checking the PIN
             return None;
         }
         self.pin = PinView::default();
+        let outcome = outcome.map(|checked| {
+            if let Some(sig) = checked.signature {
+                self.card_signature = Some((incident.clone(), sig));
+            }
+            checked.outcome
+        });
         let (event, note) = match outcome {
             Ok(PinOutcome::Verified) => (
                 Some(Event::IdentityConfirmed {
@@ -747,10 +772,20 @@ impl Controller {
                     failure: ServiceFailure::Protocol,
                 }]);
                 let incident = inquiry.incident.clone();
+                // the PIN path carries the card's own signature over its challenge
+                let signature = match (&self.card_signature, inquiry.identity_check) {
+                    (Some((i, sig)), IdentityCheck::Pin) if *i == inquiry.incident => {
+                        Some(sig.clone())
+                    }
+                    _ => None,
+                };
                 let job = self.request_job(
                     move |client| async move {
                         let incident = inquiry.incident.clone();
-                        vec![match client.emergency_info(&inquiry).await {
+                        vec![match client
+                            .emergency_info_signed(&inquiry, signature.as_deref())
+                            .await
+                        {
                             Ok(info) => Event::EmergencyInfoAnswered { incident, info },
                             Err(e) => {
                                 tracing::warn!(error = %e, "emergency-info inquiry failed");
@@ -776,7 +811,10 @@ impl Controller {
             E::AppendAudit(entry) => self.append(RecordBody::Audit(entry)),
             // The patient's data lives only in the session (and the view model built from
             // it): nothing on disk to purge.
-            E::PurgePatientData { .. } => self.pin = PinView::default(),
+            E::PurgePatientData { .. } => {
+                self.pin = PinView::default();
+                self.card_signature = None;
+            }
         }
     }
 

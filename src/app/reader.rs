@@ -14,8 +14,44 @@ use tokio::sync::mpsc;
 pub trait CardReader: Send + Sync {
     /// Read the card's user-authentication certificate.
     fn read_credential(&self) -> Result<CardCredential, CardError>;
-    /// Verify the patient's PIN (PIN fallback when the photo cannot be checked).
-    fn verify_pin(&self, pin: &str, confirm_last_try: bool) -> Result<PinOutcome, CardError>;
+    /// Verify the patient's PIN (PIN fallback when the photo cannot be checked) and, once
+    /// verified, have the card sign `challenge` with its authentication key in the same
+    /// card session (the PIN's security status does not outlive it).
+    fn verify_pin(
+        &self,
+        pin: &str,
+        confirm_last_try: bool,
+        challenge: &[u8],
+    ) -> Result<PinChecked, CardError>;
+}
+
+/// A PIN check's outcome, with the card's signature over the challenge when verified.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PinChecked {
+    pub outcome: PinOutcome,
+    /// `None` when the PIN was not verified, or the card could not sign (logged; the
+    /// eligibility system then refuses the PIN-path inquiry).
+    pub signature: Option<Vec<u8>>,
+}
+
+fn verify_and_sign(
+    t: &mut dyn Transport,
+    pin: &str,
+    confirm_last_try: bool,
+    challenge: &[u8],
+) -> Result<PinChecked, CardError> {
+    let outcome = jpki::verify_auth_pin(t, pin, confirm_last_try)?;
+    let signature = match outcome {
+        PinOutcome::Verified => match jpki::sign_challenge(t, challenge) {
+            Ok(sig) => Some(sig),
+            Err(e) => {
+                tracing::warn!(error = %e, "the card did not sign the PIN-path challenge");
+                None
+            }
+        },
+        _ => None,
+    };
+    Ok(PinChecked { outcome, signature })
 }
 
 fn read_with(t: &mut dyn Transport) -> Result<CardCredential, CardError> {
@@ -77,8 +113,13 @@ impl CardReader for VirtualReader {
         self.with_card(|c| read_with(c))
     }
 
-    fn verify_pin(&self, pin: &str, confirm_last_try: bool) -> Result<PinOutcome, CardError> {
-        self.with_card(|c| jpki::verify_auth_pin(c, pin, confirm_last_try))
+    fn verify_pin(
+        &self,
+        pin: &str,
+        confirm_last_try: bool,
+        challenge: &[u8],
+    ) -> Result<PinChecked, CardError> {
+        self.with_card(|c| verify_and_sign(c, pin, confirm_last_try, challenge))
     }
 }
 
@@ -174,8 +215,13 @@ impl CardReader for PcscReader {
         read_with(&mut card)
     }
 
-    fn verify_pin(&self, pin: &str, confirm_last_try: bool) -> Result<PinOutcome, CardError> {
+    fn verify_pin(
+        &self,
+        pin: &str,
+        confirm_last_try: bool,
+        challenge: &[u8],
+    ) -> Result<PinChecked, CardError> {
         let (_pcsc, mut card) = self.connect()?;
-        jpki::verify_auth_pin(&mut card, pin, confirm_last_try)
+        verify_and_sign(&mut card, pin, confirm_last_try, challenge)
     }
 }

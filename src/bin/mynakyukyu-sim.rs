@@ -4,6 +4,7 @@
 use clap::{Parser, Subcommand};
 use mynakyukyu::cli::CommonArgs;
 use mynakyukyu::eligibility::wire::Faults;
+use mynakyukyu::sim::PatientRateLimit;
 use mynakyukyu::sim::patients::{self, DEFAULT_POPULATION, DEFAULT_SEED};
 use mynakyukyu::sim::server::{ServeOptions, SimServer};
 use std::io::Write;
@@ -46,9 +47,18 @@ enum Command {
         /// Accept requests but never answer.
         #[arg(long)]
         stall: bool,
+        /// Fault: answer each request with the previous answer on its connection.
+        #[arg(long)]
+        replay_previous: bool,
         /// Append every emergency-info inquiry as a JSON line to this file.
         #[arg(long)]
         audit_log: Option<PathBuf>,
+        /// Distinct patients one unit may look up per hour before it is flagged, and
+        /// before its qualification checks are refused.
+        #[arg(long, default_value_t = PatientRateLimit::default().flag_at)]
+        flag_patients_per_hour: usize,
+        #[arg(long, default_value_t = PatientRateLimit::default().refuse_above)]
+        max_patients_per_hour: usize,
     },
     /// A virtual My Number card for a synthetic patient that inserts itself into pcscd's
     /// vpcd reader and answers until removed (or killed).
@@ -106,7 +116,10 @@ fn main() -> ExitCode {
             error_rate,
             reset_rate,
             stall,
+            replay_previous,
             audit_log,
+            flag_patients_per_hour,
+            max_patients_per_hour,
         } => {
             let options = ServeOptions {
                 listen,
@@ -116,11 +129,16 @@ fn main() -> ExitCode {
                     stall,
                     reset_rate,
                     error_rate,
+                    replay_previous,
                 },
                 audit_log,
                 today: mynakyukyu::domain::Timestamp::now().jst_date(),
             };
-            match serve(options) {
+            let limit = PatientRateLimit {
+                flag_at: flag_patients_per_hour,
+                refuse_above: max_patients_per_hour,
+            };
+            match serve(options, limit) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -200,10 +218,11 @@ fn main() -> ExitCode {
 }
 
 /// Run the server until SIGINT or SIGTERM. The first stdout line is the URL.
-fn serve(options: ServeOptions) -> Result<(), Box<dyn std::error::Error>> {
+fn serve(options: ServeOptions, limit: PatientRateLimit) -> Result<(), Box<dyn std::error::Error>> {
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let server = SimServer::start(options).await?;
+        server.with_simulator(|s| s.set_rate_limit(limit));
         let mut out = std::io::stdout();
         writeln!(out, "listening on https://{}", server.local_addr)?;
         out.flush()?;

@@ -115,8 +115,8 @@ impl VirtualCard {
 
     /// Give the card its authentication key (PKCS#8), enabling the sign command on EF 0017.
     ///
-    /// Real JPKI keys are RSA-2048 and sign a DigestInfo with PKCS#1 v1.5; the training
-    /// PKI's keys are P-256, so this card signs the DigestInfo bytes with ECDSA-SHA256.
+    /// Like a real JPKI card, the key is RSA-2048 and the card signs the DigestInfo it is
+    /// sent with PKCS#1 v1.5 padding.
     pub fn with_auth_key(mut self, pkcs8: Vec<u8>) -> VirtualCard {
         self.auth_key_pkcs8 = Some(pkcs8);
         self
@@ -286,17 +286,17 @@ impl VirtualCard {
         let Some(pkcs8) = &self.auth_key_pkcs8 else {
             return Response::status(StatusWord(0x6A88));
         };
-        let rng = ring::rand::SystemRandom::new();
-        let Ok(key) = ring::signature::EcdsaKeyPair::from_pkcs8(
-            &ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
-            pkcs8,
-            &rng,
-        ) else {
+        use rsa::pkcs8::DecodePrivateKey;
+        let Ok(key) = rsa::RsaPrivateKey::from_pkcs8_der(pkcs8) else {
             return Response::status(StatusWord(0x6F00));
         };
-        match key.sign(&rng, data) {
+        // the card pads and signs what it is given (a DigestInfo), as a JPKI card does
+        if data.len() > 2048 / 8 - 11 {
+            return Response::status(StatusWord(0x6700));
+        }
+        match key.sign(rsa::Pkcs1v15Sign::new_unprefixed(), data) {
             Ok(sig) => Response {
-                data: sig.as_ref().to_vec(),
+                data: sig,
                 sw: StatusWord::OK,
             },
             Err(_) => Response::status(StatusWord(0x6F00)),

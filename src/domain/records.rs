@@ -259,3 +259,54 @@ pub struct Record {
     #[serde(flatten)]
     pub body: RecordBody,
 }
+
+/// The hash that links a record into the audit chain: SHA-256 over the previous record's
+/// hash, the sequence number and the record. The tablet's store and the server compute it
+/// the same way, so the server can hold the tablet to its chain.
+pub fn chain_hash(prev_hash: &str, seq: u64, record: &Record) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(prev_hash.as_bytes());
+    h.update(seq.to_be_bytes());
+    // serialising a `Record` cannot fail (strings, numbers and enums only)
+    h.update(serde_json::to_vec(record).unwrap_or_default());
+    hex::encode(h.finalize())
+}
+
+/// What the unit key signs for each record: a domain label, the sequence number and the
+/// chain hash (which covers the record and everything before it).
+pub fn chain_signing_message(seq: u64, hash: &str) -> Vec<u8> {
+    let mut m = b"mynakyukyu audit chain v2\0".to_vec();
+    m.extend_from_slice(&seq.to_be_bytes());
+    m.extend_from_slice(hash.as_bytes());
+    m
+}
+
+/// A record as uploaded: its link in the chain and the unit key's signature over it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainedRecord {
+    pub seq: u64,
+    pub prev_hash: String,
+    pub hash: String,
+    pub record: Record,
+    /// Base64 DER ECDSA-P256-SHA256 by the unit key over [`chain_signing_message`].
+    pub signature: String,
+}
+
+/// The chain head a server holds for a device key: the last sequence number and hash.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainHeadAck {
+    pub seq: u64,
+    pub hash: String,
+}
+
+/// What the patient's card signs on the PIN path: the eligibility system's reference (a
+/// random, expiring, unit-bound nonce it issued) and the incident. The system checks the
+/// signature against the card certificate the reference was issued for.
+pub fn pin_challenge(qualification: &super::QualificationRef, incident: &IncidentId) -> Vec<u8> {
+    let mut m = b"mynakyukyu pin challenge v2\0".to_vec();
+    m.extend_from_slice(qualification.as_str().as_bytes());
+    m.push(0);
+    m.extend_from_slice(incident.as_str().as_bytes());
+    m
+}

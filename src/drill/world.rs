@@ -74,6 +74,13 @@ impl TrainingWorld {
         })
         .await
         .map_err(|e| DrillError::Setup(e.to_string()))?;
+        // a training day may see many virtual patients; flag, but never refuse a drill
+        server.with_simulator(|s| {
+            s.set_rate_limit(crate::sim::PatientRateLimit {
+                flag_at: crate::sim::PatientRateLimit::default().flag_at,
+                refuse_above: usize::MAX,
+            })
+        });
         let proxy = DelayProxy::start(server.local_addr, Duration::ZERO)
             .await
             .map_err(|e| DrillError::Setup(format!("line proxy: {e}")))?;

@@ -1,13 +1,16 @@
 //! The mutual-TLS client: TLS 1.3 only, the unit certificate as client certificate, the
-//! server CA pinned to the provisioned one and the host name checked; one kept-alive
-//! connection reused across calls, TLS session resumption, timeouts, bounded jittered
-//! retries for idempotent calls, and a cap on every response.
+//! server CA pinned to the provisioned one and the host name checked; HTTP/1.1 through
+//! hyper on one kept-alive connection reused across calls, TLS session resumption,
+//! timeouts, bounded jittered retries (backon) within a total deadline for idempotent
+//! calls, a cap on every response, and every answer checked against its question (the
+//! echoed request and incident ids).
 
-use super::http::{self, HttpError};
 use super::wire::{self, Problem, problem};
-use crate::domain::{CardCredential, EmergencyInfo, IdentityMethod, Record};
+use crate::domain::{CardCredential, ChainedRecord, EmergencyInfo, IdentityMethod};
 use crate::session::{EmergencyInquiry, QualificationRequest, ServiceFailure};
+use backon::Retryable;
 use base64::Engine;
+use http_body_util::BodyExt;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use std::path::Path;
@@ -15,10 +18,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use thiserror::Error;
-use tokio::io::BufReader;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
-use tokio_rustls::client::TlsStream;
 
 /// Why a call failed, in kinds the UI can turn into a Japanese message.
 #[derive(Debug, Error)]
@@ -47,6 +48,10 @@ pub enum ClientError {
     ResponseTooLarge(usize),
     #[error("protocol error: {0}")]
     Protocol(String),
+    /// The answer names another request or incident than the one asked: refused, and the
+    /// connection dropped (it may carry another patient's data).
+    #[error("the answer belongs to another request ({0})")]
+    MismatchedAnswer(String),
     #[error("refused to send: the connection to {0} does not go through the IPsec tunnel")]
     TunnelRequired(std::net::SocketAddr),
 }
@@ -90,6 +95,7 @@ impl ClientError {
             | ClientError::Setup(_)
             | ClientError::Refused(_)
             | ClientError::ResponseTooLarge(_)
+            | ClientError::MismatchedAnswer(_)
             | ClientError::Protocol(_) => ServiceFailure::Protocol,
         }
     }
@@ -146,6 +152,8 @@ pub struct ClientSettings {
     pub retries: u32,
     pub backoff_base: Duration,
     pub max_response_bytes: usize,
+    /// The whole call, retries and backoff included, ends within this.
+    pub total_deadline: Duration,
 }
 
 impl Default for ClientSettings {
@@ -156,6 +164,7 @@ impl Default for ClientSettings {
             retries: 2,
             backoff_base: Duration::from_millis(200),
             max_response_bytes: 4 * 1024 * 1024,
+            total_deadline: Duration::from_secs(30),
         }
     }
 }
@@ -473,7 +482,19 @@ impl rustls::client::ResolvesClientCert for OneClientCert {
     }
 }
 
-type Conn = BufReader<TlsStream<TcpStream>>;
+/// A kept-alive HTTP/1.1 connection: hyper's sender, the address it reached (for the
+/// route guard), and the task driving it (aborted when the connection is dropped).
+struct Conn {
+    sender: hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>>,
+    peer: std::net::SocketAddr,
+    driver: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.driver.abort();
+    }
+}
 
 /// Counters for tests and benchmarks.
 #[derive(Debug, Default)]
@@ -490,6 +511,11 @@ pub struct EligibilityClient {
     endpoint: Endpoint,
     server_name: ServerName<'static>,
     settings: ClientSettings,
+    /// `host[:port]` as sent in the Host header.
+    host_header: String,
+    /// The unit certificate and key the TLS handshakes present; it also signs the audit
+    /// chain, so the server holds each record to the key that connected.
+    unit_key: Arc<dyn rustls::client::ResolvesClientCert>,
     conn: tokio::sync::Mutex<Option<Conn>>,
     route_guard: Option<RouteGuard>,
     pub stats: ClientStats,
@@ -501,6 +527,24 @@ struct Answer {
     body: Vec<u8>,
 }
 
+/// What names a question: a fresh request id, and the incident it belongs to.
+#[derive(Clone, Debug)]
+struct Question {
+    request_id: String,
+    incident: Option<String>,
+}
+
+impl Question {
+    fn new(incident: Option<&crate::domain::IncidentId>) -> Result<Self, ClientError> {
+        let mut b = [0u8; 16];
+        getrandom::fill(&mut b).map_err(|e| ClientError::Setup(format!("random: {e}")))?;
+        Ok(Question {
+            request_id: hex::encode(b),
+            incident: incident.map(|i| i.as_str().to_string()),
+        })
+    }
+}
+
 impl EligibilityClient {
     pub fn new(
         endpoint: Endpoint,
@@ -509,8 +553,16 @@ impl EligibilityClient {
     ) -> Result<Self, ClientError> {
         let server_name = ServerName::try_from(endpoint.host.clone())
             .map_err(|_| ClientError::BadEndpoint(endpoint.host.clone()))?;
+        let host_header = if endpoint.host.contains(':') {
+            format!("[{}]:{}", endpoint.host, endpoint.port)
+        } else {
+            format!("{}:{}", endpoint.host, endpoint.port)
+        };
+        let unit_key = config.client_auth_cert_resolver.clone();
         Ok(EligibilityClient {
+            unit_key,
             connector: TlsConnector::from(Arc::new(config)),
+            host_header,
             endpoint,
             server_name,
             settings,
@@ -526,11 +578,10 @@ impl EligibilityClient {
         self
     }
 
-    fn check_route(&self, tcp: &TcpStream) -> Result<(), ClientError> {
+    fn check_route(&self, peer: std::net::SocketAddr) -> Result<(), ClientError> {
         let Some(guard) = &self.route_guard else {
             return Ok(());
         };
-        let peer = tcp.peer_addr().map_err(ClientError::Unreachable)?;
         if guard(peer) {
             Ok(())
         } else {
@@ -553,7 +604,7 @@ impl EligibilityClient {
     }
 
     pub async fn health(&self) -> Result<wire::Health, ClientError> {
-        let a = self.call("GET", wire::PATH_HEALTH, None).await?;
+        let a = self.call("GET", wire::PATH_HEALTH, None, None).await?;
         decode(&a)
     }
 
@@ -565,21 +616,35 @@ impl EligibilityClient {
         let body = wire::QualificationRequest {
             incident_id: request.incident.clone(),
             auth_certificate: encode_certificate(&request.credential),
-            challenge_signature: None,
             operator_id: request.operator.clone(),
             unit_id: request.unit.clone(),
             terminal_id: request.terminal.clone(),
         };
         let a = self
-            .call("POST", wire::PATH_QUALIFICATION, Some(to_json(&body)?))
+            .call(
+                "POST",
+                wire::PATH_QUALIFICATION,
+                Some(to_json(&body)?),
+                Some(&request.incident),
+            )
             .await?;
         decode(&a)
     }
 
-    /// The consented emergency-info inquiry.
+    /// The consented emergency-info inquiry (photo path).
     pub async fn emergency_info(
         &self,
         inquiry: &EmergencyInquiry,
+    ) -> Result<EmergencyInfo, ClientError> {
+        self.emergency_info_signed(inquiry, None).await
+    }
+
+    /// The consented emergency-info inquiry, with the card's signature over the PIN-path
+    /// challenge when the identity was checked by PIN.
+    pub async fn emergency_info_signed(
+        &self,
+        inquiry: &EmergencyInquiry,
+        card_signature: Option<&[u8]>,
     ) -> Result<EmergencyInfo, ClientError> {
         let body = wire::EmergencyInfoRequest {
             incident_id: inquiry.incident.clone(),
@@ -590,9 +655,16 @@ impl EligibilityClient {
             terminal_id: inquiry.terminal.clone(),
             identity_method: IdentityMethod::MynaCard,
             identity_check: inquiry.identity_check,
+            card_signature: card_signature
+                .map(|s| base64::engine::general_purpose::STANDARD.encode(s)),
         };
         let a = self
-            .call("POST", wire::PATH_EMERGENCY_INFO, Some(to_json(&body)?))
+            .call(
+                "POST",
+                wire::PATH_EMERGENCY_INFO,
+                Some(to_json(&body)?),
+                Some(&inquiry.incident),
+            )
             .await?;
         let r: wire::EmergencyInfoResponse = decode(&a)?;
         Ok(EmergencyInfo {
@@ -601,51 +673,86 @@ impl EligibilityClient {
         })
     }
 
-    /// Upload a batch of records (idempotent by record id).
+    /// Sign a record's chain link with the unit key (blocking: the key may be in the TPM).
+    pub fn sign_chain_link(&self, seq: u64, hash: &str) -> Result<String, ClientError> {
+        let scheme = rustls::SignatureScheme::ECDSA_NISTP256_SHA256;
+        let certified = self
+            .unit_key
+            .resolve(&[], &[scheme])
+            .ok_or_else(|| ClientError::Setup("no unit key to sign with".into()))?;
+        let signer = certified
+            .key
+            .choose_scheme(&[scheme])
+            .ok_or_else(|| ClientError::Setup("the unit key is not ECDSA P-256".into()))?;
+        let signature = signer
+            .sign(&crate::domain::chain_signing_message(seq, hash))
+            .map_err(|e| ClientError::Setup(format!("signing the audit chain: {e}")))?;
+        Ok(base64::engine::general_purpose::STANDARD.encode(signature))
+    }
+
+    /// The audit-chain head the server holds for this unit key.
+    pub async fn records_head(&self) -> Result<wire::RecordsHead, ClientError> {
+        let a = self
+            .call("GET", wire::PATH_RECORDS_HEAD, None, None)
+            .await?;
+        decode(&a)
+    }
+
+    /// Upload a batch of chained, signed records (idempotent by sequence number).
     pub async fn upload_records(
         &self,
-        records: &[Record],
+        records: &[ChainedRecord],
     ) -> Result<wire::RecordsAccepted, ClientError> {
         let body = wire::RecordsUpload {
             records: records.to_vec(),
         };
         let a = self
-            .call("POST", wire::PATH_RECORDS, Some(to_json(&body)?))
+            .call("POST", wire::PATH_RECORDS, Some(to_json(&body)?), None)
             .await?;
         decode(&a)
     }
 
     /// Simulator only: set fault injection.
     pub async fn set_sim_faults(&self, faults: &wire::Faults) -> Result<(), ClientError> {
-        self.call("POST", wire::PATH_SIM_FAULTS, Some(to_json(faults)?))
+        self.call("POST", wire::PATH_SIM_FAULTS, Some(to_json(faults)?), None)
             .await
             .map(|_| ())
     }
 
-    /// Every call of protocol v1 is idempotent (reads, or keyed by incident / record id),
-    /// so every call may be retried; the bound and the backoff keep a dead line cheap.
+    /// Every call of the protocol is idempotent (reads, or keyed by incident / record id),
+    /// so every call may be retried; the bound, the backoff and the total deadline keep a
+    /// dead line cheap. Each attempt is a new question (a new request id).
     async fn call(
         &self,
         method: &str,
         path: &str,
         body: Option<Vec<u8>>,
+        incident: Option<&crate::domain::IncidentId>,
     ) -> Result<Answer, ClientError> {
-        let mut attempt = 0;
-        loop {
-            match self
-                .attempt(method, path, body.as_deref())
+        let policy = backon::ExponentialBuilder::default()
+            .with_min_delay(self.settings.backoff_base)
+            .with_max_delay(self.settings.backoff_base.saturating_mul(64))
+            .with_factor(2.0)
+            .with_jitter()
+            .with_max_times(self.settings.retries as usize);
+        let body = body.map(bytes::Bytes::from);
+        let once = || async {
+            let question = Question::new(incident)?;
+            self.attempt(method, path, body.clone(), &question)
                 .await
                 .and_then(classify)
-            {
-                Ok(a) => return Ok(a),
-                Err(e) if e.retryable() && attempt < self.settings.retries => {
-                    attempt += 1;
-                    self.stats.retries.fetch_add(1, Ordering::Relaxed);
-                    tokio::time::sleep(backoff(self.settings.backoff_base, attempt)).await;
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        };
+        let retried = once
+            .retry(policy)
+            .sleep(tokio::time::sleep)
+            .when(ClientError::retryable)
+            .notify(|_, _| {
+                self.stats.retries.fetch_add(1, Ordering::Relaxed);
+            });
+        let deadline = self.settings.total_deadline;
+        tokio::time::timeout(deadline, retried)
+            .await
+            .map_err(|_| ClientError::Timeout(deadline))?
     }
 
     /// One attempt; a kept-alive connection the server closed meanwhile is replaced once.
@@ -653,46 +760,47 @@ impl EligibilityClient {
         &self,
         method: &str,
         path: &str,
-        body: Option<&[u8]>,
+        body: Option<bytes::Bytes>,
+        question: &Question,
     ) -> Result<Answer, ClientError> {
         let mut slot = self.conn.lock().await;
-        let reused = slot.is_some();
-        let mut conn = match slot.take() {
-            Some(c) => {
+        let (mut conn, reused) = match slot.take() {
+            Some(c) if !c.sender.is_closed() => {
                 // the route may have changed under a kept-alive connection (tunnel down,
                 // a cleartext route added): ask again for the address it is connected to
-                self.check_route(c.get_ref().get_ref().0)?;
-                c
+                self.check_route(c.peer)?;
+                (c, true)
             }
-            None => self.connect().await?,
+            _ => (self.connect().await?, false),
         };
+        let timeout = self.settings.request_timeout;
         let outcome = tokio::time::timeout(
-            self.settings.request_timeout,
-            self.exchange(&mut conn, method, path, body),
+            timeout,
+            self.exchange(&mut conn, method, path, body.clone(), question),
         )
-        .await;
-        let result = match outcome {
-            Err(_) => return Err(ClientError::Timeout(self.settings.request_timeout)),
-            Ok(Err(Exchange::StaleConnection)) if reused => {
-                let mut fresh = self.connect().await?;
-                let again = tokio::time::timeout(
-                    self.settings.request_timeout,
-                    self.exchange(&mut fresh, method, path, body),
+        .await
+        .map_err(|_| ClientError::Timeout(timeout))?;
+        let outcome = match outcome {
+            Err(Exchange::StaleConnection) if reused => {
+                conn = self.connect().await?;
+                tokio::time::timeout(
+                    timeout,
+                    self.exchange(&mut conn, method, path, body, question),
                 )
                 .await
-                .map_err(|_| ClientError::Timeout(self.settings.request_timeout))?;
-                conn = fresh;
-                again
+                .map_err(|_| ClientError::Timeout(timeout))?
             }
-            Ok(r) => r,
+            other => other,
         };
-        match result {
-            Ok((answer, keep)) => {
-                if keep {
+        match outcome {
+            Ok(answer) => {
+                // hyper knows whether the server will keep the connection
+                if !conn.sender.is_closed() {
                     *slot = Some(conn);
                 }
                 Ok(answer)
             }
+            // any failure drops the connection: the next call starts clean
             Err(e) => Err(e.into_client_error(self.settings.max_response_bytes)),
         }
     }
@@ -704,8 +812,9 @@ impl EligibilityClient {
             .await
             .map_err(|_| ClientError::Timeout(timeout))?
             .map_err(ClientError::Unreachable)?;
+        let peer = tcp.peer_addr().map_err(ClientError::Unreachable)?;
         // before the TLS handshake: not even a ClientHello goes around the tunnel
-        self.check_route(&tcp)?;
+        self.check_route(peer)?;
         let _ = tcp.set_nodelay(true);
         let tls = tokio::time::timeout(
             timeout,
@@ -718,7 +827,21 @@ impl EligibilityClient {
         if tls.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed) {
             self.stats.resumed.fetch_add(1, Ordering::Relaxed);
         }
-        Ok(BufReader::new(tls))
+        let (sender, connection) = hyper::client::conn::http1::Builder::new()
+            .max_buf_size(MAX_RESPONSE_HEAD_BYTES)
+            .handshake(hyper_util::rt::TokioIo::new(tls))
+            .await
+            .map_err(|e| ClientError::Protocol(format!("HTTP: {e}")))?;
+        let driver = tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "eligibility connection ended");
+            }
+        });
+        Ok(Conn {
+            sender,
+            peer,
+            driver,
+        })
     }
 
     async fn exchange(
@@ -726,63 +849,135 @@ impl EligibilityClient {
         conn: &mut Conn,
         method: &str,
         path: &str,
-        body: Option<&[u8]>,
-    ) -> Result<(Answer, bool), Exchange> {
-        http::write_request(conn, method, path, &self.endpoint.host, body)
+        body: Option<bytes::Bytes>,
+        question: &Question,
+    ) -> Result<Answer, Exchange> {
+        use http::header;
+        let mut request = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::HOST, self.host_header.as_str())
+            .header(header::USER_AGENT, USER_AGENT)
+            .header(header::ACCEPT, "application/json")
+            .header(wire::HEADER_REQUEST_ID, question.request_id.as_str());
+        if let Some(incident) = &question.incident {
+            request = request.header(wire::HEADER_INCIDENT_ID, incident.as_str());
+        }
+        if body.is_some() {
+            request = request.header(header::CONTENT_TYPE, "application/json");
+        }
+        let request = request
+            .body(http_body_util::Full::new(body.unwrap_or_default()))
+            .map_err(|e| Exchange::Http(format!("request: {e}")))?;
+        if conn.sender.ready().await.is_err() {
+            return Err(Exchange::StaleConnection);
+        }
+        let response = conn
+            .sender
+            .send_request(request)
             .await
-            .map_err(Exchange::Write)?;
-        let head = match http::read_head(conn).await {
-            Ok(Some(h)) => h,
-            Ok(None) => return Err(Exchange::StaleConnection),
-            Err(HttpError::Io(e)) if is_reset(&e) => return Err(Exchange::StaleConnection),
-            Err(e) => return Err(Exchange::Read(e)),
-        };
-        let status = head
-            .first
-            .get(1)
-            .and_then(|s| s.parse::<u16>().ok())
-            .ok_or_else(|| Exchange::Read(HttpError::Malformed("status line".into())))?;
-        let body = http::read_body(conn, &head, self.settings.max_response_bytes)
+            .map_err(Exchange::from_hyper)?;
+        let (parts, body) = response.into_parts();
+        let cap = self.settings.max_response_bytes;
+        // refuse an announced oversize answer before reading it
+        if parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .is_some_and(|n| n > cap as u64)
+        {
+            return Err(Exchange::TooLarge);
+        }
+        // both framings at once is how responses are split (RFC 9112 §6.1: "ought to be
+        // handled as an error"); hyper lets chunked win, we refuse the answer
+        if parts.headers.contains_key(header::CONTENT_LENGTH)
+            && parts.headers.contains_key(header::TRANSFER_ENCODING)
+        {
+            return Err(Exchange::Http(
+                "answer framed by both Content-Length and Transfer-Encoding".into(),
+            ));
+        }
+        let echoed = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+        if echoed(wire::HEADER_REQUEST_ID) != Some(question.request_id.as_str()) {
+            tracing::warn!("answer refused: it names another request");
+            return Err(Exchange::Mismatched("request id".into()));
+        }
+        if let Some(incident) = &question.incident
+            && echoed(wire::HEADER_INCIDENT_ID) != Some(incident.as_str())
+        {
+            tracing::warn!("answer refused: it names another incident");
+            return Err(Exchange::Mismatched("incident id".into()));
+        }
+        let body = http_body_util::Limited::new(body, cap)
+            .collect()
             .await
-            .map_err(Exchange::Read)?;
-        Ok((Answer { status, body }, !head.wants_close()))
+            .map_err(|e| {
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some()
+                {
+                    Exchange::TooLarge
+                } else {
+                    match e.downcast::<hyper::Error>() {
+                        Ok(h) => Exchange::from_hyper(*h),
+                        Err(other) => Exchange::Http(other.to_string()),
+                    }
+                }
+            })?
+            .to_bytes();
+        Ok(Answer {
+            status: parts.status.as_u16(),
+            body: body.to_vec(),
+        })
     }
 }
+
+const USER_AGENT: &str = concat!("mynakyukyu/", env!("CARGO_PKG_VERSION"));
+/// hyper's read buffer, which bounds an answer's head.
+const MAX_RESPONSE_HEAD_BYTES: usize = 16 * 1024;
 
 /// What went wrong inside one exchange.
 enum Exchange {
     /// The server closed a kept-alive connection before answering: reconnect and resend.
     StaleConnection,
-    Write(HttpError),
-    Read(HttpError),
+    TooLarge,
+    Mismatched(String),
+    Io(std::io::Error),
+    Http(String),
 }
 
 impl Exchange {
+    fn from_hyper(e: hyper::Error) -> Exchange {
+        if e.is_canceled() || e.is_closed() || e.is_incomplete_message() {
+            return Exchange::StaleConnection;
+        }
+        // an I/O error underneath (a TLS alert, a reset) says more than hyper's wrapper
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            if let Some(io) = s.downcast_ref::<std::io::Error>() {
+                let kind = io.kind();
+                return match io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+                    Some(tls) => Exchange::Io(std::io::Error::new(kind, tls.clone())),
+                    None => Exchange::Io(std::io::Error::new(kind, io.to_string())),
+                };
+            }
+            source = s.source();
+        }
+        Exchange::Http(e.to_string())
+    }
+
     fn into_client_error(self, cap: usize) -> ClientError {
         match self {
             Exchange::StaleConnection => ClientError::Unreachable(std::io::Error::new(
                 std::io::ErrorKind::ConnectionAborted,
                 "connection closed by the server",
             )),
-            Exchange::Write(e) | Exchange::Read(e) => match e {
-                HttpError::Io(io) => tls_error(io),
-                HttpError::TooLarge(_, _) => ClientError::ResponseTooLarge(cap),
-                HttpError::Closed | HttpError::Truncated => {
-                    ClientError::Protocol("truncated response".into())
-                }
-                other => ClientError::Protocol(other.to_string()),
-            },
+            Exchange::TooLarge => ClientError::ResponseTooLarge(cap),
+            Exchange::Mismatched(what) => ClientError::MismatchedAnswer(what),
+            Exchange::Io(io) => tls_error(io),
+            Exchange::Http(e) => ClientError::Protocol(format!("HTTP: {e}")),
         }
     }
-}
-
-fn is_reset(e: &std::io::Error) -> bool {
-    matches!(
-        e.kind(),
-        std::io::ErrorKind::ConnectionReset
-            | std::io::ErrorKind::BrokenPipe
-            | std::io::ErrorKind::UnexpectedEof
-    ) && rustls_error(e).is_none()
 }
 
 fn rustls_error(e: &std::io::Error) -> Option<&rustls::Error> {
@@ -842,15 +1037,6 @@ pub fn encode_certificate(credential: &CardCredential) -> String {
     base64::engine::general_purpose::STANDARD.encode(&credential.auth_certificate_der)
 }
 
-/// Exponential backoff with full jitter: uniform in [base·2^(n-1) / 2, base·2^(n-1)].
-fn backoff(base: Duration, attempt: u32) -> Duration {
-    let ceiling = base.saturating_mul(1 << attempt.saturating_sub(1).min(6));
-    let mut b = [0u8; 4];
-    let _ = getrandom::fill(&mut b);
-    let fraction = 0.5 + f64::from(u32::from_le_bytes(b)) / f64::from(u32::MAX) / 2.0;
-    ceiling.mul_f64(fraction)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -871,18 +1057,6 @@ mod tests {
                 matches!(Endpoint::parse(bad), Err(ClientError::BadEndpoint(_))),
                 "{bad}"
             );
-        }
-    }
-
-    #[test]
-    fn backoff_grows_and_stays_jittered_within_bounds() {
-        let base = Duration::from_millis(100);
-        for attempt in 1..5 {
-            let ceiling = base * (1 << (attempt - 1));
-            for _ in 0..20 {
-                let d = backoff(base, attempt);
-                assert!(d >= ceiling / 2 && d <= ceiling, "{attempt}: {d:?}");
-            }
         }
     }
 

@@ -1,20 +1,28 @@
-//! The wire types of protocol v1 (docs/PROTOCOL.md): JSON bodies and RFC 9457 problems.
+//! The wire types of protocol v2 (docs/PROTOCOL.md): JSON bodies and RFC 9457 problems.
 
 use crate::domain::{
-    ConsentState, Coverage, EmergencySummary, FullData, IdentityCheck, IdentityMethod, IncidentId,
-    OperatorId, QualificationRef, Record, TerminalId, UnitId,
+    ChainHeadAck, ChainedRecord, ConsentState, Coverage, EmergencySummary, FullData, IdentityCheck,
+    IdentityMethod, IncidentId, OperatorId, QualificationRef, TerminalId, UnitId,
 };
 use serde::{Deserialize, Serialize};
 
-pub const API_VERSION: &str = "1";
-pub const PATH_HEALTH: &str = "/v1/health";
-pub const PATH_QUALIFICATION: &str = "/v1/qualification";
-pub const PATH_EMERGENCY_INFO: &str = "/v1/emergency-info";
-pub const PATH_RECORDS: &str = "/v1/records";
+pub const API_VERSION: &str = "2";
+pub const PATH_HEALTH: &str = "/v2/health";
+pub const PATH_QUALIFICATION: &str = "/v2/qualification";
+pub const PATH_EMERGENCY_INFO: &str = "/v2/emergency-info";
+pub const PATH_RECORDS: &str = "/v2/records";
+/// The audit-chain head the server holds for the calling device key.
+pub const PATH_RECORDS_HEAD: &str = "/v2/records/head";
 /// Simulator only: change fault injection at run time.
-pub const PATH_SIM_FAULTS: &str = "/v1/sim/faults";
+pub const PATH_SIM_FAULTS: &str = "/v2/sim/faults";
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// Every request carries a fresh request id, echoed by the answer; a mismatch means the
+/// answer belongs to another question and is refused (the connection is dropped).
+pub const HEADER_REQUEST_ID: &str = "request-id";
+/// The incident a request belongs to (absent for health and record uploads), echoed too.
+pub const HEADER_INCIDENT_ID: &str = "incident-id";
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Health {
@@ -28,9 +36,6 @@ pub struct QualificationRequest {
     pub incident_id: IncidentId,
     /// DER, base64 (standard alphabet, padded).
     pub auth_certificate: String,
-    /// Optional: base64 signature by the card's auth key over a server challenge (PIN path).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub challenge_signature: Option<String>,
     pub operator_id: OperatorId,
     pub unit_id: UnitId,
     pub terminal_id: TerminalId,
@@ -58,7 +63,13 @@ pub struct EmergencyInfoRequest {
     pub unit_id: UnitId,
     pub terminal_id: TerminalId,
     pub identity_method: IdentityMethod,
+    /// `photo`: the crew compared the face with the card's photo (the national design: the
+    /// crew's eyes are the proof); `pin`: the card verified the PIN and signed below.
     pub identity_check: IdentityCheck,
+    /// PIN path: base64 RSA PKCS#1 v1.5 SHA-256 signature by the card's authentication key
+    /// over `domain::pin_challenge(qualification_ref, incident_id)`. Required with `pin`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card_signature: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -67,10 +78,11 @@ pub struct EmergencyInfoResponse {
     pub full_data: FullData,
 }
 
-/// `POST /v1/records`: a batch of records, idempotent by record id.
+/// `POST /v2/records`: a batch of chained, signed records in sequence order, idempotent
+/// by sequence number and hash.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RecordsUpload {
-    pub records: Vec<Record>,
+    pub records: Vec<ChainedRecord>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,6 +91,15 @@ pub struct RecordsAccepted {
     pub accepted: usize,
     /// Records already held (a retried batch); not stored twice.
     pub duplicates: usize,
+    /// The chain head the server now holds for this device key.
+    pub head: ChainHeadAck,
+}
+
+/// `GET /v2/records/head`: the chain head held for the calling device key (none yet:
+/// `head` is null).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordsHead {
+    pub head: Option<ChainHeadAck>,
 }
 
 /// Fault injection for drills (simulator only).
@@ -96,6 +117,10 @@ pub struct Faults {
     /// Fraction (0–1) of requests answered 503.
     #[serde(default)]
     pub error_rate: f64,
+    /// Answer every request on a connection with that connection's previous answer, as a
+    /// broken proxy or cache would.
+    #[serde(default)]
+    pub replay_previous: bool,
 }
 
 /// RFC 9457 problem details.
@@ -120,6 +145,20 @@ pub mod problem {
     pub const NOT_FOUND: &str = "urn:mynakyukyu:problem:not-found";
     pub const TOO_LARGE: &str = "urn:mynakyukyu:problem:too-large";
     pub const UNAVAILABLE: &str = "urn:mynakyukyu:problem:unavailable";
+    pub const UNIT_MISMATCH: &str = "urn:mynakyukyu:problem:unit-mismatch";
+    pub const FOREIGN_UNIT: &str = "urn:mynakyukyu:problem:foreign-unit";
+    pub const QUALIFICATION_EXPIRED: &str = "urn:mynakyukyu:problem:qualification-expired";
+    pub const TOO_MANY_PATIENTS: &str = "urn:mynakyukyu:problem:too-many-patients";
+    /// A record whose signature does not verify with the connection's unit certificate,
+    /// or whose hash does not match its content.
+    pub const BAD_RECORD_SIGNATURE: &str = "urn:mynakyukyu:problem:bad-record-signature";
+    /// A record at a sequence number the server holds with another hash: the tablet's
+    /// chain was rolled back (an older store restored) or forked.
+    pub const CHAIN_CONFLICT: &str = "urn:mynakyukyu:problem:chain-conflict";
+    /// Records are missing between the head the server holds and the batch.
+    pub const CHAIN_GAP: &str = "urn:mynakyukyu:problem:chain-gap";
+    /// A PIN-path inquiry without the card's signature, or one that does not verify.
+    pub const CARD_SIGNATURE_INVALID: &str = "urn:mynakyukyu:problem:card-signature-invalid";
 }
 
 impl Problem {

@@ -27,6 +27,8 @@ pub enum PkiError {
     },
     #[error("{0}: no PEM certificate in file")]
     NoPem(String),
+    #[error("RSA card key: {0}")]
+    CardKey(String),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> PkiError + '_ {
@@ -317,9 +319,14 @@ impl JpkiTestCa {
     }
 
     /// Issue a user-authentication certificate with this serial. The subject is an opaque
-    /// serial, as on a real card: the holder's name is never in it.
+    /// serial, as on a real card: the holder's name is never in it. The key is RSA-2048,
+    /// as on a real card, so that the card signs PKCS#1 v1.5 and OpenSC can use it.
     pub fn issue_card(&self, serial: u64) -> Result<CardCertificate, PkiError> {
-        let key = KeyPair::generate()?;
+        let pkcs8 = card_key_pkcs8()?;
+        let key = KeyPair::from_pkcs8_der_and_sign_algo(
+            &rustls::pki_types::PrivatePkcs8KeyDer::from(pkcs8.to_vec()),
+            &rcgen::PKCS_RSA_SHA256,
+        )?;
         let mut params = CertificateParams::default();
         params.distinguished_name = dn(&[
             (DnType::CountryName, "JP"),
@@ -336,6 +343,36 @@ impl JpkiTestCa {
             ca_certificate_der: self.ca.certificate_der().to_vec(),
         })
     }
+}
+
+/// The training cards' RSA-2048 key, PKCS#8. Generating one takes about a second, so the
+/// cards of one process share it; each card still has its own certificate and serial,
+/// which is what names it to the simulator. (A real card's key never leaves the card.)
+fn card_key_pkcs8() -> Result<&'static [u8], PkiError> {
+    static KEY: std::sync::OnceLock<Result<Vec<u8>, String>> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| {
+        use rsa::pkcs8::EncodePrivateKey;
+        let key =
+            rsa::RsaPrivateKey::new(&mut rand_core::OsRng, 2048).map_err(|e| e.to_string())?;
+        key.to_pkcs8_der()
+            .map(|d| d.as_bytes().to_vec())
+            .map_err(|e| e.to_string())
+    })
+    .as_deref()
+    .map_err(|e| PkiError::CardKey(e.clone()))
+}
+
+/// Verify a card's PKCS#1 v1.5 SHA-256 signature over `message` (the card was sent the
+/// DigestInfo of its SHA-256) with the RSA key of its authentication certificate: what
+/// the eligibility system does with a PIN-path signature.
+pub fn verify_card_signature(certificate_der: &[u8], message: &[u8], signature: &[u8]) -> bool {
+    let Ok((_, cert)) = X509Certificate::from_der(certificate_der) else {
+        return false;
+    };
+    let key = &cert.public_key().subject_public_key.data;
+    ring::signature::UnparsedPublicKey::new(&ring::signature::RSA_PKCS1_2048_8192_SHA256, key)
+        .verify(message, signature)
+        .is_ok()
 }
 
 /// Validity of a certificate at a given moment.
@@ -403,19 +440,6 @@ pub fn is_signed_by(cert_der: &[u8], ca_der: &[u8]) -> bool {
         return false;
     };
     cert.issuer() == ca.subject() && cert.verify_signature(Some(ca.public_key())).is_ok()
-}
-
-/// Whether `signature` over `message` verifies with the public key of `cert_der`
-/// (ECDSA P-256 SHA-256, the training cards' scheme).
-pub fn verify_card_signature(cert_der: &[u8], message: &[u8], signature: &[u8]) -> bool {
-    let Ok((_, cert)) = X509Certificate::from_der(cert_der) else {
-        return false;
-    };
-    let key = ring::signature::UnparsedPublicKey::new(
-        &ring::signature::ECDSA_P256_SHA256_ASN1,
-        cert.public_key().subject_public_key.data.as_ref(),
-    );
-    key.verify(message, signature).is_ok()
 }
 
 /// The certificate's serial number as an unsigned integer, if it fits in 64 bits.

@@ -8,7 +8,7 @@ pub mod proxy;
 pub mod server;
 
 use crate::domain::{
-    CardCredential, ConsentState, Coverage, EmergencyInfo, IncidentId, OperatorId,
+    CardCredential, ConsentState, Coverage, EmergencyInfo, IdentityCheck, IncidentId, OperatorId,
     QualificationRef, TerminalId, Timestamp, UnitId,
 };
 use crate::pki::{self, CardCertificate, JpkiTestCa, PkiError};
@@ -23,6 +23,8 @@ pub enum SimError {
     UnknownPatient(String),
     #[error(transparent)]
     Pki(#[from] PkiError),
+    #[error("random source failed: {0}")]
+    Random(String),
 }
 
 /// Issue the `nth` card of the patient at `index` with the given JPKI CA. Any process that
@@ -96,6 +98,10 @@ pub enum QualificationAnswer {
     OptOut,
     /// The card's certificate is not one the system can accept.
     CardNotAccepted(CardRejection),
+    /// This unit asked for more distinct patients this hour than the limit allows.
+    RateLimited,
+    /// The answer could not be made (the random source failed).
+    Unavailable,
 }
 
 /// Why a card's certificate was not accepted; answered distinctly on the wire.
@@ -112,6 +118,52 @@ pub enum CardRejection {
 pub enum InquiryRefusal {
     #[error("unknown qualification reference")]
     UnknownQualification,
+    #[error("qualification reference expired")]
+    ExpiredQualification,
+    /// The reference was issued to another unit's certificate: refused and flagged.
+    #[error("qualification reference issued to another unit")]
+    ForeignUnit,
+    /// A PIN-path inquiry whose card signature is missing or does not verify.
+    #[error("the card's signature is missing or does not verify")]
+    CardSignatureInvalid,
+}
+
+/// How long a qualification reference may be used for the emergency-info inquiry.
+pub const REFERENCE_LIFETIME_MS: i64 = 15 * 60 * 1000;
+
+/// Limits on how many distinct patients one unit may look up per hour: above `flag_at` the
+/// unit is flagged in the log, above `refuse_above` further qualification checks are
+/// refused (a stolen unit certificate cannot harvest a town's records).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PatientRateLimit {
+    pub flag_at: usize,
+    pub refuse_above: usize,
+}
+
+impl Default for PatientRateLimit {
+    fn default() -> Self {
+        PatientRateLimit {
+            flag_at: 12,
+            refuse_above: 40,
+        }
+    }
+}
+
+/// A qualification reference as issued: whose, to which unit, until when.
+#[derive(Clone, Debug)]
+struct IssuedReference {
+    patient: usize,
+    /// The card certificate the reference was issued for (checks the PIN-path signature).
+    card: Vec<u8>,
+    unit: UnitId,
+    expires: Timestamp,
+}
+
+/// A random reference: 128 bits, so that holding one says nothing of any other.
+fn random_reference() -> Result<QualificationRef, SimError> {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).map_err(|e| SimError::Random(e.to_string()))?;
+    Ok(QualificationRef(format!("Q{}", hex::encode_upper(b))))
 }
 
 /// What the simulator logs of every inquiry (DESIGN.md §2 items).
@@ -125,6 +177,11 @@ pub struct SimAuditEntry {
     pub terminal: TerminalId,
     pub patient_id: String,
     pub consent: ConsentState,
+    /// `photo`: the crew's eyes are the proof (the national design); `pin`: the card
+    /// verified the PIN.
+    pub identity_check: IdentityCheck,
+    /// Whether the card signed this inquiry's challenge and the signature verified.
+    pub card_signature_verified: bool,
 }
 
 /// The fields of an inquiry the simulator needs.
@@ -133,8 +190,12 @@ pub struct InquiryFields<'a> {
     pub qualification: &'a QualificationRef,
     pub consent: ConsentState,
     pub operator: &'a OperatorId,
+    /// From the client certificate.
     pub unit: &'a UnitId,
     pub terminal: &'a TerminalId,
+    pub identity_check: IdentityCheck,
+    /// The card's signature over the PIN-path challenge (required with `Pin`).
+    pub card_signature: Option<&'a [u8]>,
 }
 
 /// The simulated national system.
@@ -143,8 +204,11 @@ pub struct Simulator {
     today: Date,
     jpki: JpkiTestCa,
     cards_issued: u64,
-    qualifications: HashMap<String, usize>,
-    next_qualification: u64,
+    qualifications: HashMap<String, IssuedReference>,
+    /// Per unit: (time, patient) of each qualification answered with coverage.
+    lookups: HashMap<UnitId, Vec<(Timestamp, usize)>>,
+    flagged: Vec<UnitId>,
+    limit: PatientRateLimit,
     audit: Vec<SimAuditEntry>,
 }
 
@@ -173,9 +237,21 @@ impl Simulator {
             jpki,
             cards_issued: 0,
             qualifications: HashMap::new(),
-            next_qualification: 1,
+            lookups: HashMap::new(),
+            flagged: Vec::new(),
+            limit: PatientRateLimit::default(),
             audit: Vec::new(),
         }
+    }
+
+    /// Change the per-unit patient limit (benchmarks and load tests raise it).
+    pub fn set_rate_limit(&mut self, limit: PatientRateLimit) {
+        self.limit = limit;
+    }
+
+    /// Units that asked for an unusual number of patients, in the order flagged.
+    pub fn flagged_units(&self) -> &[UnitId] {
+        &self.flagged
     }
 
     pub fn jpki(&self) -> &JpkiTestCa {
@@ -206,8 +282,14 @@ impl Simulator {
         Ok(issue_patient_card(&self.jpki, index, self.cards_issued)?)
     }
 
-    /// The qualification check by the card's authentication certificate.
-    pub fn qualification(&mut self, credential: &CardCredential) -> QualificationAnswer {
+    /// The qualification check by the card's authentication certificate, asked by `unit`
+    /// (the unit named by the client certificate, never by the request body) at `now`.
+    pub fn qualification(
+        &mut self,
+        unit: &UnitId,
+        credential: &CardCredential,
+        now_at: Timestamp,
+    ) -> QualificationAnswer {
         let der = &credential.auth_certificate_der;
         if !pki::is_signed_by(der, self.jpki.certificate_der()) {
             return QualificationAnswer::CardNotAccepted(CardRejection::Unknown);
@@ -234,13 +316,53 @@ impl Simulator {
             Some(PatientScenario::OptOut) => return QualificationAnswer::OptOut,
             _ => {}
         }
-        let reference = format!("Q{:08}", self.next_qualification);
-        self.next_qualification += 1;
-        self.qualifications.insert(reference.clone(), index);
-        QualificationAnswer::Coverage {
-            qualification: QualificationRef(reference),
-            coverage: patient.coverage(),
+        let coverage = patient.coverage();
+        if !self.count_lookup(unit, index, now_at) {
+            return QualificationAnswer::RateLimited;
         }
+        let Ok(reference) = random_reference() else {
+            return QualificationAnswer::Unavailable;
+        };
+        let now_ms = now_at.0;
+        self.qualifications
+            .retain(|_, issued| issued.expires.0 > now_ms);
+        self.qualifications.insert(
+            reference.as_str().to_string(),
+            IssuedReference {
+                patient: index,
+                card: credential.auth_certificate_der.clone(),
+                unit: unit.clone(),
+                expires: Timestamp(now_ms + REFERENCE_LIFETIME_MS),
+            },
+        );
+        QualificationAnswer::Coverage {
+            qualification: reference,
+            coverage,
+        }
+    }
+
+    /// Count one lookup of `patient` by `unit`; false when the unit is over its limit.
+    fn count_lookup(&mut self, unit: &UnitId, patient: usize, at: Timestamp) -> bool {
+        const HOUR_MS: i64 = 3_600_000;
+        let seen = self.lookups.entry(unit.clone()).or_default();
+        seen.retain(|(t, _)| at.0 - t.0 < HOUR_MS);
+        let mut distinct: Vec<usize> = seen.iter().map(|(_, p)| *p).collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        let new_patient = !distinct.contains(&patient);
+        let count = distinct.len() + usize::from(new_patient);
+        if new_patient && count > self.limit.refuse_above {
+            tracing::warn!(unit = %unit.as_str(), patients_last_hour = count - 1,
+                "qualification refused: unit over its patient limit");
+            return false;
+        }
+        seen.push((at, patient));
+        if count >= self.limit.flag_at && !self.flagged.contains(unit) {
+            tracing::warn!(unit = %unit.as_str(), patients_last_hour = count,
+                "unit flagged: unusual number of patients");
+            self.flagged.push(unit.clone());
+        }
+        true
     }
 
     /// The emergency-info inquiry; logged whatever the outcome of the lookup.
@@ -249,10 +371,30 @@ impl Simulator {
         at: Timestamp,
         inquiry: InquiryFields<'_>,
     ) -> Result<EmergencyInfo, InquiryRefusal> {
-        let index = *self
+        let issued = self
             .qualifications
             .get(inquiry.qualification.as_str())
             .ok_or(InquiryRefusal::UnknownQualification)?;
+        if issued.unit != *inquiry.unit {
+            tracing::warn!(unit = %inquiry.unit.as_str(), issued_to = %issued.unit.as_str(),
+                "inquiry refused and flagged: a reference issued to another unit");
+            if !self.flagged.contains(inquiry.unit) {
+                self.flagged.push(inquiry.unit.clone());
+            }
+            return Err(InquiryRefusal::ForeignUnit);
+        }
+        if issued.expires.0 <= at.0 {
+            return Err(InquiryRefusal::ExpiredQualification);
+        }
+        let challenge = crate::domain::pin_challenge(inquiry.qualification, inquiry.incident);
+        let card_signature_verified = inquiry
+            .card_signature
+            .is_some_and(|sig| pki::verify_card_signature(&issued.card, &challenge, sig));
+        if inquiry.identity_check == IdentityCheck::Pin && !card_signature_verified {
+            tracing::warn!(unit = %inquiry.unit.as_str(), "PIN-path inquiry refused: card signature missing or invalid");
+            return Err(InquiryRefusal::CardSignatureInvalid);
+        }
+        let index = issued.patient;
         let patient = &self.patients[index];
         // Idempotent by incident: a resent inquiry is answered again but logged once.
         let repeat = self
@@ -271,6 +413,8 @@ impl Simulator {
             terminal: inquiry.terminal.clone(),
             patient_id: patient.id.clone(),
             consent: inquiry.consent,
+            identity_check: inquiry.identity_check,
+            card_signature_verified,
         });
         Ok(patient.emergency_info(self.today))
     }
@@ -295,6 +439,10 @@ mod tests {
         .unwrap()
     }
 
+    fn unit() -> UnitId {
+        UnitId::new("U-1")
+    }
+
     fn cred(card: &CardCertificate) -> CardCredential {
         CardCredential {
             auth_certificate_der: card.auth_certificate_der.clone(),
@@ -305,7 +453,7 @@ mod tests {
     fn issued_card_is_answered_with_its_patients_coverage() {
         let mut s = sim();
         let card = s.issue_card("P0012").unwrap();
-        match s.qualification(&cred(&card)) {
+        match s.qualification(&unit(), &cred(&card), Timestamp(1)) {
             QualificationAnswer::Coverage { coverage, .. } => {
                 assert_eq!(coverage.patient.local_id.expose(), "P0012")
             }
@@ -318,7 +466,7 @@ mod tests {
         let mut s = sim();
         let stranger = JpkiTestCa::generate().unwrap().issue_card(9).unwrap();
         assert_eq!(
-            s.qualification(&cred(&stranger)),
+            s.qualification(&unit(), &cred(&stranger), Timestamp(1)),
             QualificationAnswer::CardNotAccepted(CardRejection::Unknown)
         );
         let revoked = s
@@ -328,7 +476,7 @@ mod tests {
             .clone();
         let card = s.issue_card(&revoked).unwrap();
         assert_eq!(
-            s.qualification(&cred(&card)),
+            s.qualification(&unit(), &cred(&card), Timestamp(1)),
             QualificationAnswer::CardNotAccepted(CardRejection::Revoked)
         );
         let opt_out = s
@@ -337,7 +485,10 @@ mod tests {
             .id
             .clone();
         let card = s.issue_card(&opt_out).unwrap();
-        assert_eq!(s.qualification(&cred(&card)), QualificationAnswer::OptOut);
+        assert_eq!(
+            s.qualification(&unit(), &cred(&card), Timestamp(1)),
+            QualificationAnswer::OptOut
+        );
         assert!(matches!(
             s.issue_card("P9999"),
             Err(SimError::UnknownPatient(_))
@@ -345,7 +496,7 @@ mod tests {
         // a card from the same CA for a patient index beyond the population is unknown
         let beyond = issue_patient_card(s.jpki(), 5_000, 1).unwrap();
         assert_eq!(
-            s.qualification(&cred(&beyond)),
+            s.qualification(&unit(), &cred(&beyond), Timestamp(1)),
             QualificationAnswer::CardNotAccepted(CardRejection::Unknown)
         );
         // garbage is unknown, not a panic
@@ -353,7 +504,7 @@ mod tests {
             auth_certificate_der: vec![0x30, 0x82, 0xff, 0xff, 1],
         };
         assert_eq!(
-            s.qualification(&junk),
+            s.qualification(&unit(), &junk, Timestamp(1)),
             QualificationAnswer::CardNotAccepted(CardRejection::Unknown)
         );
     }
@@ -370,6 +521,8 @@ mod tests {
             operator: &operator,
             unit: &unit,
             terminal: &terminal,
+            identity_check: IdentityCheck::Photo,
+            card_signature: None,
         };
         let bogus = QualificationRef::new("Qx");
         assert_eq!(
@@ -378,7 +531,8 @@ mod tests {
         );
         assert!(s.audit_log().is_empty());
         let card = s.issue_card("P0004").unwrap();
-        let QualificationAnswer::Coverage { qualification, .. } = s.qualification(&cred(&card))
+        let QualificationAnswer::Coverage { qualification, .. } =
+            s.qualification(&unit, &cred(&card), Timestamp(1))
         else {
             panic!("no coverage")
         };
@@ -389,5 +543,142 @@ mod tests {
         assert_eq!(s.audit_log().len(), 1);
         assert_eq!(s.audit_log()[0].consent, ConsentState::Unobtainable);
         assert_eq!(s.audit_log()[0].patient_id, "P0004");
+    }
+
+    fn coverage_ref(s: &mut Simulator, unit: &UnitId, patient: &str, at: i64) -> QualificationRef {
+        let card = s.issue_card(patient).unwrap();
+        match s.qualification(unit, &cred(&card), Timestamp(at)) {
+            QualificationAnswer::Coverage { qualification, .. } => qualification,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn inquire(
+        s: &mut Simulator,
+        unit: &UnitId,
+        q: &QualificationRef,
+        at: i64,
+    ) -> Result<EmergencyInfo, InquiryRefusal> {
+        s.emergency_info(
+            Timestamp(at),
+            InquiryFields {
+                incident: &IncidentId::new(format!("I-{at}")),
+                qualification: q,
+                consent: ConsentState::Consented,
+                operator: &OperatorId::new("EMT-1"),
+                unit,
+                terminal: &TerminalId::new("T-1"),
+                identity_check: IdentityCheck::Photo,
+                card_signature: None,
+            },
+        )
+    }
+
+    #[test]
+    fn references_are_random_so_a_neighbour_of_one_is_nobody() {
+        let mut s = sim();
+        let u = unit();
+        let a = coverage_ref(&mut s, &u, "P0004", 1);
+        let b = coverage_ref(&mut s, &u, "P0005", 2);
+        assert_ne!(a, b);
+        assert_eq!(a.as_str().len(), 33, "Q + 128 bits in hex: {a:?}");
+        // walking: the old sequential form and every one-digit neighbour are unknown
+        let mut probes = vec!["Q00000001".to_string(), "Q00000002".to_string()];
+        for i in 1..a.as_str().len() {
+            let mut n = a.as_str().as_bytes().to_vec();
+            n[i] = if n[i] == b'0' { b'1' } else { b'0' };
+            probes.push(String::from_utf8(n).unwrap());
+        }
+        for probe in probes {
+            assert_eq!(
+                inquire(&mut s, &u, &QualificationRef::new(&probe), 3).unwrap_err(),
+                InquiryRefusal::UnknownQualification,
+                "{probe}"
+            );
+        }
+        assert!(s.audit_log().is_empty(), "nothing of anyone was answered");
+        assert!(inquire(&mut s, &u, &a, 4).is_ok());
+    }
+
+    #[test]
+    fn a_reference_expires_and_belongs_to_the_unit_that_asked() {
+        let mut s = sim();
+        let (mine, theirs) = (UnitId::new("U-1"), UnitId::new("U-2"));
+        let q = coverage_ref(&mut s, &mine, "P0004", 1_000);
+        assert_eq!(
+            inquire(&mut s, &theirs, &q, 2_000).unwrap_err(),
+            InquiryRefusal::ForeignUnit
+        );
+        assert_eq!(s.flagged_units(), std::slice::from_ref(&theirs));
+        assert_eq!(
+            inquire(&mut s, &mine, &q, 1_000 + REFERENCE_LIFETIME_MS).unwrap_err(),
+            InquiryRefusal::ExpiredQualification
+        );
+        let fresh = coverage_ref(&mut s, &mine, "P0004", 10_000_000);
+        assert!(
+            inquire(
+                &mut s,
+                &mine,
+                &fresh,
+                10_000_000 + REFERENCE_LIFETIME_MS - 1
+            )
+            .is_ok()
+        );
+        assert_eq!(s.audit_log().len(), 1);
+        assert_eq!(s.audit_log()[0].unit, mine);
+    }
+
+    #[test]
+    fn a_unit_asking_for_too_many_patients_is_flagged_then_refused() {
+        let mut s = sim();
+        s.set_rate_limit(PatientRateLimit {
+            flag_at: 3,
+            refuse_above: 5,
+        });
+        let u = unit();
+        let ids: Vec<String> = s
+            .patients()
+            .iter()
+            .filter(|p| {
+                !matches!(
+                    p.scenario,
+                    Some(PatientScenario::RevokedCard | PatientScenario::OptOut)
+                )
+            })
+            .take(8)
+            .map(|p| p.id.clone())
+            .collect();
+        let mut answers = vec![];
+        for (i, id) in ids.iter().enumerate() {
+            let card = s.issue_card(id).unwrap();
+            answers.push(s.qualification(&u, &cred(&card), Timestamp(i as i64)));
+            if i == 1 {
+                assert!(s.flagged_units().is_empty());
+            }
+        }
+        assert_eq!(s.flagged_units(), std::slice::from_ref(&u));
+        let refused = answers
+            .iter()
+            .filter(|a| **a == QualificationAnswer::RateLimited)
+            .count();
+        // patients beyond the fifth distinct one (scenario patients may answer otherwise)
+        assert_eq!(refused, 3, "{answers:?}");
+        // the same patient again is not a new one; an hour later the count starts over
+        let card = s.issue_card(&ids[0]).unwrap();
+        assert_ne!(
+            s.qualification(&u, &cred(&card), Timestamp(10)),
+            QualificationAnswer::RateLimited
+        );
+        let card = s.issue_card(&ids[7]).unwrap();
+        assert_ne!(
+            s.qualification(&u, &cred(&card), Timestamp(3_600_100)),
+            QualificationAnswer::RateLimited
+        );
+        // another unit is counted on its own
+        let card = s.issue_card(&ids[6]).unwrap();
+        assert_ne!(
+            s.qualification(&UnitId::new("U-9"), &cred(&card), Timestamp(11)),
+            QualificationAnswer::RateLimited
+        );
     }
 }

@@ -19,7 +19,6 @@ pub use seal::DeviceKey;
 use crate::domain::{Record, RecordBody, Timestamp};
 use seal::Sealer;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use sled::Transactional;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -107,6 +106,9 @@ pub struct SyncState {
     pub last_success: Option<Timestamp>,
     pub last_error: Option<String>,
     pub last_error_at: Option<Timestamp>,
+    /// The server holds a chain this store does not continue (an older store restored, or
+    /// a fork): uploads are refused until an admin looks; the records stay queued.
+    pub chain_conflict: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -114,6 +116,8 @@ struct SyncMeta {
     last_success: Option<Timestamp>,
     last_error: Option<String>,
     last_error_at: Option<Timestamp>,
+    #[serde(default)]
+    chain_conflict: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -204,14 +208,8 @@ pub fn verify_records(records: &[StoredRecord]) -> ChainReport {
     }
 }
 
-/// The record's link in the chain. Serialising a `Record` cannot fail (strings, numbers and
-/// enums only), so the empty fallback is unreachable.
 fn record_hash(prev_hash: &str, seq: u64, record: &Record) -> String {
-    let mut h = Sha256::new();
-    h.update(prev_hash.as_bytes());
-    h.update(seq.to_be_bytes());
-    h.update(serde_json::to_vec(record).unwrap_or_default());
-    hex::encode(h.finalize())
+    crate::domain::chain_hash(prev_hash, seq, record)
 }
 
 fn new_record_id() -> String {
@@ -301,7 +299,15 @@ impl Store {
             .read_to_end(&mut sealed)
             .map_err(|e| StoreError::Io(e.to_string()))?;
         if sealed.is_empty() {
-            return Ok(());
+            // written after every append: empty with records in the log means emptied
+            if head.next_seq == 0 {
+                return Ok(());
+            }
+            return self.remember_gap(BrokenLink {
+                seq: head.next_seq,
+                record_id: None,
+                reason: "the chain head copy was emptied".into(),
+            });
         }
         let gap = match self.open_json::<ChainHead>("head", HEAD_FILE.as_bytes(), &sealed) {
             Ok(copy) if copy.next_seq > head.next_seq => Some(BrokenLink {
@@ -320,9 +326,15 @@ impl Store {
                 reason: "the chain head copy is altered".into(),
             }),
         };
-        if let Some(gap) = gap
-            && self.meta.get(META_GAP)?.is_none()
-        {
+        match gap {
+            Some(gap) => self.remember_gap(gap),
+            None => Ok(()),
+        }
+    }
+
+    fn remember_gap(&self, gap: BrokenLink) -> Result<(), StoreError> {
+        if self.meta.get(META_GAP)?.is_none() {
+            tracing::warn!(seq = gap.seq, reason = %gap.reason, "audit chain broken");
             self.meta
                 .insert(META_GAP, self.seal_json("meta", META_GAP, &gap)?)?;
             self.db.flush()?;
@@ -330,12 +342,71 @@ impl Store {
         Ok(())
     }
 
+    /// The next sequence number and the hash of the last record appended.
+    pub fn chain_head(&self) -> (u64, String) {
+        let head = self.lock_head();
+        (head.next_seq, head.last_hash.clone())
+    }
+
+    /// The hash of the record at `seq`, if this store still holds it.
+    pub fn hash_at(&self, seq: u64) -> Result<Option<String>, StoreError> {
+        let key = seq.to_be_bytes();
+        match self.records.get(key)? {
+            Some(v) => Ok(Some(self.open_record(&key, &v)?.hash)),
+            None => Ok(None),
+        }
+    }
+
+    /// Compare the chain head the server holds with this store's: a head beyond ours, or
+    /// another hash at the same place, means this store was rolled back (or forked).
+    /// Remembered (and shown in the sync state) until an admin clears the store.
+    pub fn check_server_head(
+        &self,
+        server: &crate::domain::ChainHeadAck,
+        now: Timestamp,
+    ) -> Result<Option<String>, StoreError> {
+        let (next_seq, _) = self.chain_head();
+        let conflict = if server.seq >= next_seq {
+            Some(format!(
+                "the server holds record {} of this tablet's chain; this store ends before it at {}: an older store was restored",
+                server.seq, next_seq
+            ))
+        } else {
+            match self.hash_at(server.seq)? {
+                Some(hash) if hash != server.hash => Some(format!(
+                    "the server holds another record {} than this store: the chain was forked",
+                    server.seq
+                )),
+                _ => None,
+            }
+        };
+        if let Some(c) = &conflict {
+            self.record_chain_conflict(c, now)?;
+        }
+        Ok(conflict)
+    }
+
+    /// Remember that the server refused our chain (kept until the store is cleared).
+    pub fn record_chain_conflict(&self, why: &str, now: Timestamp) -> Result<(), StoreError> {
+        tracing::error!(reason = %why, "audit chain conflict with the server");
+        let mut meta = self.sync_meta()?;
+        meta.chain_conflict = Some(why.to_string());
+        meta.last_error = Some(why.to_string());
+        meta.last_error_at = Some(now);
+        self.meta
+            .insert(META_SYNC, self.seal_json("meta", META_SYNC, &meta)?)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
     fn write_head_file(&self, head: &ChainHead) -> Result<(), StoreError> {
         use std::os::unix::fs::FileExt;
         let sealed = self.seal_json("head", HEAD_FILE.as_bytes(), head)?;
         let io = |e: std::io::Error| StoreError::Io(format!("chain head: {e}"));
-        self.head_file.set_len(0).map_err(io)?;
+        // one write over the old copy, then trim: a kill between the two leaves a whole
+        // copy (truncating first would leave an empty file, which reads as emptied)
         self.head_file.write_all_at(&sealed, 0).map_err(io)?;
+        self.head_file.set_len(sealed.len() as u64).map_err(io)?;
         self.head_file.sync_data().map_err(io)
     }
 
@@ -714,6 +785,7 @@ impl Store {
             last_success: meta.last_success,
             last_error: meta.last_error,
             last_error_at: meta.last_error_at,
+            chain_conflict: meta.chain_conflict,
         })
     }
 

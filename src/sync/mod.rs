@@ -3,7 +3,8 @@
 //! the outbox still holds, and relies on record ids so the server keeps each record once
 //! even when an acknowledgement is lost and a batch is sent again.
 
-use crate::domain::Timestamp;
+use crate::domain::{ChainedRecord, Timestamp};
+use crate::eligibility::wire::problem;
 use crate::eligibility::{ClientError, EligibilityClient};
 use crate::store::{Store, StoreError, SyncState};
 use std::sync::Arc;
@@ -19,6 +20,10 @@ pub enum SyncError {
     Upload(#[from] ClientError),
     #[error("store task failed: {0}")]
     Task(String),
+    /// The server holds a chain this store does not continue: nothing more is uploaded
+    /// (the records stay queued) until an admin looks.
+    #[error("audit chain conflict: {0}")]
+    ChainConflict(String),
 }
 
 #[derive(Clone, Debug)]
@@ -82,8 +87,23 @@ impl Uploader {
         blocking(move || store.sync_state()).await
     }
 
+    /// Ask the server which chain head it holds for this tablet's key and compare it with
+    /// the store's (a restored older store is found here even before its next record).
+    pub async fn check_head(&self) -> Result<(), SyncError> {
+        let held = self.client.records_head().await?;
+        let Some(head) = held.head else {
+            return Ok(());
+        };
+        let store = self.store.clone();
+        match blocking(move || store.check_server_head(&head, Timestamp::now())).await? {
+            Some(conflict) => Err(SyncError::ChainConflict(conflict)),
+            None => Ok(()),
+        }
+    }
+
     /// Upload until the outbox is empty; returns how many records the server took
-    /// (including ones it already had).
+    /// (including ones it already had). Each record goes with its chain link and the unit
+    /// key's signature over it.
     pub async fn sync_once(&self) -> Result<usize, SyncError> {
         let mut sent = 0;
         loop {
@@ -93,18 +113,56 @@ impl Uploader {
             if batch.is_empty() {
                 return Ok(sent);
             }
-            let records: Vec<_> = batch.iter().map(|s| s.record.clone()).collect();
+            let state = {
+                let store = self.store.clone();
+                blocking(move || store.sync_state()).await?
+            };
+            if let Some(conflict) = state.chain_conflict {
+                return Err(SyncError::ChainConflict(conflict));
+            }
+            let client = self.client.clone();
+            let links: Vec<(u64, String)> = batch.iter().map(|s| (s.seq, s.hash.clone())).collect();
+            // the unit key may sit in the TPM: sign on the blocking pool
+            let signatures = tokio::task::spawn_blocking(move || {
+                links
+                    .iter()
+                    .map(|(seq, hash)| client.sign_chain_link(*seq, hash))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await
+            .map_err(|e| SyncError::Task(e.to_string()))??;
+            let records: Vec<ChainedRecord> = batch
+                .iter()
+                .zip(signatures)
+                .map(|(s, signature)| ChainedRecord {
+                    seq: s.seq,
+                    prev_hash: s.prev_hash.clone(),
+                    hash: s.hash.clone(),
+                    record: s.record.clone(),
+                    signature,
+                })
+                .collect();
             match self.client.upload_records(&records).await {
                 Ok(answer) => {
                     tracing::debug!(
                         accepted = answer.accepted,
                         duplicates = answer.duplicates,
+                        head = answer.head.seq,
                         "records uploaded"
                     );
                     let seqs: Vec<u64> = batch.iter().map(|s| s.seq).collect();
                     let store = self.store.clone();
                     blocking(move || store.mark_uploaded(&seqs, Timestamp::now())).await?;
                     sent += records.len();
+                }
+                Err(ClientError::Refused(p))
+                    if p.kind == problem::CHAIN_CONFLICT || p.kind == problem::CHAIN_GAP =>
+                {
+                    let why = format!("{} ({})", p.title, p.detail.unwrap_or_default());
+                    let store = self.store.clone();
+                    let text = why.clone();
+                    blocking(move || store.record_chain_conflict(&text, Timestamp::now())).await?;
+                    return Err(SyncError::ChainConflict(why));
                 }
                 Err(e) => {
                     let store = self.store.clone();
@@ -120,7 +178,18 @@ impl Uploader {
     /// Keep the outbox empty until `stop` turns true.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         let mut failures: u32 = 0;
+        let mut head_checked = false;
         loop {
+            if !head_checked {
+                match self.check_head().await {
+                    Ok(()) => head_checked = true,
+                    Err(SyncError::ChainConflict(c)) => {
+                        tracing::error!(conflict = %c, "uploads stopped: audit chain conflict");
+                        head_checked = true;
+                    }
+                    Err(e) => tracing::info!(error = %e, "chain head check deferred"),
+                }
+            }
             let wait = match self.sync_once().await {
                 Ok(_) => {
                     failures = 0;

@@ -105,6 +105,7 @@ pub fn fast_settings() -> ClientSettings {
         retries: 2,
         backoff_base: std::time::Duration::from_millis(10),
         max_response_bytes: 1024 * 1024,
+        total_deadline: std::time::Duration::from_secs(20),
     }
 }
 
@@ -256,4 +257,51 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .unwrap()
+}
+
+/// Records as the uploader sends them: each with its chain link, signed by `client`'s key.
+pub fn chained(
+    client: &EligibilityClient,
+    stored: &[mynakyukyu::store::StoredRecord],
+) -> Vec<mynakyukyu::domain::ChainedRecord> {
+    stored
+        .iter()
+        .map(|s| mynakyukyu::domain::ChainedRecord {
+            seq: s.seq,
+            prev_hash: s.prev_hash.clone(),
+            hash: s.hash.clone(),
+            record: s.record.clone(),
+            signature: client.sign_chain_link(s.seq, &s.hash).unwrap(),
+        })
+        .collect()
+}
+
+/// A hand-made chain of `n` records from `start` (what a store would append); `tag` makes
+/// the records differ from another chain's at the same places.
+pub fn chain_of(
+    client: &EligibilityClient,
+    start: u64,
+    prev: &str,
+    n: usize,
+    tag: &str,
+) -> Vec<mynakyukyu::domain::ChainedRecord> {
+    let mut prev = prev.to_string();
+    let mut out = vec![];
+    for i in 0..n as u64 {
+        let seq = start + i;
+        let record = mynakyukyu::domain::Record {
+            id: format!("R-{tag}-{seq}"),
+            body: opt_out_audit("I-chain", seq as i64),
+        };
+        let hash = mynakyukyu::domain::chain_hash(&prev, seq, &record);
+        out.push(mynakyukyu::domain::ChainedRecord {
+            seq,
+            prev_hash: prev.clone(),
+            hash: hash.clone(),
+            signature: client.sign_chain_link(seq, &hash).unwrap(),
+            record,
+        });
+        prev = hash;
+    }
+    out
 }
