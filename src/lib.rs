@@ -11,13 +11,13 @@
 //! | [`domain`] | the shared vocabulary (glossary types): coverage, emergency info, consent, audit entries; redacted `Debug` for anything sensitive |
 //! | [`session`] | the incident flow as a pure state machine: events in, screen phase and effects out; the rules from the official documents |
 //! | [`pki`] | certificates: issuing with rcgen (development PKI, test JPKI CA, card certificates), reading with x509-parser (serial, issuer, validity, signatures) |
-//! | [`eligibility`] | protocol v1: wire types, minimal HTTP/1.1 with hard limits, the mutual-TLS client (rustls, TLS 1.3, pinned CA, keep-alive, resumption, retries) |
-//! | [`sim`] | the eligibility simulator: synthetic patients, virtual cards issued to them, qualification and emergency-info answers, and its mTLS server with fault injection |
+//! | [`eligibility`] | protocol v2: wire types and the mutual-TLS client (rustls, TLS 1.3, pinned CA; HTTP/1.1 through hyper, keep-alive, resumption, retries with backon, answers checked against their request and incident ids) |
+//! | [`sim`] | the eligibility simulator: synthetic patients, virtual cards issued to them, qualification and emergency-info answers (random, expiring, unit-bound references), and its axum mTLS server holding each device key's signed audit chain, with fault injection |
 //! | [`drill`] | training drills: scenario files, the training world (simulator on loopback, virtual reader), the runner over the app controller, the debrief |
 //! | [`card`] | the patient's card: apdu → transport (pcscd or the in-process virtual card) → JPKI |
 //! | [`keys`] | the device keys: the unit key, the store key and the file-integrity key in the TPM 2.0 (PKCS#11 via cryptoki and tpm2-pkcs11) or, for training and `--allow-file-keys`, in 0600 files; the signed manifest of the data dir's configuration files |
 //! | [`store`] | sled, sealed records, hash chain, outbox; no clinical data |
-//! | [`sync`] | the uploader: outbox → eligibility system |
+//! | [`sync`] | the uploader: outbox → eligibility system as a signed chain; rollback detection |
 //! | [`roster`] | crew roster, Argon2id PINs, sign-in lockout |
 //! | [`config`] | the device configuration and data-dir file names |
 //! | [`app`] | the controller: session + effects off its loop on tokio (outcomes come back as events), the view model, readers, the line |

@@ -143,3 +143,73 @@ fn openssl_s_client_negotiates_tls13_with_the_unit_certificate() {
     let text = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(!out.status.success(), "TLS 1.2 accepted: {text}");
 }
+
+#[test]
+fn the_simulators_limits_answer_curl_with_431_413_and_a_chunked_body_is_read() {
+    let sim = SimProcess::start();
+    let dir = pki();
+    let curl = |extra: &[&str], path: &str| {
+        let out = Command::new("curl")
+            .args([
+                "-sS",
+                "--max-time",
+                "10",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--cacert",
+            ])
+            .arg(dir.join("ca.pem"))
+            .args(["--cert", "unit.pem", "--key", "unit.key"])
+            .args(extra)
+            .arg(format!("https://localhost:{}{path}", sim.port))
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    // a header section over 16 KiB
+    let big_header = format!("x-padding: {}", "a".repeat(20 * 1024));
+    assert_eq!(curl(&["-H", &big_header], "/v2/health"), "431");
+    // a body over 4 MiB, announced by Content-Length
+    let big = dir.join("big-body.json");
+    std::fs::write(&big, vec![b' '; 5 * 1024 * 1024]).unwrap();
+    let at_big = format!("@{}", big.display());
+    assert_eq!(
+        curl(
+            &[
+                "--data-binary",
+                &at_big,
+                "-H",
+                "content-type: application/json"
+            ],
+            "/v2/records"
+        ),
+        "413"
+    );
+    // the same limit on a chunked body, which announces no length
+    assert_eq!(
+        curl(
+            &[
+                "--data-binary",
+                &at_big,
+                "-H",
+                "transfer-encoding: chunked",
+                "-H",
+                "content-type: application/json"
+            ],
+            "/v2/records"
+        ),
+        "413"
+    );
+    // a small chunked request is read like any other (v1 refused chunked with 411)
+    assert_eq!(
+        curl(
+            &["-d", "{\"broken", "-H", "transfer-encoding: chunked"],
+            "/v2/qualification"
+        ),
+        "400"
+    );
+    let _ = std::fs::remove_file(&big);
+}

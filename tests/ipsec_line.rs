@@ -44,6 +44,9 @@ struct Line {
     /// command APDUs the card answered (PC/SC path)
     apdus: Arc<AtomicUsize>,
     _presence: Option<(PresenceWatch, tokio::sync::mpsc::Receiver<bool>)>,
+    /// the tablet's store and patient client, for the upload after an incident
+    store: Arc<mynakyukyu::store::Store>,
+    client: Arc<mynakyukyu::eligibility::EligibilityClient>,
 }
 
 impl Line {
@@ -88,6 +91,7 @@ impl Line {
             reader.place(card);
             device.ports.reader = reader;
         }
+        let (store, client) = (device.ports.store.clone(), device.ports.client.clone());
         let (controller, _) = Controller::new(device.ports, device.settings);
         let window = (path == CardPath::Pcsc).then(|| HeadlessWindow::new(1280, 800).unwrap());
         let mut line = Line {
@@ -98,6 +102,8 @@ impl Line {
             last_frame_ms: 0.0,
             apdus,
             _presence: presence,
+            store,
+            client,
         };
         line.step(Command::SignIn {
             crew_id: env("MYNA_LINE_CREW"),
@@ -249,12 +255,27 @@ fn timed_incidents() {
 #[test]
 #[ignore = "needs the namespaces and tunnel of scripts/ipsec-e2e"]
 fn summary_through_the_tunnel() {
-    let views = incident();
-    let last = views.last().unwrap();
+    let mut line = Line::open(true);
+    line.incident();
+    let last = line.views.last().unwrap();
     assert_eq!(last.screen, Screen::Summary, "{last:?}");
     assert!(last.has_patient);
     assert_eq!(last.status.tunnel, "IPsec");
     assert!(!last.summary.is_empty());
+    // the incident's records, each signed by the unit key in the TPM, are taken by the
+    // server, which verifies every signature against the tablet's certificate
+    let uploader = mynakyukyu::sync::Uploader::new(
+        line.store.clone(),
+        line.client.clone(),
+        Default::default(),
+    );
+    let sent = line
+        .rt
+        .block_on(uploader.sync_once())
+        .expect("records accepted with the TPM-held unit key's signatures");
+    assert!(sent >= 3, "consent, check and view records: {sent}");
+    line.rt.block_on(uploader.check_head()).unwrap();
+    eprintln!("uploaded {sent} records signed by the TPM-held unit key");
 }
 
 #[test]
