@@ -241,16 +241,6 @@ async fn records_wait_out_a_simulator_outage_and_arrive_once() {
     );
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    let status = Command::new("cp")
-        .arg("-a")
-        .arg(from)
-        .arg(to)
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
 #[test]
 fn a_restored_older_store_is_caught_by_the_server_and_by_the_tablet() {
     let dir = TempDir::new("rollback");

@@ -8,10 +8,10 @@
 
 mod common;
 
-use common::TempDir;
 use common::tpm::SoftTpm;
+use common::{TempDir, copy_dir};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 fn admin(tpm: Option<&SoftTpm>, data: &Path, args: &[&str]) -> Output {
     common::admin_with(data, args, &|c| match tpm {
@@ -44,16 +44,6 @@ fn status(tpm: Option<&SoftTpm>, data: &Path) -> Result<serde_json::Value, Strin
     } else {
         Err(text(&o))
     }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    let o = Command::new("cp")
-        .arg("-a")
-        .arg(from)
-        .arg(to)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", text(&o));
 }
 
 #[test]

@@ -482,18 +482,20 @@ impl rustls::client::ResolvesClientCert for OneClientCert {
     }
 }
 
-/// A kept-alive HTTP/1.1 connection: hyper's sender, the address it reached (for the
-/// route guard), and the task driving it (aborted when the connection is dropped).
-struct Conn {
-    sender: hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>>,
-    peer: std::net::SocketAddr,
-    driver: tokio::task::JoinHandle<()>,
-}
+type Body = http_body_util::Full<bytes::Bytes>;
 
-impl Drop for Conn {
-    fn drop(&mut self) {
-        self.driver.abort();
-    }
+/// A kept-alive HTTP/1.1 connection: hyper's sender and its connection, and the address it
+/// reached (for the route guard). The connection is driven inside each exchange, in the
+/// caller's task (calls are serialised anyway): no hop to a driver task per request.
+struct Conn {
+    sender: hyper::client::conn::http1::SendRequest<Body>,
+    connection: hyper::client::conn::http1::Connection<
+        hyper_util::rt::TokioIo<tokio_rustls::client::TlsStream<TcpStream>>,
+        Body,
+    >,
+    /// The connection future has finished: nothing more goes over it.
+    ended: bool,
+    peer: std::net::SocketAddr,
 }
 
 /// Counters for tests and benchmarks.
@@ -765,7 +767,7 @@ impl EligibilityClient {
     ) -> Result<Answer, ClientError> {
         let mut slot = self.conn.lock().await;
         let (mut conn, reused) = match slot.take() {
-            Some(c) if !c.sender.is_closed() => {
+            Some(c) if !c.ended && !c.sender.is_closed() => {
                 // the route may have changed under a kept-alive connection (tunnel down,
                 // a cleartext route added): ask again for the address it is connected to
                 self.check_route(c.peer)?;
@@ -795,7 +797,7 @@ impl EligibilityClient {
         match outcome {
             Ok(answer) => {
                 // hyper knows whether the server will keep the connection
-                if !conn.sender.is_closed() {
+                if !conn.ended && !conn.sender.is_closed() {
                     *slot = Some(conn);
                 }
                 Ok(answer)
@@ -832,21 +834,52 @@ impl EligibilityClient {
             .handshake(hyper_util::rt::TokioIo::new(tls))
             .await
             .map_err(|e| ClientError::Protocol(format!("HTTP: {e}")))?;
-        let driver = tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "eligibility connection ended");
-            }
-        });
         Ok(Conn {
             sender,
+            connection,
+            ended: false,
             peer,
-            driver,
         })
     }
 
+    /// One request and its answer, driving the connection meanwhile. If the connection
+    /// finishes first (the server closed it, or hyper found the answer malformed), what
+    /// it delivered to the request is the outcome.
     async fn exchange(
         &self,
         conn: &mut Conn,
+        method: &str,
+        path: &str,
+        body: Option<bytes::Bytes>,
+        question: &Question,
+    ) -> Result<Answer, Exchange> {
+        if conn.ended {
+            return Err(Exchange::StaleConnection);
+        }
+        let Conn {
+            sender,
+            connection,
+            ended,
+            ..
+        } = conn;
+        let work = self.request_and_answer(sender, method, path, body, question);
+        tokio::pin!(work);
+        tokio::select! {
+            biased;
+            answer = &mut work => answer,
+            finished = connection => {
+                *ended = true;
+                if let Err(e) = &finished {
+                    tracing::debug!(error = %e, "eligibility connection ended");
+                }
+                work.await
+            }
+        }
+    }
+
+    async fn request_and_answer(
+        &self,
+        sender: &mut hyper::client::conn::http1::SendRequest<Body>,
         method: &str,
         path: &str,
         body: Option<bytes::Bytes>,
@@ -869,11 +902,11 @@ impl EligibilityClient {
         let request = request
             .body(http_body_util::Full::new(body.unwrap_or_default()))
             .map_err(|e| Exchange::Http(format!("request: {e}")))?;
-        if conn.sender.ready().await.is_err() {
+        // resolves as the connection (polled alongside) is ready for the next message
+        if sender.ready().await.is_err() {
             return Err(Exchange::StaleConnection);
         }
-        let response = conn
-            .sender
+        let response = sender
             .send_request(request)
             .await
             .map_err(Exchange::from_hyper)?;

@@ -305,3 +305,14 @@ pub fn chain_of(
     }
     out
 }
+
+/// `cp -a`: a copy of a data dir as a thief (or a restore) would take it.
+pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    let o = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", output_text(&o));
+}
