@@ -43,8 +43,61 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
+/// The simulator binary in a process of its own (the latency runs: neither client shares
+/// CPU with the server), killed when dropped.
+struct SimChild {
+    child: std::process::Child,
+    addr: std::net::SocketAddr,
+}
+
+impl SimChild {
+    fn start(pki: &Path) -> SimChild {
+        use std::io::BufRead;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mynakyukyu-sim"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--pki"])
+            .arg(pki)
+            .args(["--flag-patients-per-hour", "1000000"])
+            .args(["--max-patients-per-hour", "1000000"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("mynakyukyu-sim");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("the listening line");
+        let addr = line
+            .trim()
+            .rsplit('/')
+            .next()
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("no address in {line:?}"));
+        SimChild { child, addr }
+    }
+}
+
+impl Drop for SimChild {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A card of `patient` made from the dev PKI's test JPKI CA (as `mynakyukyu-sim card` does).
+fn card_of(pki: &Path, patient: &str) -> Vec<u8> {
+    let today = time::OffsetDateTime::now_utc().date();
+    mynakyukyu::sim::patient_card(pki, patient, "1234", today)
+        .expect("patient card")
+        .1
+        .auth_certificate_der
+}
+
 async fn qualify(c: &EligibilityClient, server: &SimServer, patient: &str) -> QualificationRef {
     let der = server.with_simulator(|s| s.issue_card(patient).unwrap().auth_certificate_der);
+    qualify_card(c, patient, der).await
+}
+
+async fn qualify_card(c: &EligibilityClient, patient: &str, der: Vec<u8>) -> QualificationRef {
     match c
         .qualification(&QualificationRequest {
             incident: IncidentId::new(format!("Q-{patient}")),
@@ -107,10 +160,11 @@ fn main() {
     let mut md = String::new();
     rt.block_on(async {
         let server = common::start_sim(&pki).await;
-        let target = server.local_addr;
+        let sim = SimChild::start(&pki);
+        let target = sim.addr;
 
         md.push_str("## Eligibility link: one emergency-info inquiry (ours vs curl, same client certificate)\n\n");
-        md.push_str("Command: `cargo bench --bench eligibility` (release build; simulator in-process, delay proxy in-process, curl as a separate process).\n\n");
+        md.push_str("Command: `cargo bench --bench eligibility` (release build; the simulator binary `mynakyukyu-sim serve` in a process of its own, the delay proxy in the bench process, curl as a separate process).\n\n");
         md.push_str(&format!("Warm: {WARM_N} inquiries on one kept-alive connection. Cold: {COLD_N} inquiries each on a new connection with a full TLS 1.3 handshake (fresh client, no resumption). curl: one process doing {WARM_N}+1 requests with `--next` (first is its cold request). Times in ms, median / p95.\n\n"));
         md.push_str("| RTT | ours warm | curl warm | warm ratio ours/curl | target warm ≤ RTT+10 | ours cold | curl cold (1 sample) | target cold ≤ 2·RTT+20 |\n|---|---|---|---|---|---|---|---|\n");
         for rtt_ms in [0u64, 50, 150] {
@@ -119,7 +173,7 @@ fn main() {
             let port = proxy.local_addr.port();
             // warm
             let c = common::client(&pki, port);
-            let q = qualify(&c, &server, "P0010").await;
+            let q = qualify_card(&c, "P0010", card_of(&pki, "P0010")).await;
             c.emergency_info(&inquiry("warmup", &q)).await.unwrap();
             let mut warm = Vec::new();
             for i in 0..WARM_N {
@@ -182,9 +236,10 @@ fn main() {
 
         // load: 200 tablets at once, each with its own connection
         let server = Arc::new(server);
+        let load_port = server.local_addr.port();
         let mut refs = Vec::new();
         {
-            let c = common::client(&pki, target.port());
+            let c = common::client(&pki, server.local_addr.port());
             for i in 0..LOAD_CLIENTS {
                 refs.push(qualify(&c, &server, &format!("P{:04}", 10 + i % 200)).await);
             }
@@ -194,7 +249,7 @@ fn main() {
         for (i, q) in refs.into_iter().enumerate() {
             let pki = pki.clone();
             tasks.spawn(async move {
-                let c = common::client(&pki, target.port());
+                let c = common::client(&pki, load_port);
                 let mut lat = Vec::new();
                 let mut errors = 0;
                 for k in 0..LOAD_PER_CLIENT {
