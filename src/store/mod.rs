@@ -16,7 +16,7 @@ mod seal;
 
 pub use seal::DeviceKey;
 
-use crate::domain::{Record, RecordBody, Timestamp};
+use crate::domain::{Record, RecordBody, Timestamp, chain_hash};
 use seal::Sealer;
 use serde::{Deserialize, Serialize};
 use sled::Transactional;
@@ -196,7 +196,7 @@ pub fn verify_records(records: &[StoredRecord]) -> ChainReport {
                 return broken("previous-hash link does not match");
             }
         }
-        if record_hash(&r.prev_hash, r.seq, &r.record) != r.hash {
+        if chain_hash(&r.prev_hash, r.seq, &r.record) != r.hash {
             return broken("record content does not match its hash");
         }
         prev = Some(r);
@@ -206,10 +206,6 @@ pub fn verify_records(records: &[StoredRecord]) -> ChainReport {
         checked,
         first_broken: None,
     }
-}
-
-fn record_hash(prev_hash: &str, seq: u64, record: &Record) -> String {
-    crate::domain::chain_hash(prev_hash, seq, record)
 }
 
 fn new_record_id() -> String {
@@ -580,7 +576,7 @@ impl Store {
             id: new_record_id(),
             body,
         };
-        let hash = record_hash(&head.last_hash, seq, &record);
+        let hash = chain_hash(&head.last_hash, seq, &record);
         let stored = StoredRecord {
             seq,
             appended_at: now,
@@ -697,7 +693,7 @@ impl Store {
             if stored.prev_hash != expected_prev {
                 return Ok(broken(id, "previous-hash link does not match"));
             }
-            if record_hash(&stored.prev_hash, stored.seq, &stored.record) != stored.hash {
+            if chain_hash(&stored.prev_hash, stored.seq, &stored.record) != stored.hash {
                 return Ok(broken(id, "record content does not match its hash"));
             }
             expected_prev = stored.hash;
