@@ -22,7 +22,21 @@ fn audit(i: u64) -> RecordBody {
 
 fn open_store(dir: &Path) -> Store {
     let key = DeviceKey::load_or_create(&dir.join("store.key")).unwrap();
-    Store::open(&dir.join("store"), &key).unwrap()
+    // sled 0.34 releases its file lock when its flusher thread notices the drop, so a
+    // reopen right after a drop may briefly find it held
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match Store::open(&dir.join("store"), &key) {
+            Ok(s) => return s,
+            Err(e)
+                if e.to_string().contains("acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(50))
+            }
+            Err(e) => panic!("open: {e}"),
+        }
+    }
 }
 
 /// Not a test on its own: the child side of the crash test. It appends until killed and

@@ -85,7 +85,21 @@ fn info() -> EmergencyInfo {
 fn open(d: &Dir) -> (Store, PathBuf) {
     let key_path = d.0.join("store.key");
     let key = DeviceKey::load_or_create(&key_path).unwrap();
-    (Store::open(&d.0.join("db"), &key).unwrap(), key_path)
+    // sled 0.34 releases its file lock when its flusher thread notices the drop (up to its
+    // flush interval later), so a reopen right after a drop may briefly find it held
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match Store::open(&d.0.join("db"), &key) {
+            Ok(s) => return (s, key_path),
+            Err(e)
+                if e.to_string().contains("acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(e) => panic!("open: {e}"),
+        }
+    }
 }
 
 #[test]
