@@ -33,7 +33,16 @@ impl Xvfb {
             .expect("a free X display number");
         let display = format!(":{n}");
         let child = Process::new("Xvfb")
-            .args([&display, "-screen", "0", "1280x800x24", "-nolisten", "tcp"])
+            // -noreset: no server reset (which refuses connections) when a client leaves
+            .args([
+                &display,
+                "-screen",
+                "0",
+                "1280x800x24",
+                "-nolisten",
+                "tcp",
+                "-noreset",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

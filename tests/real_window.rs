@@ -66,8 +66,21 @@ fn start_xvfb() -> (Killed, String) {
         })
         .expect("a free display number");
     let display = format!(":{n}");
+    // -noreset: by default an X server resets when its last client disconnects, and a
+    // client connecting during that reset is refused ("Failed to open connection to X
+    // server"). Here that is every xdotool call, so under load the app's own connection
+    // could fall into one: 3-16 refusals in 300 xdotool calls on this 2-core machine with
+    // the cores busy, none with -noreset (CI failed once on it).
     let child = Command::new(tool("Xvfb"))
-        .args([&display, "-screen", "0", "1280x800x24", "-nolisten", "tcp"])
+        .args([
+            &display,
+            "-screen",
+            "0",
+            "1280x800x24",
+            "-nolisten",
+            "tcp",
+            "-noreset",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
