@@ -36,6 +36,7 @@ fn inquiry(incident: &str, q: &QualificationRef) -> EmergencyInquiry {
         terminal: TerminalId::new("T-B"),
         identity_method: IdentityMethod::MynaCard,
         identity_check: IdentityCheck::Photo,
+        token: Default::default(),
     }
 }
 
@@ -103,6 +104,7 @@ async fn qualify_card(c: &EligibilityClient, patient: &str, der: Vec<u8>) -> Qua
             incident: IncidentId::new(format!("Q-{patient}")),
             credential: CardCredential {
                 auth_certificate_der: der,
+                token: Default::default(),
             },
             operator: OperatorId::new("EMT-B"),
             unit: UnitId::new(mynakyukyu::pki::dev::UNIT),
@@ -206,6 +208,7 @@ fn main() {
                 identity_method: IdentityMethod::MynaCard,
                 identity_check: IdentityCheck::Photo,
                 card_signature: None,
+                token: Default::default(),
             };
             std::fs::write(&body, serde_json::to_vec(&req).unwrap()).unwrap();
             let curl = tokio::task::spawn_blocking({

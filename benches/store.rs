@@ -32,6 +32,7 @@ fn audit(i: usize) -> RecordBody {
         consent: Some(ConsentState::Consented),
         identity_method: IdentityMethod::MynaCard,
         identity_check: Some(IdentityCheck::Photo),
+        token: None,
         card: None,
         action: AuditAction::View {
             kind: InfoKind::EmergencySummary,

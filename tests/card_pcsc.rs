@@ -114,7 +114,9 @@ fn the_virtual_card_reads_through_pcscd_like_a_real_one() {
         let mut c = connect(&pcsc, Some(&slot0));
         let read = jpki::read_auth_certificate(&mut c).unwrap();
         assert_eq!(read.der, std::fs::read(&cert).unwrap());
-        assert_eq!(read.apdus, 2 + read.der.len().div_ceil(256));
+        // SELECT AP, EF 0006 by its short id, SELECT EF 000A, the certificate's reads
+        assert_eq!(read.apdus, 3 + read.der.len().div_ceil(256));
+        assert_eq!(read.token, mynakyukyu::domain::TokenKind::Card);
 
         // PIN fallback through pcscd: tries left, a wrong PIN, the right one, a signed challenge
         use mynakyukyu::card::jpki::{PinOutcome, PinState};
@@ -269,6 +271,11 @@ fn the_virtual_card_reads_through_pcscd_like_a_real_one() {
         );
     }
 
+    // 6b. a phone instead of the card, through pcscd, driven as the tablet drives it (the
+    //     tablet's watch takes any reader: the card of 6 must be gone from the second)
+    wait_gone(&pcsc, &slot1);
+    phone_through_pcscd(&pcsc, &slot0);
+
     // 7. the reader stack appears while the app waits (only with a pcscd of our own, which
     //    we may stop): pcscd down, waiting starts, pcscd and a card come up, the card is found
     if let Some(guard) = ours {
@@ -342,4 +349,160 @@ fn the_virtual_card_reads_through_pcscd_like_a_real_one() {
             ),
         );
     }
+}
+
+/// The tablet's controller with its `PcscReader` (pcscd's presence watch feeding it, as in
+/// the app) and the training simulator, a phone-mode virtual card in vpcd's first slot.
+fn phone_through_pcscd(pcsc: &Pcsc, slot0: &str) {
+    use mynakyukyu::app::reader::PcscReader;
+    use mynakyukyu::app::view::Screen;
+    use mynakyukyu::app::{Command as C, Controller};
+    use mynakyukyu::domain::{ConsentDecision, IdentityCheck, RecordBody, TokenKind};
+    use mynakyukyu::drill::world::{TRAINING_CREW, TRAINING_CREW_PIN, TrainingWorld};
+
+    let dir = TempDir::new("card-phone");
+    let rt = common::runtime();
+    let today = time::OffsetDateTime::now_utc().date();
+    let world = rt
+        .block_on(TrainingWorld::start(dir.path(), today))
+        .unwrap();
+    let patient = world.patient_id("diabetic-insulin").unwrap();
+    let phone = |extra: &[&str]| {
+        let mut args = vec![
+            "card",
+            "--patient",
+            &patient,
+            "--vpcd",
+            "127.0.0.1:35963",
+            "--phone",
+            "android",
+        ];
+        args.extend_from_slice(extra);
+        Killed(
+            Command::new(env!("CARGO_BIN_EXE_mynakyukyu-sim"))
+                .args(&args)
+                .arg("--pki")
+                .arg(dir.path().join("pki"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let (tx, mut presence) = tokio::sync::mpsc::channel(8);
+    let (reader, _watch) = PcscReader::watch(tx);
+    let mut ports = world.ports().unwrap();
+    ports.reader = reader;
+    let (mut c, _) = Controller::new(ports, world.settings());
+    rt.block_on(c.handle(C::SignIn {
+        crew_id: TRAINING_CREW.into(),
+        pin: TRAINING_CREW_PIN.into(),
+    }));
+    // what the watch says, as the app turns it into commands
+    let mut next_presence = |c: &mut Controller, want: bool| {
+        let seen = rt.block_on(async {
+            tokio::time::timeout(Duration::from_secs(15), presence.recv()).await
+        });
+        assert_eq!(seen, Ok(Some(want)), "presence");
+        rt.block_on(c.handle(if want { C::CardPlaced } else { C::CardRemoved }));
+    };
+
+    // 1. a conscious patient's Android phone: PIN asked first, certificate, inquiry
+    {
+        let _phone = phone(&[]);
+        next_presence(&mut c, true);
+        let vm = c.view();
+        assert_eq!(
+            (vm.phase, vm.screen),
+            ("phone_pin", Screen::Phone),
+            "{} {:?}",
+            vm.notice,
+            c.journal()
+        );
+        assert!(!vm.holds_patient_data(), "nothing is read before the PIN");
+        rt.block_on(c.handle(C::EnterPin {
+            pin: "0000".into(),
+            confirm_last_try: false,
+        }));
+        assert_eq!(c.view().phase, "phone_pin");
+        assert!(
+            c.view().pin.message.contains("残り2回"),
+            "{}",
+            c.view().pin.message
+        );
+        rt.block_on(c.handle(C::EnterPin {
+            pin: "1234".into(),
+            confirm_last_try: false,
+        }));
+        let vm = c.view();
+        assert_eq!(vm.phase, "identity_and_consent");
+        assert!(vm.has_patient);
+        assert_eq!(vm.identity_confirmed, "スマホの暗証番号で本人確認済み");
+        assert!(!vm.photo_offered && !vm.unobtainable_offered);
+        rt.block_on(c.handle(C::Consent(ConsentDecision::Verbal)));
+        assert_eq!(c.view().phase, "viewing_summary");
+        let logged = world
+            .server
+            .with_simulator(|s| s.audit_log().last().cloned());
+        let logged = logged.expect("the simulator logged the inquiry");
+        assert_eq!(logged.token, TokenKind::AndroidPhone);
+        assert_eq!(logged.identity_check, IdentityCheck::Pin);
+        assert!(
+            logged.card_signature_verified,
+            "the phone signed the challenge"
+        );
+        let tokens: Vec<_> = world
+            .store
+            .records()
+            .unwrap()
+            .into_iter()
+            .filter_map(|r| match r.record.body {
+                RecordBody::Audit(a) => Some(a.token),
+                _ => None,
+            })
+            .collect();
+        assert!(!tokens.is_empty());
+        assert!(
+            tokens.iter().all(|t| *t == Some(TokenKind::AndroidPhone)),
+            "{tokens:?}"
+        );
+        rt.block_on(c.handle(C::EndViewing));
+    }
+    next_presence(&mut c, false);
+    wait_gone(pcsc, slot0);
+
+    // 2. the phone pulled away after its PIN, in the middle of the certificate's read:
+    //    SELECT AP and EF 0006; then SELECT AP, SELECT PIN EF, tries, VERIFY, SELECT EF 000A
+    //    and it is gone before the first READ BINARY
+    {
+        let _phone = phone(&["--remove-after", "7"]);
+        next_presence(&mut c, true);
+        assert_eq!(c.view().phase, "phone_pin");
+        rt.block_on(c.handle(C::EnterPin {
+            pin: "1234".into(),
+            confirm_last_try: false,
+        }));
+        let vm = c.view();
+        assert_eq!(vm.phase, "ready");
+        assert_eq!(
+            vm.notice,
+            mynakyukyu::session::Notice::CardRemovedDuringRead.message_ja()
+        );
+        assert!(
+            !vm.holds_patient_data(),
+            "a pulled phone leaves nothing on screen"
+        );
+        assert!(c.session().incident().is_none());
+        next_presence(&mut c, false);
+        common::reliability_row(
+            "phone-pulled-mid-read",
+            "Faults",
+            "an Android phone (virtual, phone mode, through pcscd + vpcd) pulled away after its smartphone PIN, before the certificate's first READ BINARY",
+            1,
+            0,
+            "the crew sees 「読み取り中にカードが外れました」 on the ready screen; no patient data in the view model or the session; nothing recorded",
+        );
+    }
+    wait_gone(pcsc, slot0);
+    rt.block_on(world.shutdown());
 }

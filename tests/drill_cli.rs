@@ -632,3 +632,64 @@ fn unconscious_drill_records_the_explanation_handed() {
     assert_eq!(report["passed"], true);
     assert_eq!(report["consent_records"], serde_json::json!(["verbal"]));
 }
+
+#[test]
+fn phone_drill_asks_the_smartphone_pin_first_and_records_the_phone() {
+    let report = drill_report("phone-android");
+    let what: Vec<&str> = report["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["what"].as_str().unwrap())
+        .collect();
+    let at = |w: &str| {
+        what.iter()
+            .position(|x| *x == w)
+            .unwrap_or_else(|| panic!("{w} not in {what:?}"))
+    };
+    // the PIN before the certificate, the certificate before the check, the phone's own
+    // signature before the consent
+    assert!(at("phone_needs_pin") < at("phone pin: wrong, tries left: 2"));
+    assert!(at("phone pin: wrong, tries left: 2") < at("phone pin: verified, certificate read"));
+    assert!(at("phone pin: verified, certificate read") < at("qualification_answered"));
+    assert!(at("phone: signed the challenge") < at("consent_chosen"));
+    assert_eq!(report["server_inquiries"], 1);
+    let audit = report["audit"].as_array().unwrap();
+    assert!(!audit.is_empty());
+    assert!(
+        audit.iter().all(|a| a["token"] == "android_phone"),
+        "{audit:?}"
+    );
+    let views: Vec<&Value> = audit
+        .iter()
+        .filter(|a| a["action"].as_str().unwrap().starts_with("view"))
+        .collect();
+    assert!(!views.is_empty());
+    assert!(views.iter().all(|a| a["identity_check"] == "pin"));
+}
+
+#[test]
+fn an_unconscious_patients_phone_ends_with_nothing_read_inquired_or_recorded() {
+    let report = drill_report("phone-unconscious");
+    assert_eq!(report["passed"], true);
+    assert_eq!(report["server_inquiries"], 0);
+    assert_eq!(report["stored_records"], 0);
+    assert!(report["audit"].as_array().unwrap().is_empty());
+    // 同意取得困難 was tried on the phone screen and refused by the session
+    let rejected = report["rejected_events"].as_array().unwrap();
+    assert!(
+        rejected.iter().any(|r| r
+            .as_str()
+            .unwrap()
+            .starts_with("consent_chosen not applied")),
+        "{rejected:?}"
+    );
+    common::reliability_row(
+        "phone-without-owner",
+        "Security",
+        "drill: an unconscious patient's Android phone; the crew says the patient cannot type its PIN, then tries 同意取得困難",
+        1,
+        0,
+        "phone_unusable with only 終了; 同意取得困難 refused by the session; 0 inquiries, 0 records",
+    );
+}

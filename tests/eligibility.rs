@@ -21,6 +21,7 @@ fn request(incident: &str, der: Vec<u8>) -> QualificationRequest {
         incident: IncidentId::new(incident),
         credential: CardCredential {
             auth_certificate_der: der,
+            token: Default::default(),
         },
         operator: OperatorId::new("EMT-1"),
         unit: UnitId::new(mynakyukyu::pki::dev::UNIT),
@@ -38,6 +39,7 @@ fn inquiry(incident: &str, q: QualificationRef, consent: ConsentState) -> Emerge
         terminal: TerminalId::new("T-1"),
         identity_method: IdentityMethod::MynaCard,
         identity_check: IdentityCheck::Photo,
+        token: Default::default(),
     }
 }
 

@@ -49,11 +49,14 @@ pub enum Command {
     CardRemoved,
     /// 顔写真と本人が一致.
     ConfirmPhoto,
-    /// PIN fallback: the patient's PIN, entered on the tablet.
+    /// PIN fallback: the patient's PIN, entered on the tablet (on an Android phone: the
+    /// smartphone PIN, before anything is read).
     EnterPin {
         pin: String,
         confirm_last_try: bool,
     },
+    /// The patient cannot type the phone's PIN (unconscious etc.).
+    PatientCannotEnterPin,
     Consent(ConsentDecision),
     /// 訂正 of the consent decision while viewing.
     CorrectConsent(ConsentDecision),
@@ -85,6 +88,7 @@ impl Command {
             Command::CardRemoved => "card_removed",
             Command::ConfirmPhoto => "confirm_photo",
             Command::EnterPin { .. } => "enter_pin",
+            Command::PatientCannotEnterPin => "patient_cannot_enter_pin",
             Command::Consent(_) => "consent",
             Command::CorrectConsent(_) => "correct_consent",
             Command::ExplanationHanded => "explanation_handed",
@@ -169,6 +173,12 @@ pub struct Controller {
     /// The card's signature over the PIN-path challenge of this incident: sent with its
     /// emergency-info inquiry, dropped with the incident.
     card_signature: Option<(IncidentId, Vec<u8>)>,
+    /// An Android phone's smartphone PIN, from its verification until the phone signed the
+    /// server's challenge (a second card session needs it again); dropped with the
+    /// incident, zeroed when dropped, never logged.
+    phone_pin: Option<(IncidentId, zeroize::Zeroizing<String>)>,
+    /// The incident whose phone is signing the challenge now.
+    phone_signing: Option<IncidentId>,
 }
 
 /// What work off the loop reports back.
@@ -177,6 +187,15 @@ pub enum Outcome {
     Events(Vec<Event>),
     /// A PIN check on the card, for this incident, with the card's signature when verified.
     Pin(IncidentId, Result<reader::PinChecked, CardError>),
+    /// A smartphone PIN attempt on an Android phone (the PIN comes back to be kept for the
+    /// signature when it verified).
+    PhonePin(
+        IncidentId,
+        Result<reader::PhoneRead, CardError>,
+        zeroize::Zeroizing<String>,
+    ),
+    /// A phone's signature over the server's challenge.
+    PhoneSigned(IncidentId, Result<Vec<u8>, CardError>),
     /// Where the route to the endpoint goes now.
     Route(TunnelState),
     /// A request's answer (or failure), with the route it was checked against.
@@ -298,6 +317,8 @@ impl Controller {
             in_flight: 0,
             writer,
             card_signature: None,
+            phone_pin: None,
+            phone_signing: None,
         };
         c.tunnel = c.check_route();
         c.refresh_status();
@@ -462,9 +483,14 @@ impl Controller {
                 pin,
                 confirm_last_try,
             } => {
-                self.enter_pin(pin, confirm_last_try);
+                if self.session.phase() == Phase::PhonePin {
+                    self.enter_phone_pin(pin, confirm_last_try);
+                } else {
+                    self.enter_pin(pin, confirm_last_try);
+                }
                 None
             }
+            Command::PatientCannotEnterPin => Some(Event::PatientCannotAuthenticate),
             Command::Consent(decision) => Some(Event::ConsentChosen { decision }),
             Command::CorrectConsent(to) => Some(Event::ConsentCorrected { to }),
             Command::ExplanationHanded => Some(Event::ExplanationHanded),
@@ -506,6 +532,16 @@ impl Controller {
             }
             Outcome::Pin(incident, result) => {
                 if let Some(event) = self.pin_outcome(incident, result) {
+                    self.apply(event);
+                }
+            }
+            Outcome::PhonePin(incident, result, pin) => {
+                if let Some(event) = self.phone_pin_outcome(incident, result, pin) {
+                    self.apply(event);
+                }
+            }
+            Outcome::PhoneSigned(incident, result) => {
+                if let Some(event) = self.phone_signed(incident, result) {
                     self.apply(event);
                 }
             }
@@ -606,6 +642,185 @@ impl Controller {
         );
     }
 
+    /// The smartphone PIN of an Android phone: one attempt, then the certificate in the same
+    /// card session (`CardReadOk`), on the blocking pool.
+    fn enter_phone_pin(&mut self, pin: String, confirm_last_try: bool) {
+        let Some(incident) = self.session.incident().map(|i| i.id.clone()) else {
+            return;
+        };
+        let reader = self.ports.reader.clone();
+        let failed = incident.clone();
+        let pin = zeroize::Zeroizing::new(pin);
+        self.spawn(
+            async move {
+                let (checked, pin) = tokio::task::spawn_blocking(move || {
+                    (reader.read_phone(&pin, confirm_last_try), pin)
+                })
+                .await
+                .unwrap_or_else(|e| {
+                    (
+                        Err(CardError::Unresponsive(format!("card task: {e}"))),
+                        zeroize::Zeroizing::new(String::new()),
+                    )
+                });
+                Outcome::PhonePin(incident, checked, pin)
+            },
+            Outcome::PhonePin(
+                failed,
+                Err(CardError::Unresponsive("card task failed".into())),
+                zeroize::Zeroizing::new(String::new()),
+            ),
+        );
+    }
+
+    fn phone_pin_outcome(
+        &mut self,
+        incident: IncidentId,
+        outcome: Result<reader::PhoneRead, CardError>,
+        pin: zeroize::Zeroizing<String>,
+    ) -> Option<Event> {
+        if self.session.phase() != Phase::PhonePin
+            || self.session.incident().map(|i| &i.id) != Some(&incident)
+        {
+            // the incident ended (or the phone left) while the phone checked the PIN
+            return None;
+        }
+        self.pin = PinView::default();
+        let (event, note) = match outcome {
+            Ok(reader::PhoneRead {
+                outcome: PinOutcome::Verified,
+                credential: Some(credential),
+            }) => {
+                self.phone_pin = Some((incident.clone(), pin));
+                (
+                    Some(Event::CardReadOk {
+                        incident,
+                        credential,
+                    }),
+                    "phone pin: verified, certificate read".to_string(),
+                )
+            }
+            Ok(reader::PhoneRead {
+                outcome: PinOutcome::Wrong { tries_left },
+                ..
+            }) => {
+                self.pin.message = view::PinNotice::Wrong { tries_left }.message_ja();
+                (None, format!("phone pin: wrong, tries left: {tries_left}"))
+            }
+            Ok(reader::PhoneRead {
+                outcome: PinOutcome::Blocked,
+                ..
+            }) => {
+                self.pin.blocked = true;
+                self.pin.message = view::PinNotice::PhoneBlocked.message_ja();
+                (None, "phone pin: blocked".into())
+            }
+            Ok(reader::PhoneRead { .. }) => {
+                self.pin.message = view::PinNotice::PhoneNotConfirmed.message_ja();
+                (None, "phone pin: verified but no certificate".into())
+            }
+            Err(CardError::LastTryNeedsConfirmation) => {
+                self.pin.confirm_last_try = true;
+                self.pin.message = view::PinNotice::LastTry.message_ja();
+                (None, "phone pin: one try left, crew confirms".into())
+            }
+            Err(CardError::PinFormat) => {
+                self.pin.message = view::PinNotice::Format.message_ja();
+                (None, "phone pin: not 4 digits".into())
+            }
+            Err(e) => {
+                // the phone pulled away (or mute): nothing was read, nothing stays
+                tracing::warn!(error = %e, "phone read failed");
+                (
+                    Some(Event::CardReadFailed {
+                        incident,
+                        failure: e.card_failure(),
+                    }),
+                    format!("phone pin: {e}"),
+                )
+            }
+        };
+        self.note(note);
+        event
+    }
+
+    /// On the identity screen with a phone whose owner was not confirmed yet: have the
+    /// phone sign the server's challenge at once (no tap: the PIN or the owner's unlock
+    /// came before the read).
+    fn sign_on_phone(&mut self) {
+        let Some(i) = self.session.incident() else {
+            return;
+        };
+        let token = i.token.unwrap_or_default();
+        if self.session.phase() != Phase::IdentityAndConsent
+            || !token.is_phone()
+            || i.identity_check.is_some()
+            || self.phone_signing.as_ref() == Some(&i.id)
+        {
+            return;
+        }
+        let Some(q) = i.qualification.as_ref() else {
+            return;
+        };
+        let incident = i.id.clone();
+        let challenge = crate::domain::pin_challenge(q, &incident);
+        let pin = match (token, &self.phone_pin) {
+            (crate::domain::TokenKind::AndroidPhone, Some((id, pin))) if *id == incident => {
+                Some(pin.clone())
+            }
+            (crate::domain::TokenKind::AndroidPhone, _) => return,
+            _ => None,
+        };
+        self.phone_signing = Some(incident.clone());
+        let reader = self.ports.reader.clone();
+        let failed = incident.clone();
+        self.spawn(
+            async move {
+                let signed = tokio::task::spawn_blocking(move || {
+                    reader.phone_sign(pin.as_ref().map(|p| p.as_str()), &challenge)
+                })
+                .await
+                .unwrap_or_else(|e| Err(CardError::Unresponsive(format!("card task: {e}"))));
+                Outcome::PhoneSigned(incident, signed)
+            },
+            Outcome::PhoneSigned(
+                failed,
+                Err(CardError::Unresponsive("card task failed".into())),
+            ),
+        );
+    }
+
+    fn phone_signed(
+        &mut self,
+        incident: IncidentId,
+        signed: Result<Vec<u8>, CardError>,
+    ) -> Option<Event> {
+        self.phone_signing = None;
+        if self.session.phase() != Phase::IdentityAndConsent
+            || self.session.incident().map(|i| &i.id) != Some(&incident)
+        {
+            return None;
+        }
+        self.phone_pin = None;
+        let check = match self.session.incident().and_then(|i| i.token) {
+            Some(crate::domain::TokenKind::IPhone) => IdentityCheck::PhoneBiometric,
+            _ => IdentityCheck::Pin,
+        };
+        match signed {
+            Ok(sig) => {
+                self.card_signature = Some((incident, sig));
+                self.note("phone: signed the challenge".into());
+                Some(Event::IdentityConfirmed { check })
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the phone did not sign the challenge");
+                self.pin.message = view::PinNotice::PhoneNotConfirmed.message_ja();
+                self.note(format!("phone: not signed: {e}"));
+                None
+            }
+        }
+    }
+
     fn pin_outcome(
         &mut self,
         incident: IncidentId,
@@ -670,6 +885,7 @@ impl Controller {
                 for effect in effects {
                     self.execute(effect);
                 }
+                self.sign_on_phone();
             }
             Err(e) => {
                 tracing::debug!(event = name, error = %e, "event not applied");
@@ -720,6 +936,7 @@ impl Controller {
                                 incident,
                                 credential,
                             },
+                            Err(CardError::PhonePinRequired) => Event::PhoneNeedsPin { incident },
                             Err(e) => {
                                 tracing::warn!(error = %e, "card read failed");
                                 Event::CardReadFailed {
@@ -773,8 +990,11 @@ impl Controller {
                 }]);
                 let incident = inquiry.incident.clone();
                 // the PIN path carries the card's own signature over its challenge
-                let signature = match (&self.card_signature, inquiry.identity_check) {
-                    (Some((i, sig)), IdentityCheck::Pin) if *i == inquiry.incident => {
+                let signature = match &self.card_signature {
+                    Some((i, sig))
+                        if *i == inquiry.incident
+                            && inquiry.identity_check.needs_card_signature() =>
+                    {
                         Some(sig.clone())
                     }
                     _ => None,
@@ -814,6 +1034,7 @@ impl Controller {
             E::PurgePatientData { .. } => {
                 self.pin = PinView::default();
                 self.card_signature = None;
+                self.phone_pin = None;
             }
         }
     }

@@ -10,10 +10,18 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-/// A reader with at most one card on it.
+/// A reader with at most one card (or phone) on it.
 pub trait CardReader: Send + Sync {
-    /// Read the card's user-authentication certificate.
+    /// Read the card's user-authentication certificate. An Android phone answers
+    /// [`CardError::PhonePinRequired`] (then [`Self::read_phone`]); an iPhone its owner has
+    /// not unlocked [`CardError::PhoneLocked`].
     fn read_credential(&self) -> Result<CardCredential, CardError>;
+    /// An Android phone: the patient's smartphone PIN, then its certificate, in one card
+    /// session.
+    fn read_phone(&self, pin: &str, confirm_last_try: bool) -> Result<PhoneRead, CardError>;
+    /// A phone signs the server's challenge: an Android phone after its smartphone PIN
+    /// (`pin`) again in this card session, an unlocked iPhone as it is (`None`).
+    fn phone_sign(&self, pin: Option<&str>, challenge: &[u8]) -> Result<Vec<u8>, CardError>;
     /// Verify the patient's PIN (PIN fallback when the photo cannot be checked) and, once
     /// verified, have the card sign `challenge` with its authentication key in the same
     /// card session (the PIN's security status does not outlive it).
@@ -32,6 +40,47 @@ pub struct PinChecked {
     /// `None` when the PIN was not verified, or the card could not sign (logged; the
     /// eligibility system then refuses the PIN-path inquiry).
     pub signature: Option<Vec<u8>>,
+}
+
+/// A smartphone PIN attempt's outcome, with the phone's credential once verified.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PhoneRead {
+    pub outcome: PinOutcome,
+    pub credential: Option<CardCredential>,
+}
+
+fn read_phone_with(
+    t: &mut dyn Transport,
+    pin: &str,
+    confirm_last_try: bool,
+) -> Result<PhoneRead, CardError> {
+    let (outcome, der) = jpki::read_phone_certificate(t, pin, confirm_last_try)?;
+    Ok(PhoneRead {
+        outcome,
+        credential: der.map(|auth_certificate_der| CardCredential {
+            auth_certificate_der,
+            token: crate::domain::TokenKind::AndroidPhone,
+        }),
+    })
+}
+
+fn phone_sign_with(
+    t: &mut dyn Transport,
+    pin: Option<&str>,
+    challenge: &[u8],
+) -> Result<Vec<u8>, CardError> {
+    if let Some(pin) = pin {
+        // the right PIN again: no try is spent (a verified PIN resets the counter)
+        match jpki::verify_auth_pin(t, pin, true)? {
+            PinOutcome::Verified => {}
+            other => {
+                return Err(CardError::Unresponsive(format!(
+                    "the phone refused its PIN for signing: {other:?}"
+                )));
+            }
+        }
+    }
+    jpki::sign_challenge(t, challenge)
 }
 
 fn verify_and_sign(
@@ -55,8 +104,10 @@ fn verify_and_sign(
 }
 
 fn read_with(t: &mut dyn Transport) -> Result<CardCredential, CardError> {
+    let read = jpki::read_auth_certificate(t)?;
     Ok(CardCredential {
-        auth_certificate_der: jpki::read_auth_certificate(t)?.der,
+        auth_certificate_der: read.der,
+        token: read.token,
     })
 }
 
@@ -120,6 +171,14 @@ impl CardReader for VirtualReader {
         challenge: &[u8],
     ) -> Result<PinChecked, CardError> {
         self.with_card(|c| verify_and_sign(c, pin, confirm_last_try, challenge))
+    }
+
+    fn read_phone(&self, pin: &str, confirm_last_try: bool) -> Result<PhoneRead, CardError> {
+        self.with_card(|c| read_phone_with(c, pin, confirm_last_try))
+    }
+
+    fn phone_sign(&self, pin: Option<&str>, challenge: &[u8]) -> Result<Vec<u8>, CardError> {
+        self.with_card(|c| phone_sign_with(c, pin, challenge))
     }
 }
 
@@ -223,5 +282,15 @@ impl CardReader for PcscReader {
     ) -> Result<PinChecked, CardError> {
         let (_pcsc, mut card) = self.connect()?;
         verify_and_sign(&mut card, pin, confirm_last_try, challenge)
+    }
+
+    fn read_phone(&self, pin: &str, confirm_last_try: bool) -> Result<PhoneRead, CardError> {
+        let (_pcsc, mut card) = self.connect()?;
+        read_phone_with(&mut card, pin, confirm_last_try)
+    }
+
+    fn phone_sign(&self, pin: Option<&str>, challenge: &[u8]) -> Result<Vec<u8>, CardError> {
+        let (_pcsc, mut card) = self.connect()?;
+        phone_sign_with(&mut card, pin, challenge)
     }
 }

@@ -11,12 +11,14 @@ use crate::session::{Notice, Phase, Session};
 use std::fmt;
 use time::Date;
 
-/// The five screens (plus About, which the UI handles alone).
+/// The six screens (plus About, which the UI handles alone).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Screen {
     #[default]
     SignIn,
     Ready,
+    /// An Android phone on the reader: its smartphone PIN (or that it cannot be used).
+    Phone,
     /// Identity + consent on one screen.
     Consent,
     Summary,
@@ -28,6 +30,7 @@ impl Screen {
         match self {
             Screen::SignIn => "sign-in",
             Screen::Ready => "ready",
+            Screen::Phone => "phone",
             Screen::Consent => "consent",
             Screen::Summary => "summary",
             Screen::FullData => "full-data",
@@ -111,11 +114,17 @@ pub const CLAIMS_CAVEAT: &str = "レセプト（診療報酬請求）に基づ�
 /// points to 同意取得困難: a blocked PIN is no reason to view without consent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PinNotice {
-    Wrong { tries_left: u8 },
+    Wrong {
+        tries_left: u8,
+    },
     Blocked,
     LastTry,
     Format,
     Card(Notice),
+    /// The phone's smartphone PIN is blocked: the phone cannot be used today.
+    PhoneBlocked,
+    /// The phone did not answer as it should after its PIN or unlock.
+    PhoneNotConfirmed,
 }
 
 impl PinNotice {
@@ -133,6 +142,13 @@ impl PinNotice {
             }
             PinNotice::Format => "暗証番号は4桁の数字です".into(),
             PinNotice::Card(n) => n.message_ja().into(),
+            PinNotice::PhoneBlocked => {
+                "スマートフォンの暗証番号がロックされています。カードがあればカードを置くか、終了してください"
+                    .into()
+            }
+            PinNotice::PhoneNotConfirmed => {
+                "スマートフォンで本人確認できませんでした。もう一度かざすか、終了してください".into()
+            }
         }
     }
 }
@@ -161,6 +177,14 @@ pub struct ViewModel {
     pub patient: PatientView,
     pub has_patient: bool,
     pub identity_confirmed: String,
+    /// A phone is on the reader: 「スマートフォン（Android）」 (empty for a card).
+    pub phone: String,
+    /// The phone cannot be read without its owner: one line and 終了.
+    pub phone_unusable: bool,
+    /// The photo check is offered (a card; a phone has no photo).
+    pub photo_offered: bool,
+    /// 同意取得困難 is offered (never with a phone).
+    pub unobtainable_offered: bool,
     pub consent: String,
     /// The decision as first chosen, when it was corrected (訂正): 「同意取得困難 → 口頭同意あり」.
     pub consent_correction: String,
@@ -415,6 +439,7 @@ pub fn screen_for(session: &Session) -> Screen {
     match session.phase() {
         Phase::SignedOut => Screen::SignIn,
         Phase::Ready | Phase::ReadingCard | Phase::CheckingQualification => Screen::Ready,
+        Phase::PhonePin | Phase::PhoneUnusable => Screen::Phone,
         Phase::IdentityAndConsent
         | Phase::AwaitingEmergencyInfo
         | Phase::Refused
@@ -452,6 +477,9 @@ pub fn build(
         sign_in_error: sign_in_error.to_string(),
         waiting_for_link: session.waiting_for_link(),
         case_closed: matches!(phase, Phase::Refused | Phase::OptedOut | Phase::Failed),
+        phone_unusable: phase == Phase::PhoneUnusable,
+        photo_offered: true,
+        unobtainable_offered: true,
         explanation_owed: session.explanation_owed(),
         pin: pin.clone(),
         ..ViewModel::default()
@@ -492,11 +520,28 @@ pub fn build(
         };
     }
     if let Some(i) = incident {
-        vm.identity_confirmed = match i.identity_check {
-            Some(IdentityCheck::Photo) => "顔写真で本人確認済み".into(),
-            Some(IdentityCheck::Pin) => "暗証番号で本人確認済み".into(),
-            None => String::new(),
+        let phone = i.token.filter(|t| t.is_phone());
+        vm.identity_confirmed = match (i.identity_check, phone) {
+            (Some(IdentityCheck::Photo), _) => "顔写真で本人確認済み".into(),
+            (Some(IdentityCheck::Pin), None) => "暗証番号で本人確認済み".into(),
+            (Some(IdentityCheck::Pin), Some(_)) => "スマホの暗証番号で本人確認済み".into(),
+            (Some(IdentityCheck::PhoneBiometric), _) => "iPhoneの生体認証で本人確認済み".into(),
+            (None, _) => String::new(),
         };
+        if let Some(t) = phone {
+            vm.phone = t.label_ja().into();
+            vm.photo_offered = false;
+            vm.unobtainable_offered = false;
+            if phase == Phase::IdentityAndConsent && i.identity_check.is_none() {
+                if !pin.message.is_empty() {
+                    // the phone did not sign: said where the crew looks, not in a PIN pad
+                    vm.notice = pin.message.clone();
+                    vm.notice_is_error = true;
+                } else if vm.busy.is_empty() {
+                    vm.busy = "スマートフォンで本人確認中…".into();
+                }
+            }
+        }
         vm.consent = i
             .consent
             .map(ConsentDecision::label_ja)

@@ -89,6 +89,14 @@ enum Command {
         /// Fault: not a My Number card (SELECT of the JPKI AP answers 6A 82).
         #[arg(long)]
         not_jpki: bool,
+        /// Hold the credential on a phone instead of the card (スマホ用電子証明書): `android`
+        /// needs the smartphone PIN (`--pin`) before the certificate; `ios` is an iPhone
+        /// its owner unlocked with Face ID / Touch ID. Phones answer each APDU later.
+        #[arg(long, value_enum)]
+        phone: Option<PhoneArg>,
+        /// With `--phone ios`: the owner has not unlocked it (the reader gets nothing).
+        #[arg(long)]
+        locked: bool,
     },
     /// List the synthetic patients (scenario patients first).
     Patients {
@@ -101,6 +109,13 @@ enum Command {
         #[arg(long, default_value_t = DEFAULT_POPULATION)]
         count: usize,
     },
+}
+
+/// A phone on the reader.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum PhoneArg {
+    Android,
+    Ios,
 }
 
 fn main() -> ExitCode {
@@ -156,6 +171,8 @@ fn main() -> ExitCode {
             slow_ms,
             garbage,
             not_jpki,
+            phone,
+            locked,
         } => {
             let faults = mynakyukyu::card::CardFaults {
                 remove_after_apdus: remove_after,
@@ -163,7 +180,24 @@ fn main() -> ExitCode {
                 slow_ms,
                 not_jpki,
             };
-            match run_card(&patient, &vpcd, &pki, &pin, cert_out, faults) {
+            if locked && !matches!(phone, Some(PhoneArg::Ios)) {
+                eprintln!("error: --locked goes with --phone ios");
+                return ExitCode::from(2);
+            }
+            let token = match phone {
+                None => mynakyukyu::domain::TokenKind::Card,
+                Some(PhoneArg::Android) => mynakyukyu::domain::TokenKind::AndroidPhone,
+                Some(PhoneArg::Ios) => mynakyukyu::domain::TokenKind::IPhone,
+            };
+            match run_card(
+                &patient,
+                &vpcd,
+                &pki,
+                &pin,
+                cert_out,
+                faults,
+                (token, !locked),
+            ) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -245,6 +279,7 @@ fn run_card(
     pin: &str,
     cert_out: Option<PathBuf>,
     faults: mynakyukyu::card::CardFaults,
+    (token, owner_unlocked): (mynakyukyu::domain::TokenKind, bool),
 ) -> Result<(), Box<dyn std::error::Error>> {
     use mynakyukyu::card::vpcd;
     if pin.len() != 4 || !pin.bytes().all(|b| b.is_ascii_digit()) {
@@ -263,7 +298,12 @@ fn run_card(
             .map_err(|e| format!("{}: {e}", path.display()))?;
     }
     card.faults = faults;
-    println!("card for {patient_id} inserting into vpcd at {vpcd}");
+    let mut card = card.as_phone(token);
+    card.owner_unlocked = owner_unlocked;
+    println!(
+        "{} for {patient_id} inserting into vpcd at {vpcd}",
+        token.name()
+    );
     std::io::stdout().flush()?;
     loop {
         match vpcd::serve(&mut card, vpcd) {

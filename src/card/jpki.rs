@@ -1,10 +1,19 @@
-//! The JPKI dialogue: SELECT the JPKI AP, SELECT an EF, READ BINARY in 256-byte chunks with
-//! the total taken from the DER header. The first read brings the header and the first
-//! data at once, so a certificate of n bytes costs 2 + ⌈n/256⌉ APDUs.
+//! The JPKI dialogue: SELECT the JPKI AP, read the token information (EF 0006) by its short
+//! EF identifier in one APDU, SELECT an EF, READ BINARY in 256-byte chunks with the total
+//! taken from the DER header. The first read brings the header and the first data at
+//! once, so a certificate of n bytes costs 3 + ⌈n/256⌉ APDUs.
+//!
+//! EF 0006 tells the plastic card from a phone's スマホ用電子証明書, which serves the same
+//! application: an Android phone needs the smartphone PIN before even the certificate
+//! ([`read_phone_certificate`]); an iPhone answers only once its owner unlocked it.
 
 use super::apdu::{self, ApduError, Response};
-use super::virtual_card::{EF_AUTH_CA, EF_AUTH_CERT, EF_AUTH_KEY, EF_AUTH_PIN, JPKI_AID};
+use super::virtual_card::{
+    EF_AUTH_CA, EF_AUTH_CERT, EF_AUTH_KEY, EF_AUTH_PIN, EF_TOKEN_INFO, JPKI_AID, SFI_TOKEN_INFO,
+    TOKEN_LABEL_ANDROID, TOKEN_LABEL_CARD, TOKEN_LABEL_IPHONE, TOKEN_LABEL_JUKI,
+};
 use super::{CardError, Transport};
+use crate::domain::TokenKind;
 
 /// No JPKI certificate is near this size; a card claiming more is refused.
 pub const MAX_CERT_BYTES: usize = 8 * 1024;
@@ -16,6 +25,8 @@ const MAX_OFFSET: usize = 0x7FFF;
 pub struct CertificateRead {
     pub der: Vec<u8>,
     pub apdus: usize,
+    /// What held it (EF 0006).
+    pub token: TokenKind,
 }
 
 fn exchange(t: &mut dyn Transport, cmd: &[u8], apdus: &mut usize) -> Result<Response, CardError> {
@@ -91,12 +102,73 @@ pub fn read_certificate_ef(
     Ok(der)
 }
 
-/// The user-authentication certificate (EF 000A), read without a PIN.
+/// The token kind an EF 0006 label names. The 住基カード's label is not a My Number card;
+/// a label we do not know is taken for a card (the card path then reads or fails as it
+/// would), so a new card generation is not refused for its name.
+pub fn token_kind(label: &[u8]) -> Result<TokenKind, CardError> {
+    let end = label
+        .iter()
+        .rposition(|&b| b != b' ' && b != 0)
+        .map_or(0, |i| i + 1);
+    let name = &label[..end];
+    Ok(match name {
+        n if n == TOKEN_LABEL_CARD.as_bytes() => TokenKind::Card,
+        n if n == TOKEN_LABEL_ANDROID.as_bytes() => TokenKind::AndroidPhone,
+        n if n == TOKEN_LABEL_IPHONE.as_bytes() => TokenKind::IPhone,
+        n if n == TOKEN_LABEL_JUKI.as_bytes() => return Err(CardError::NotMyNumberCard),
+        other => {
+            tracing::debug!(label = %String::from_utf8_lossy(other), "unknown JPKI token label: read as a card");
+            TokenKind::Card
+        }
+    })
+}
+
+/// EF 0006 of the selected JPKI AP: one READ BINARY by short EF identifier; where that is
+/// refused, SELECT EF 0006 and READ BINARY. A token without EF 0006 is read as a card.
+pub fn read_token(t: &mut dyn Transport, apdus: &mut usize) -> Result<TokenKind, CardError> {
+    let cmd = [0x00, 0xB0, 0x80 | SFI_TOKEN_INFO, 0x00, 0x20];
+    let r = exchange(t, &cmd, apdus)?;
+    if r.sw.is_ok() {
+        return token_kind(&r.data);
+    }
+    let r = exchange(t, &apdu::select_ef(EF_TOKEN_INFO), apdus)?;
+    if r.sw == apdu::StatusWord::FILE_NOT_FOUND {
+        return Ok(TokenKind::Card);
+    }
+    if !r.sw.is_ok() {
+        return Err(CardError::Status {
+            what: "SELECT EF 0006",
+            sw: r.sw,
+        });
+    }
+    let r = exchange(t, &apdu::read_binary(0, 0x20), apdus)?;
+    if !r.sw.is_ok() {
+        return Err(CardError::Status {
+            what: "READ BINARY EF 0006",
+            sw: r.sw,
+        });
+    }
+    token_kind(&r.data)
+}
+
+/// The user-authentication certificate (EF 000A), read without a PIN, and what held it.
+/// An Android phone needs its smartphone PIN first ([`CardError::PhonePinRequired`]); an
+/// iPhone its owner's unlock ([`CardError::PhoneLocked`]).
 pub fn read_auth_certificate(t: &mut dyn Transport) -> Result<CertificateRead, CardError> {
     let mut apdus = 0;
     select_jpki(t, &mut apdus)?;
-    let der = read_certificate_ef(t, EF_AUTH_CERT, &mut apdus)?;
-    Ok(CertificateRead { der, apdus })
+    let token = read_token(t, &mut apdus)?;
+    if token == TokenKind::AndroidPhone {
+        return Err(CardError::PhonePinRequired);
+    }
+    match read_certificate_ef(t, EF_AUTH_CERT, &mut apdus) {
+        Ok(der) => Ok(CertificateRead { der, apdus, token }),
+        Err(CardError::Status {
+            sw: apdu::StatusWord::SECURITY_NOT_SATISFIED,
+            ..
+        }) if token == TokenKind::IPhone => Err(CardError::PhoneLocked),
+        Err(e) => Err(e),
+    }
 }
 
 /// The CA certificate of the user-authentication certificate (EF 000B).
@@ -104,7 +176,28 @@ pub fn read_auth_ca_certificate(t: &mut dyn Transport) -> Result<CertificateRead
     let mut apdus = 0;
     select_jpki(t, &mut apdus)?;
     let der = read_certificate_ef(t, EF_AUTH_CA, &mut apdus)?;
-    Ok(CertificateRead { der, apdus })
+    Ok(CertificateRead {
+        der,
+        apdus,
+        token: TokenKind::Card,
+    })
+}
+
+/// An Android phone's certificate behind its smartphone PIN: one PIN attempt (with the
+/// same last-try guard as the card's PIN) and, once verified, the certificate in the same
+/// card session.
+pub fn read_phone_certificate(
+    t: &mut dyn Transport,
+    pin: &str,
+    last_try_confirmed: bool,
+) -> Result<(PinOutcome, Option<Vec<u8>>), CardError> {
+    let outcome = verify_auth_pin(t, pin, last_try_confirmed)?;
+    if outcome != PinOutcome::Verified {
+        return Ok((outcome, None));
+    }
+    let mut apdus = 0;
+    let der = read_certificate_ef(t, EF_AUTH_CERT, &mut apdus)?;
+    Ok((outcome, Some(der)))
 }
 
 /// The state of the user-authentication PIN.
@@ -261,7 +354,9 @@ mod tests {
         let (mut vc, cert, ca) = card();
         let r = read_auth_certificate(&mut vc).unwrap();
         assert_eq!(r.der, cert);
-        assert_eq!(r.apdus, 2 + cert.len().div_ceil(256));
+        // SELECT AP, READ BINARY of EF 0006 by SFI, SELECT EF 000A, the certificate's reads
+        assert_eq!(r.apdus, 3 + cert.len().div_ceil(256));
+        assert_eq!(r.token, TokenKind::Card);
         assert_eq!(read_auth_ca_certificate(&mut vc).unwrap().der, ca);
     }
 
@@ -281,7 +376,7 @@ mod tests {
     #[test]
     fn removal_at_every_apdu_index_is_a_clean_error_then_a_clean_read() {
         let (mut vc, cert, _) = card();
-        let needed = 2 + cert.len().div_ceil(256);
+        let needed = 3 + cert.len().div_ceil(256);
         for n in 0..needed {
             vc.reset();
             vc.faults.remove_after_apdus = Some(vc.apdu_count() + n);
@@ -411,6 +506,130 @@ mod tests {
         assert_eq!(sig.len(), 256, "RSA-2048");
         assert!(crate::pki::verify_card_signature(&cert, challenge, &sig));
         assert!(!crate::pki::verify_card_signature(&cert, b"other", &sig));
+    }
+
+    fn phone(kind: TokenKind) -> (VirtualCard, Vec<u8>) {
+        let (vc, cert, _) = card();
+        (vc.as_phone(kind), cert)
+    }
+
+    #[test]
+    fn ef_0006_tells_card_android_and_iphone_apart() {
+        let mut apdus = 0;
+        for (kind, label) in [
+            (TokenKind::Card, TOKEN_LABEL_CARD),
+            (TokenKind::AndroidPhone, TOKEN_LABEL_ANDROID),
+            (TokenKind::IPhone, TOKEN_LABEL_IPHONE),
+        ] {
+            let (mut vc, _) = phone(kind);
+            select_jpki(&mut vc, &mut apdus).unwrap();
+            assert_eq!(read_token(&mut vc, &mut apdus).unwrap(), kind, "{label}");
+        }
+        let mut padded = TOKEN_LABEL_ANDROID.as_bytes().to_vec();
+        padded.resize(32, b' ');
+        assert_eq!(token_kind(&padded).unwrap(), TokenKind::AndroidPhone);
+        assert!(matches!(
+            token_kind(b"JPKIAPICCTOKEN      "),
+            Err(CardError::NotMyNumberCard)
+        ));
+        // an unknown label is read as a card, not refused
+        assert_eq!(token_kind(b"JPKIAPICCTOKEN3").unwrap(), TokenKind::Card);
+        assert_eq!(token_kind(b"").unwrap(), TokenKind::Card);
+    }
+
+    /// A card that refuses READ BINARY by short EF identifier (6A 81).
+    struct NoSfi(VirtualCard);
+    impl Transport for NoSfi {
+        fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, CardError> {
+            if apdu.get(1) == Some(&0xB0) && apdu.get(2).is_some_and(|p1| p1 & 0x80 != 0) {
+                return Ok(vec![0x6A, 0x81]);
+            }
+            self.0.transmit(apdu).ok_or(CardError::Removed)
+        }
+    }
+
+    #[test]
+    fn a_card_without_short_ef_reads_falls_back_to_select_and_read() {
+        let (vc, cert, _) = card();
+        let mut t = NoSfi(vc.as_phone(TokenKind::IPhone));
+        t.0.owner_unlocked = true;
+        let r = read_auth_certificate(&mut t).unwrap();
+        assert_eq!((r.token, &r.der), (TokenKind::IPhone, &cert));
+        // the refused SFI read, then SELECT EF 0006 and READ BINARY: two more
+        assert_eq!(r.apdus, 5 + cert.len().div_ceil(256));
+    }
+
+    #[test]
+    fn an_android_phone_gives_nothing_before_its_pin_then_its_certificate() {
+        let (mut vc, cert) = phone(TokenKind::AndroidPhone);
+        let before = vc.apdu_count();
+        assert!(matches!(
+            read_auth_certificate(&mut vc),
+            Err(CardError::PhonePinRequired)
+        ));
+        // SELECT AP and the token read: nothing more is asked of a phone before its PIN
+        assert_eq!(vc.apdu_count() - before, 2);
+        // even asked directly, the certificate EF answers 6982 before the PIN
+        let mut n = 0;
+        select_jpki(&mut vc, &mut n).unwrap();
+        let err = read_certificate_ef(&mut vc, EF_AUTH_CERT, &mut n).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                CardError::Status {
+                    sw: apdu::StatusWord::SECURITY_NOT_SATISFIED,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(
+            read_phone_certificate(&mut vc, "0000", false).unwrap(),
+            (PinOutcome::Wrong { tries_left: 2 }, None)
+        );
+        let (outcome, der) = read_phone_certificate(&mut vc, "1234", false).unwrap();
+        assert_eq!((outcome, der), (PinOutcome::Verified, Some(cert.clone())));
+        // and it signs only with its PIN verified in the session
+        vc.reset();
+        assert!(sign_challenge(&mut vc, b"c").is_err());
+        verify_auth_pin(&mut vc, "1234", false).unwrap();
+        let sig = sign_challenge(&mut vc, b"c").unwrap();
+        assert!(crate::pki::verify_card_signature(&cert, b"c", &sig));
+    }
+
+    #[test]
+    fn an_iphone_is_read_only_once_its_owner_unlocked_it() {
+        let (mut vc, cert) = phone(TokenKind::IPhone);
+        assert!(matches!(
+            read_auth_certificate(&mut vc),
+            Err(CardError::PhoneLocked)
+        ));
+        assert!(sign_challenge(&mut vc, b"c").is_err());
+        vc.owner_unlocked = true;
+        let r = read_auth_certificate(&mut vc).unwrap();
+        assert_eq!((r.token, r.der), (TokenKind::IPhone, cert.clone()));
+        // the owner's unlock, not a PIN, opens the key
+        let sig = sign_challenge(&mut vc, b"c").unwrap();
+        assert!(crate::pki::verify_card_signature(&cert, b"c", &sig));
+    }
+
+    #[test]
+    fn a_phone_pulled_away_at_any_apdu_of_its_pin_read_is_a_clean_error() {
+        let (mut vc, cert) = phone(TokenKind::AndroidPhone);
+        // select AP, select PIN EF, tries query, VERIFY, select EF 000A, the reads
+        let needed = 5 + cert.len().div_ceil(256);
+        for n in 0..needed {
+            vc.reset();
+            vc.faults.remove_after_apdus = Some(vc.apdu_count() + n);
+            let err = read_phone_certificate(&mut vc, "1234", false).unwrap_err();
+            assert!(matches!(err, CardError::Removed), "at {n}: {err}");
+            vc.faults.remove_after_apdus = None;
+        }
+        vc.reset();
+        assert_eq!(
+            read_phone_certificate(&mut vc, "1234", false).unwrap().1,
+            Some(cert)
+        );
     }
 
     /// A card that answers arbitrary bytes to every READ BINARY.

@@ -1,8 +1,8 @@
 //! The patient's My Number card, layered apdu → transport → jpki:
 //! [`apdu`] encodes commands and checks every response and length; [`Transport`] carries
 //! APDUs to a card (pcscd through [`pcsc_reader`], or the in-process [`VirtualCard`] for
-//! drills); [`jpki`] is the dialogue that reads the user-authentication certificate without
-//! a PIN. [`vpcd`] lets a [`VirtualCard`] insert itself into pcscd's virtual reader.
+//! drills); [`jpki`] is the dialogue that reads the user-authentication certificate (without
+//! a PIN from a card; behind the smartphone PIN from an Android phone). [`vpcd`] lets a [`VirtualCard`] insert itself into pcscd's virtual reader.
 
 pub mod apdu;
 pub mod jpki;
@@ -47,6 +47,11 @@ pub enum CardError {
     PinFormat,
     #[error("only one PIN try is left: the crew must confirm before it is spent")]
     LastTryNeedsConfirmation,
+    /// Not a failure: an Android phone's certificate is read only after its smartphone PIN.
+    #[error("an Android phone: the patient's smartphone PIN comes before the certificate")]
+    PhonePinRequired,
+    #[error("an iPhone its owner has not unlocked (Face ID / Touch ID)")]
+    PhoneLocked,
 }
 
 impl CardError {
@@ -57,6 +62,7 @@ impl CardError {
             CardError::ServiceDown => CardFailure::ReaderServiceDown,
             CardError::NotMyNumberCard => CardFailure::NotMyNumberCard,
             CardError::Removed => CardFailure::RemovedDuringRead,
+            CardError::PhoneLocked => CardFailure::PhoneLocked,
             CardError::ReaderBusy => CardFailure::ReaderBusy,
             CardError::Unresponsive(_)
             | CardError::Status { .. }
@@ -65,7 +71,8 @@ impl CardError {
             | CardError::Timeout
             | CardError::Cancelled
             | CardError::PinFormat
-            | CardError::LastTryNeedsConfirmation => CardFailure::Unresponsive,
+            | CardError::LastTryNeedsConfirmation
+            | CardError::PhonePinRequired => CardFailure::Unresponsive,
         }
     }
 }

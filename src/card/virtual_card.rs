@@ -2,8 +2,15 @@
 //! card-face helper application (4-digit PIN, basic four items), with PIN retry counters
 //! and blocking, and faults on request. It answers APDUs in process (the drill's reader)
 //! or through pcscd's vpcd driver (`card::vpcd`).
+//!
+//! In phone mode ([`VirtualCard::as_phone`]) it is a スマホ用電子証明書 instead: EF 0006
+//! names the phone, an Android phone answers the certificate EFs and signs only after the
+//! smartphone PIN was verified, an iPhone only after its owner unlocked it
+//! ([`VirtualCard::owner_unlocked`]), and over vpcd each answer comes [`PHONE_APDU_MS`]
+//! late.
 
 use super::apdu::{Response, StatusWord};
+use crate::domain::TokenKind;
 
 /// JPKI AP (公的個人認証 AP).
 pub const JPKI_AID: [u8; 10] = [0xD3, 0x92, 0xF0, 0x00, 0x26, 0x01, 0x00, 0x00, 0x00, 0x01];
@@ -29,6 +36,22 @@ const EF_FACE_BASIC: [u8; 2] = [0x00, 0x02];
 const PIN_TRIES: u8 = 3;
 /// Certificate EFs are fixed-size on the card; the certificate is shorter.
 const CERT_EF_SIZE: usize = 2048;
+/// The short EF identifier of EF 0006 (READ BINARY with P1 = 0x80 | SFI).
+pub const SFI_TOKEN_INFO: u8 = 0x06;
+
+/// EF 0006's label on a My Number card.
+pub const TOKEN_LABEL_CARD: &str = "JPKIAPICCTOKEN2";
+/// EF 0006's label on an Android phone's secure element (GP-SE).
+pub const TOKEN_LABEL_ANDROID: &str = "JPKIAPGPSETOKEN";
+/// EF 0006's label on an iPhone, as public client code reads it (not checked against a
+/// device here: see docs/SECURITY.md "Phones").
+pub const TOKEN_LABEL_IPHONE: &str = "JPKIAPIOSTOKEN";
+/// EF 0006's label on the older 住基カード, which is not a My Number card.
+pub const TOKEN_LABEL_JUKI: &str = "JPKIAPICCTOKEN";
+
+/// How late a phone answers each APDU over vpcd: NFC to a phone's secure element is slower
+/// than to a card. A training figure, not one measured on a phone.
+pub const PHONE_APDU_MS: u64 = 25;
 
 /// Misbehaviour on request, for tests and drills.
 #[derive(Clone, Debug, Default)]
@@ -77,6 +100,9 @@ pub struct VirtualCard {
     face_verified: bool,
     face: FaceItems,
     auth_key_pkcs8: Option<Vec<u8>>,
+    token: TokenKind,
+    /// iPhone: its owner authenticated on the phone (Face ID / Touch ID).
+    pub owner_unlocked: bool,
     pub faults: CardFaults,
     apdus: usize,
 }
@@ -108,8 +134,44 @@ impl VirtualCard {
             face_verified: false,
             face,
             auth_key_pkcs8: None,
+            token: TokenKind::Card,
+            owner_unlocked: false,
             faults: CardFaults::default(),
             apdus: 0,
+        }
+    }
+
+    /// The same credential held by a phone of this kind (its PIN is the smartphone PIN),
+    /// answering with a phone's delay over vpcd. An iPhone starts locked.
+    pub fn as_phone(mut self, kind: TokenKind) -> VirtualCard {
+        self.token = kind;
+        if kind.is_phone() {
+            self.faults.slow_ms = self.faults.slow_ms.max(PHONE_APDU_MS);
+        }
+        self
+    }
+
+    /// What this token says it is in EF 0006.
+    pub fn token(&self) -> TokenKind {
+        self.token
+    }
+
+    fn token_label(&self) -> &'static str {
+        match self.token {
+            TokenKind::Card => TOKEN_LABEL_CARD,
+            TokenKind::AndroidPhone => TOKEN_LABEL_ANDROID,
+            TokenKind::IPhone => TOKEN_LABEL_IPHONE,
+        }
+    }
+
+    /// Whether the certificates and the signing key are open to the reader now: always on
+    /// a card (the certificate needs no PIN there; signing checks the PIN itself), after
+    /// the smartphone PIN on Android, after the owner's unlock on an iPhone.
+    fn phone_open(&self) -> bool {
+        match self.token {
+            TokenKind::Card => true,
+            TokenKind::AndroidPhone => self.auth_verified,
+            TokenKind::IPhone => self.owner_unlocked,
         }
     }
 
@@ -180,6 +242,14 @@ impl VirtualCard {
         };
         match (cla, ins) {
             (0x00, 0xA4) => self.select(p1, p2, data),
+            // P1 b8 set: b5-b1 name the EF by its short identifier, P2 is the offset
+            (0x00, 0xB0) if p1 & 0x80 != 0 => {
+                if p1 & 0x60 != 0 || self.app != App::Jpki || p1 & 0x1F != SFI_TOKEN_INFO {
+                    return Response::status(StatusWord::FILE_NOT_FOUND);
+                }
+                self.ef = Some(EF_TOKEN_INFO);
+                self.read_binary(p2 as usize, le.unwrap_or(256))
+            }
             (0x00, 0xB0) => {
                 self.read_binary(((p1 as usize & 0x7F) << 8) | p2 as usize, le.unwrap_or(256))
             }
@@ -250,10 +320,13 @@ impl VirtualCard {
 
     fn read_binary(&mut self, offset: usize, le: usize) -> Response {
         let content: Vec<u8> = match (self.app, self.ef) {
+            (App::Jpki, Some(EF_AUTH_CERT | EF_AUTH_CA)) if !self.phone_open() => {
+                return Response::status(StatusWord::SECURITY_NOT_SATISFIED);
+            }
             (App::Jpki, Some(EF_AUTH_CERT)) => self.auth_cert_ef.clone(),
             (App::Jpki, Some(EF_AUTH_CA)) => self.auth_ca_ef.clone(),
             (App::Jpki, Some(EF_TOKEN_INFO)) => {
-                let mut t = b"JPKIAPICCTOKEN2".to_vec();
+                let mut t = self.token_label().as_bytes().to_vec();
                 t.resize(32, b' ');
                 t
             }
@@ -280,7 +353,11 @@ impl VirtualCard {
         if self.app != App::Jpki || self.ef != Some(EF_AUTH_KEY) {
             return Response::status(StatusWord(0x6986));
         }
-        if !self.auth_verified {
+        let unlocked = match self.token {
+            TokenKind::IPhone => self.owner_unlocked,
+            TokenKind::Card | TokenKind::AndroidPhone => self.auth_verified,
+        };
+        if !unlocked {
             return Response::status(StatusWord::SECURITY_NOT_SATISFIED);
         }
         let Some(pkcs8) = &self.auth_key_pkcs8 else {

@@ -104,6 +104,9 @@ impl fmt::Debug for PatientRef {
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CardCredential {
     pub auth_certificate_der: Vec<u8>,
+    /// What held the certificate: the card or a phone.
+    #[serde(default)]
+    pub token: super::TokenKind,
 }
 
 impl CardCredential {
@@ -120,8 +123,9 @@ impl fmt::Debug for CardCredential {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "CardCredential({} bytes)",
-            self.auth_certificate_der.len()
+            "CardCredential({} bytes, {})",
+            self.auth_certificate_der.len(),
+            self.token.name()
         )
     }
 }

@@ -80,8 +80,59 @@ impl IdentityMethod {
 pub enum IdentityCheck {
     /// 目視確認: the card photo matches the patient.
     Photo,
-    /// The patient entered the card's PIN (fallback when the photo cannot be checked).
+    /// The patient entered the card's PIN (fallback when the photo cannot be checked), or
+    /// the smartphone PIN of an Android phone's スマホ用電子証明書.
     Pin,
+    /// An iPhone's owner unlocked the certificate with Face ID / Touch ID on the phone
+    /// itself before holding it to the reader; the phone's signature proves it.
+    PhoneBiometric,
+}
+
+impl IdentityCheck {
+    /// Whether the card (or phone) must sign the server's challenge for this check: every
+    /// check but the crew's own look at the photo.
+    pub fn needs_card_signature(self) -> bool {
+        !matches!(self, IdentityCheck::Photo)
+    }
+}
+
+/// What held the JPKI application the reader talked to (EF 0006, the token information).
+/// A phone's スマホ用電子証明書 answers the same protocol as the plastic card, but has no
+/// photo and unlocks only for its owner.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenKind {
+    /// `JPKIAPICCTOKEN2`: the My Number card itself.
+    #[default]
+    Card,
+    /// `JPKIAPGPSETOKEN`: an Android phone's secure element; even the user-authentication
+    /// certificate needs the 4-digit smartphone PIN.
+    AndroidPhone,
+    /// An iPhone: readable only after its owner authenticated on the phone.
+    IPhone,
+}
+
+impl TokenKind {
+    pub fn is_phone(self) -> bool {
+        !matches!(self, TokenKind::Card)
+    }
+
+    pub fn label_ja(self) -> &'static str {
+        match self {
+            TokenKind::Card => "カード",
+            TokenKind::AndroidPhone => "スマートフォン（Android）",
+            TokenKind::IPhone => "スマートフォン（iPhone）",
+        }
+    }
+
+    /// The short name in logs, exports and drill reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            TokenKind::Card => "card",
+            TokenKind::AndroidPhone => "android_phone",
+            TokenKind::IPhone => "iphone",
+        }
+    }
 }
 
 /// The kind of information viewed (閲覧した情報の種類).
@@ -176,6 +227,11 @@ pub struct AuditEntry {
     pub identity_method: IdentityMethod,
     /// None before the crew confirmed the identity.
     pub identity_check: Option<IdentityCheck>,
+    /// What was read: the card or a phone (none before the read; absent in records made
+    /// before phones were supported, which keeps their bytes, and so their chain hashes,
+    /// as they were).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<TokenKind>,
     /// The card's certificate fingerprint ([`super::CardCredential::fingerprint`]), on a
     /// failed qualification check where no patient is known.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -39,8 +39,22 @@ pub enum DrillError {
     Store(#[from] StoreError),
 }
 
-/// The PIN of every drill card.
+/// The PIN of every drill card (and the smartphone PIN of every drill phone).
 pub const DRILL_PIN: &str = "1234";
+
+/// What the patient holds out: the card, or a phone with the same credential.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Carrier {
+    #[default]
+    Card,
+    /// An Android phone: the smartphone PIN comes first.
+    Android,
+    /// An iPhone its owner unlocked before holding it out.
+    Ios,
+    /// An iPhone not unlocked by its owner.
+    IosLocked,
+}
 
 /// One thing the crew (or the road) does in a drill.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,8 +64,11 @@ pub enum Step {
     PlaceCard,
     /// The patient enters a wrong PIN (photo check impossible).
     PinWrong,
-    /// The patient enters the right PIN; on the last try the crew confirms first.
+    /// The patient enters the right PIN; on the last try the crew confirms first. With a
+    /// phone on the reader, the smartphone PIN.
     PinRight,
+    /// The patient cannot type the phone's PIN (unconscious).
+    PatientCannotEnter,
     /// The card is placed and pulled away before the read completes.
     PlaceCardRemovedMidRead,
     ConfirmPhoto,
@@ -81,6 +98,9 @@ pub struct Scenario {
     pub title: String,
     /// A patient id ("P0020") or a patient scenario name ("elderly-warfarin").
     pub patient: String,
+    /// What the patient holds out (default: the card).
+    #[serde(default)]
+    pub carrier: Carrier,
     pub steps: Vec<Step>,
     pub expected_path: Vec<String>,
     #[serde(default)]
@@ -89,7 +109,7 @@ pub struct Scenario {
     pub expected_coverage: Option<String>,
 }
 
-const BUILT_IN: [(&str, &str); 12] = [
+const BUILT_IN: [(&str, &str); 14] = [
     (
         "unconscious-warfarin",
         include_str!("scenarios/unconscious-warfarin.toml"),
@@ -122,6 +142,14 @@ const BUILT_IN: [(&str, &str); 12] = [
     (
         "consent-correction",
         include_str!("scenarios/consent-correction.toml"),
+    ),
+    (
+        "phone-android",
+        include_str!("scenarios/phone-android.toml"),
+    ),
+    (
+        "phone-unconscious",
+        include_str!("scenarios/phone-unconscious.toml"),
     ),
 ];
 
@@ -171,6 +199,8 @@ pub struct AuditLine {
     pub action: String,
     pub consent: Option<&'static str>,
     pub identity_check: Option<IdentityCheck>,
+    /// The card or a phone.
+    pub token: Option<&'static str>,
 }
 
 /// The debrief report of one drill.
@@ -215,6 +245,7 @@ struct Runner<'w> {
     world: &'w TrainingWorld,
     controller: Controller,
     patient_id: String,
+    carrier: Carrier,
     drop_before_next_consent: bool,
     path: Vec<&'static str>,
     seen_journal: usize,
@@ -249,7 +280,7 @@ impl Runner<'_> {
                 pin: TRAINING_CREW_PIN.into(),
             },
             Step::PlaceCard | Step::PlaceCardRemovedMidRead => {
-                self.world.place_card(&self.patient_id)?;
+                self.world.place(&self.patient_id, self.carrier)?;
                 if step == Step::PlaceCardRemovedMidRead {
                     // the card leaves after the SELECTs, in the middle of READ BINARY
                     self.world.reader.remove_after_apdus(3);
@@ -257,6 +288,7 @@ impl Runner<'_> {
                 Command::CardPlaced
             }
             Step::ConfirmPhoto => Command::ConfirmPhoto,
+            Step::PatientCannotEnter => Command::PatientCannotEnterPin,
             Step::PinWrong | Step::PinRight => {
                 let pin = if step == Step::PinRight {
                     DRILL_PIN
@@ -321,6 +353,7 @@ fn is_tap(step: Step) -> bool {
         Step::ConfirmPhoto
             | Step::PinWrong
             | Step::PinRight
+            | Step::PatientCannotEnter
             | Step::ConsentVerbal
             | Step::ConsentUnobtainable
             | Step::ConsentRefused
@@ -351,6 +384,7 @@ pub async fn run(
         world,
         controller,
         patient_id: patient_id.clone(),
+        carrier: scenario.carrier,
         drop_before_next_consent: false,
         path: vec![],
         seen_journal: 0,
@@ -424,6 +458,7 @@ pub async fn run(
                 },
                 consent: a.consent.map(|c| c.label_ja()),
                 identity_check: a.identity_check,
+                token: a.token.map(|t| t.name()),
             }),
         }
     }

@@ -188,18 +188,30 @@ impl TrainingWorld {
 
     /// Issue a fresh card to the patient and put it on the virtual reader.
     pub fn place_card(&self, patient_id: &str) -> Result<(), DrillError> {
+        self.place(patient_id, super::Carrier::Card)
+    }
+
+    /// Issue a fresh credential to the patient and hold it to the virtual reader on the
+    /// carrier given: the card, or a phone.
+    pub fn place(&self, patient_id: &str, carrier: super::Carrier) -> Result<(), DrillError> {
+        use crate::domain::TokenKind;
         let issued = self
             .server
             .with_simulator(|sim| sim.issue_card(patient_id))?;
-        self.reader.place(
-            VirtualCard::new(
-                &issued.auth_certificate_der,
-                &issued.ca_certificate_der,
-                DRILL_PIN,
-                FaceItems::default(),
-            )
-            .with_auth_key(issued.auth_key_pkcs8),
-        );
+        let card = VirtualCard::new(
+            &issued.auth_certificate_der,
+            &issued.ca_certificate_der,
+            DRILL_PIN,
+            FaceItems::default(),
+        )
+        .with_auth_key(issued.auth_key_pkcs8);
+        let mut card = match carrier {
+            super::Carrier::Card => card,
+            super::Carrier::Android => card.as_phone(TokenKind::AndroidPhone),
+            super::Carrier::Ios | super::Carrier::IosLocked => card.as_phone(TokenKind::IPhone),
+        };
+        card.owner_unlocked = carrier == super::Carrier::Ios;
+        self.reader.place(card);
         Ok(())
     }
 

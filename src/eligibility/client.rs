@@ -659,6 +659,7 @@ impl EligibilityClient {
             identity_check: inquiry.identity_check,
             card_signature: card_signature
                 .map(|s| base64::engine::general_purpose::STANDARD.encode(s)),
+            token: inquiry.token,
         };
         let a = self
             .call(

@@ -2,7 +2,7 @@
 
 use crate::domain::{
     ChainHeadAck, ChainedRecord, ConsentState, Coverage, EmergencySummary, FullData, IdentityCheck,
-    IdentityMethod, IncidentId, OperatorId, QualificationRef, TerminalId, UnitId,
+    IdentityMethod, IncidentId, OperatorId, QualificationRef, TerminalId, TokenKind, UnitId,
 };
 use serde::{Deserialize, Serialize};
 
@@ -70,6 +70,11 @@ pub struct EmergencyInfoRequest {
     /// over `domain::pin_challenge(qualification_ref, incident_id)`. Required with `pin`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub card_signature: Option<String>,
+    /// What was read: `card`, `android_phone` or `iphone` (absent: `card`). A phone's check
+    /// is `pin` (Android's smartphone PIN) or `phone_biometric` (an iPhone unlocked by its
+    /// owner), and it is signed as the PIN path is.
+    #[serde(default)]
+    pub token: TokenKind,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -15,7 +15,11 @@
 //! - a card removed mid-read never leaves a half-read identity on screen;
 //! - a lost link keeps the consent decision and resends the same inquiry when the link
 //!   returns, without asking the crew again;
-//! - only a crew member with viewing permission (閲覧権限) can start an incident.
+//! - only a crew member with viewing permission (閲覧権限) can start an incident;
+//! - a phone (スマホ用電子証明書) is read only with its owner: an Android phone after the
+//!   patient typed the smartphone PIN, an iPhone after its owner unlocked it. It has no
+//!   photo, and 同意取得困難 is never offered with it, so an unconscious patient's phone
+//!   ends the incident instead of becoming a way around the patient.
 //!
 //! Patient data lives only in the current [`Incident`]; dropping it is the purge.
 
@@ -51,6 +55,8 @@ pub enum CardFailure {
     ReaderBusy,
     /// The card's certificate is expired or not yet valid.
     CertificateNotValid,
+    /// An iPhone its owner has not unlocked: only the owner can (Face ID / Touch ID).
+    PhoneLocked,
 }
 
 /// Something that happened: a tap, a card, an answer, the line, the clock.
@@ -73,6 +79,13 @@ pub enum Event {
         incident: IncidentId,
         failure: CardFailure,
     },
+    /// The reader found an Android phone: its certificate comes only after the patient
+    /// typed the smartphone PIN. The effects layer reads it then and reports `CardReadOk`.
+    PhoneNeedsPin {
+        incident: IncidentId,
+    },
+    /// The crew says the patient cannot type the smartphone PIN (unconscious etc.).
+    PatientCannotAuthenticate,
     CardRemoved,
     QualificationAnswered {
         incident: IncidentId,
@@ -127,6 +140,8 @@ impl Event {
             Event::CardDetected { .. } => "card_detected",
             Event::CardReadOk { .. } => "card_read_ok",
             Event::CardReadFailed { .. } => "card_read_failed",
+            Event::PhoneNeedsPin { .. } => "phone_needs_pin",
+            Event::PatientCannotAuthenticate => "patient_cannot_authenticate",
             Event::CardRemoved => "card_removed",
             Event::QualificationAnswered { .. } => "qualification_answered",
             Event::QualificationOptOut { .. } => "qualification_opt_out",
@@ -169,6 +184,8 @@ pub struct EmergencyInquiry {
     pub terminal: TerminalId,
     pub identity_method: IdentityMethod,
     pub identity_check: IdentityCheck,
+    /// The card or a phone.
+    pub token: crate::domain::TokenKind,
 }
 
 /// Work for the effects layer, in the order given.
@@ -197,6 +214,10 @@ pub enum Phase {
     /// Waiting for a card.
     Ready,
     ReadingCard,
+    /// An Android phone is on the reader: the patient types the smartphone PIN.
+    PhonePin,
+    /// The phone cannot be read without its owner (who cannot authenticate): only 終了.
+    PhoneUnusable,
     CheckingQualification,
     /// Coverage shown; photo confirmation and consent on one screen.
     IdentityAndConsent,
@@ -218,6 +239,8 @@ impl Phase {
             Phase::SignedOut => "signed_out",
             Phase::Ready => "ready",
             Phase::ReadingCard => "reading_card",
+            Phase::PhonePin => "phone_pin",
+            Phase::PhoneUnusable => "phone_unusable",
             Phase::CheckingQualification => "checking_qualification",
             Phase::IdentityAndConsent => "identity_and_consent",
             Phase::AwaitingEmergencyInfo => "awaiting_emergency_info",
@@ -241,6 +264,8 @@ enum Pending {
 #[derive(Clone, Debug)]
 pub struct Incident {
     pub id: IncidentId,
+    /// What is on the reader, once known (EF 0006).
+    pub token: Option<crate::domain::TokenKind>,
     pub credential: Option<CardCredential>,
     pub qualification: Option<QualificationRef>,
     pub coverage: Option<Coverage>,
@@ -259,6 +284,7 @@ impl Incident {
     fn new(id: IncidentId) -> Self {
         Incident {
             id,
+            token: None,
             credential: None,
             qualification: None,
             coverage: None,
@@ -285,6 +311,10 @@ pub enum SessionError {
     ConsentBeforeIdentity,
     #[error("a correction must change the consent decision")]
     CorrectionUnchanged,
+    #[error("a phone has no photo: its owner's PIN or unlock is the identity check")]
+    PhoneHasNoPhoto,
+    #[error("同意取得困難 is not offered with a phone: it is read only with its owner")]
+    UnobtainableOnPhone,
 }
 
 /// The incident state machine for one tablet.
@@ -419,22 +449,47 @@ impl Session {
                 incident,
                 credential,
             } => {
-                self.expect(Phase::ReadingCard, name)?;
+                if !matches!(phase, Phase::ReadingCard | Phase::PhonePin) {
+                    return Err(not_applicable());
+                }
                 let current = self.current_incident(&incident)?;
+                if phase == Phase::PhonePin
+                    && credential.token != crate::domain::TokenKind::AndroidPhone
+                {
+                    // the PIN was typed for an Android phone; anything else is not its read
+                    return Err(not_applicable());
+                }
+                current.token = Some(credential.token);
                 current.credential = Some(credential);
                 self.enter(Phase::CheckingQualification, None);
                 Ok(self.send_qualification())
             }
             Event::CardReadFailed { incident, failure } => {
-                self.expect(Phase::ReadingCard, name)?;
+                if !matches!(phase, Phase::ReadingCard | Phase::PhonePin) {
+                    return Err(not_applicable());
+                }
                 self.current_incident(&incident)?;
                 let effects = self.purge(now);
                 self.enter(Phase::Ready, Some(Notice::from_card_failure(failure)));
                 Ok(effects)
             }
+            Event::PhoneNeedsPin { incident } => {
+                self.expect(Phase::ReadingCard, name)?;
+                let current = self.current_incident(&incident)?;
+                current.token = Some(crate::domain::TokenKind::AndroidPhone);
+                self.enter(Phase::PhonePin, None);
+                Ok(vec![])
+            }
+            Event::PatientCannotAuthenticate => {
+                self.expect(Phase::PhonePin, name)?;
+                // nothing was read: there is no patient to record, only the end to offer
+                self.enter(Phase::PhoneUnusable, Some(Notice::PhoneNeedsItsOwner));
+                Ok(vec![])
+            }
             Event::CardRemoved => match phase {
-                // Mid-read: whatever was read is dropped, nothing half-read stays.
-                Phase::ReadingCard => {
+                // Mid-read (a phone waiting for its PIN included): whatever was read is
+                // dropped, nothing half-read stays.
+                Phase::ReadingCard | Phase::PhonePin => {
                     let effects = self.purge(now);
                     self.enter(Phase::Ready, Some(Notice::CardRemovedDuringRead));
                     Ok(effects)
@@ -485,6 +540,20 @@ impl Session {
             Event::IdentityConfirmed { check } => {
                 self.expect(Phase::IdentityAndConsent, name)?;
                 let current = self.incident.as_mut().ok_or_else(not_applicable)?;
+                let token = current.token.unwrap_or_default();
+                match (token, check) {
+                    (t, IdentityCheck::Photo) if t.is_phone() => {
+                        return Err(SessionError::PhoneHasNoPhoto);
+                    }
+                    // each check belongs to its token: the iPhone's unlock to the iPhone,
+                    // a typed PIN to the card or the Android phone
+                    (crate::domain::TokenKind::IPhone, IdentityCheck::Pin)
+                    | (
+                        crate::domain::TokenKind::Card | crate::domain::TokenKind::AndroidPhone,
+                        IdentityCheck::PhoneBiometric,
+                    ) => return Err(not_applicable()),
+                    _ => {}
+                }
                 current.identity_check = Some(check);
                 self.notice = None;
                 Ok(vec![])
@@ -494,6 +563,11 @@ impl Session {
                 let current = self.incident.as_mut().ok_or_else(not_applicable)?;
                 if decision != ConsentDecision::Refused && current.identity_check.is_none() {
                     return Err(SessionError::ConsentBeforeIdentity);
+                }
+                if decision == ConsentDecision::Unobtainable
+                    && current.token.is_some_and(|t| t.is_phone())
+                {
+                    return Err(SessionError::UnobtainableOnPhone);
                 }
                 current.consent = Some(decision);
                 let mut effects = vec![];
@@ -515,6 +589,11 @@ impl Session {
                 let from = current.consent.ok_or_else(not_applicable)?;
                 if from == to {
                     return Err(SessionError::CorrectionUnchanged);
+                }
+                if to == ConsentDecision::Unobtainable
+                    && current.token.is_some_and(|t| t.is_phone())
+                {
+                    return Err(SessionError::UnobtainableOnPhone);
                 }
                 current.consent = Some(to);
                 current.corrected_from.get_or_insert(from);
@@ -757,6 +836,7 @@ impl Session {
             terminal: self.station.terminal.clone(),
             identity_method: IdentityMethod::MynaCard,
             identity_check: check,
+            token: incident.token.unwrap_or_default(),
         })]
     }
 
@@ -772,6 +852,7 @@ impl Session {
             consent: incident.consent.and_then(ConsentDecision::inquiry_state),
             identity_method: IdentityMethod::MynaCard,
             identity_check: incident.identity_check,
+            token: incident.token,
             card: None,
             action,
         }))

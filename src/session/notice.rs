@@ -24,11 +24,13 @@ pub enum Notice {
     TunnelRequired,
     OptedOut,
     RefusalRecorded,
+    PhoneLocked,
+    PhoneNeedsItsOwner,
 }
 
 impl Notice {
     /// Every notice, for the tests that read every message the crew can see.
-    pub const ALL: [Notice; 19] = [
+    pub const ALL: [Notice; 21] = [
         Notice::NoViewingPermission,
         Notice::LockedAfterIdle,
         Notice::ViewingEndedAfterIdle,
@@ -48,6 +50,8 @@ impl Notice {
         Notice::TunnelRequired,
         Notice::OptedOut,
         Notice::RefusalRecorded,
+        Notice::PhoneLocked,
+        Notice::PhoneNeedsItsOwner,
     ];
 
     pub fn from_card_failure(failure: CardFailure) -> Self {
@@ -59,6 +63,7 @@ impl Notice {
             CardFailure::Unresponsive => Notice::CardUnresponsive,
             CardFailure::ReaderBusy => Notice::ReaderBusy,
             CardFailure::CertificateNotValid => Notice::CardCertificateNotValid,
+            CardFailure::PhoneLocked => Notice::PhoneLocked,
         }
     }
 
@@ -141,6 +146,12 @@ impl Notice {
             Notice::RefusalRecorded => {
                 "拒否を記録しました。情報は閲覧しません。患者情報は画面から消去しました。"
             }
+            Notice::PhoneLocked => {
+                "iPhoneです。持ち主の方にFace ID / Touch IDで認証してもらい、もう一度かざしてください。"
+            }
+            Notice::PhoneNeedsItsOwner => {
+                "スマートフォンは本人の暗証番号がないと読めません。意識のない方には使えません。終了してください。"
+            }
         }
     }
 
@@ -170,6 +181,12 @@ impl Notice {
                 "the system answered opt-out (provisional protocol answer); nothing to show"
             }
             Notice::RefusalRecorded => "refusal recorded; nothing viewed; patient data cleared",
+            Notice::PhoneLocked => {
+                "an iPhone its owner has not unlocked: ask the patient to authenticate with Face ID / Touch ID and hold it again"
+            }
+            Notice::PhoneNeedsItsOwner => {
+                "a phone is read only with its owner's PIN; the patient cannot enter it: end the incident"
+            }
         }
     }
 }

@@ -31,6 +31,14 @@ fn coverage() -> Coverage {
 fn credential() -> CardCredential {
     CardCredential {
         auth_certificate_der: vec![0x30, 0x03, 0x02, 0x01, 0x01],
+        token: Default::default(),
+    }
+}
+
+fn phone_credential(token: crate::domain::TokenKind) -> CardCredential {
+    CardCredential {
+        token,
+        ..credential()
     }
 }
 
@@ -774,11 +782,21 @@ fn arb_event() -> impl Strategy<Value = Event> {
         incident
             .clone()
             .prop_map(|incident| Event::CardDetected { incident }),
-        incident.clone().prop_map(|incident| Event::CardReadOk {
+        (incident.clone(), 0usize..3).prop_map(|(incident, k)| Event::CardReadOk {
             incident,
-            credential: credential()
+            credential: phone_credential(
+                [
+                    crate::domain::TokenKind::Card,
+                    crate::domain::TokenKind::AndroidPhone,
+                    crate::domain::TokenKind::IPhone
+                ][k]
+            )
         }),
-        (incident.clone(), 0usize..7).prop_map(|(incident, k)| Event::CardReadFailed {
+        incident
+            .clone()
+            .prop_map(|incident| Event::PhoneNeedsPin { incident }),
+        Just(Event::PatientCannotAuthenticate),
+        (incident.clone(), 0usize..8).prop_map(|(incident, k)| Event::CardReadFailed {
             incident,
             failure: [
                 CardFailure::NoReader,
@@ -787,7 +805,8 @@ fn arb_event() -> impl Strategy<Value = Event> {
                 CardFailure::RemovedDuringRead,
                 CardFailure::Unresponsive,
                 CardFailure::ReaderBusy,
-                CardFailure::CertificateNotValid
+                CardFailure::CertificateNotValid,
+                CardFailure::PhoneLocked
             ][k]
         }),
         Just(Event::CardRemoved),
@@ -803,8 +822,12 @@ fn arb_event() -> impl Strategy<Value = Event> {
             .prop_map(|incident| Event::QualificationOptOut { incident }),
         (incident.clone(), arb_failure())
             .prop_map(|(incident, failure)| Event::QualificationFailed { incident, failure }),
-        prop_oneof![Just(IdentityCheck::Photo), Just(IdentityCheck::Pin)]
-            .prop_map(|check| Event::IdentityConfirmed { check }),
+        prop_oneof![
+            Just(IdentityCheck::Photo),
+            Just(IdentityCheck::Pin),
+            Just(IdentityCheck::PhoneBiometric)
+        ]
+        .prop_map(|check| Event::IdentityConfirmed { check }),
         prop_oneof![
             Just(ConsentDecision::Verbal),
             Just(ConsentDecision::Unobtainable),
@@ -864,9 +887,20 @@ fn guided(s: &Session, k: u8, fresh: &mut u32) -> Event {
                 incident: inc(100 + *fresh),
             }
         }
+        // one card in five is an Android phone, one in ten an iPhone
+        Phase::ReadingCard if k % 5 == 1 => Event::PhoneNeedsPin { incident: current },
         Phase::ReadingCard => Event::CardReadOk {
             incident: current,
-            credential: credential(),
+            credential: phone_credential(if k % 10 == 2 {
+                crate::domain::TokenKind::IPhone
+            } else {
+                crate::domain::TokenKind::Card
+            }),
+        },
+        Phase::PhonePin if k.is_multiple_of(4) => Event::PatientCannotAuthenticate,
+        Phase::PhonePin => Event::CardReadOk {
+            incident: current,
+            credential: phone_credential(crate::domain::TokenKind::AndroidPhone),
         },
         Phase::CheckingQualification if !s.link_up() => Event::LinkRestored,
         Phase::CheckingQualification if k.is_multiple_of(7) => {
@@ -879,10 +913,11 @@ fn guided(s: &Session, k: u8, fresh: &mut u32) -> Event {
         },
         Phase::IdentityAndConsent if s.incident().is_some_and(|i| i.identity_check.is_none()) => {
             Event::IdentityConfirmed {
-                check: if k.is_multiple_of(2) {
-                    IdentityCheck::Photo
-                } else {
-                    IdentityCheck::Pin
+                check: match s.incident().and_then(|i| i.token) {
+                    Some(crate::domain::TokenKind::IPhone) => IdentityCheck::PhoneBiometric,
+                    Some(crate::domain::TokenKind::AndroidPhone) => IdentityCheck::Pin,
+                    _ if k.is_multiple_of(2) => IdentityCheck::Photo,
+                    _ => IdentityCheck::Pin,
                 },
             }
         }
@@ -983,6 +1018,17 @@ proptest! {
                 prop_assert_eq!(&q.incident, &id);
                 prop_assert_ne!(d, ConsentDecision::Refused, "a refusal inquired");
                 prop_assert_eq!(Some(q.consent), d.inquiry_state());
+                // a phone is read only with its owner: no photo check, never 同意取得困難
+                let token = s.incident().and_then(|i| i.token).unwrap_or_default();
+                prop_assert_eq!(q.token, token);
+                if token.is_phone() {
+                    prop_assert_ne!(q.consent, ConsentState::Unobtainable, "a phone inquired under 同意取得困難");
+                    prop_assert_ne!(q.identity_check, IdentityCheck::Photo, "a phone passed a photo check");
+                }
+            }
+            // whatever the session records names what was read, once it is known
+            for a in audits(&fx) {
+                prop_assert_eq!(a.token, s.incident().and_then(|i| i.token));
             }
             // every view is audited, with the kind shown
             let after = s.phase();
@@ -1020,8 +1066,15 @@ proptest! {
             if matches!(after, Phase::SignedOut | Phase::Ready) {
                 prop_assert!(!s.holds_patient_data());
             }
-            if after == Phase::ReadingCard || after == Phase::CheckingQualification {
+            if matches!(
+                after,
+                Phase::ReadingCard | Phase::CheckingQualification | Phase::PhonePin | Phase::PhoneUnusable
+            ) {
                 prop_assert!(s.coverage().is_none());
+            }
+            // nothing of a phone is read before its PIN, and nothing after its owner could not
+            if matches!(after, Phase::PhonePin | Phase::PhoneUnusable) {
+                prop_assert!(!s.holds_patient_data(), "a phone's data held without its owner");
             }
             if s.emergency_info().is_some() {
                 let d = s.incident().and_then(|i| i.consent);
@@ -1070,6 +1123,8 @@ fn the_property_test_reaches_every_phase() {
         Phase::SignedOut,
         Phase::Ready,
         Phase::ReadingCard,
+        Phase::PhonePin,
+        Phase::PhoneUnusable,
         Phase::CheckingQualification,
         Phase::IdentityAndConsent,
         Phase::AwaitingEmergencyInfo,
@@ -1325,4 +1380,228 @@ fn public_assistance_patients_are_audited_by_recipient_number() {
         audits(&fx)[0].patient.as_ref().unwrap().audit_key(),
         "1234567"
     );
+}
+
+// ---- a phone held out instead of the card (スマホ用電子証明書) ----
+
+/// Signed in, an Android phone on the reader, waiting for its smartphone PIN.
+fn android_at_pin() -> Session {
+    let mut s = signed_in();
+    ok(&mut s, Event::CardDetected { incident: inc(1) });
+    assert!(ok(&mut s, Event::PhoneNeedsPin { incident: inc(1) }).is_empty());
+    assert_eq!(s.phase(), Phase::PhonePin);
+    s
+}
+
+#[test]
+fn an_android_phone_asks_for_its_pin_before_anything_is_read() {
+    let mut s = android_at_pin();
+    assert!(!s.holds_patient_data());
+    // the PIN verified and the certificate read: the qualification check goes out
+    let fx = ok(
+        &mut s,
+        Event::CardReadOk {
+            incident: inc(1),
+            credential: phone_credential(crate::domain::TokenKind::AndroidPhone),
+        },
+    );
+    assert!(matches!(fx.as_slice(), [Effect::SendQualification(_)]));
+    // a card's read answering for the phone is not the phone's read
+    let mut other = android_at_pin();
+    assert!(
+        other
+            .handle(
+                T,
+                Event::CardReadOk {
+                    incident: inc(1),
+                    credential: credential(),
+                },
+            )
+            .is_err()
+    );
+    assert_eq!(other.phase(), Phase::PhonePin);
+}
+
+#[test]
+fn a_phone_pulled_away_while_waiting_for_its_pin_leaves_nothing() {
+    let mut s = android_at_pin();
+    let fx = ok(&mut s, Event::CardRemoved);
+    assert_eq!(s.phase(), Phase::Ready);
+    assert_eq!(s.notice(), Some(Notice::CardRemovedDuringRead));
+    assert!(fx.contains(&Effect::PurgePatientData { incident: inc(1) }));
+    assert!(s.incident().is_none());
+}
+
+#[test]
+fn an_unconscious_patients_phone_ends_the_incident_and_never_reaches_consent() {
+    let mut s = android_at_pin();
+    assert!(ok(&mut s, Event::PatientCannotAuthenticate).is_empty());
+    assert_eq!(s.phase(), Phase::PhoneUnusable);
+    assert_eq!(s.notice(), Some(Notice::PhoneNeedsItsOwner));
+    assert!(
+        !Notice::PhoneNeedsItsOwner
+            .message_ja()
+            .contains("同意取得困難")
+    );
+    // no way around the patient: no consent, no photo, no read, nothing recorded
+    for e in [
+        Event::ConsentChosen {
+            decision: ConsentDecision::Unobtainable,
+        },
+        Event::IdentityConfirmed {
+            check: IdentityCheck::Photo,
+        },
+        Event::CardReadOk {
+            incident: inc(1),
+            credential: phone_credential(crate::domain::TokenKind::AndroidPhone),
+        },
+        Event::Retry,
+    ] {
+        let name = e.name();
+        assert!(s.handle(T, e).is_err(), "{name} applied");
+        assert_eq!(s.phase(), Phase::PhoneUnusable);
+    }
+    let fx = ok(&mut s, Event::EndViewing);
+    assert_eq!(s.phase(), Phase::Ready);
+    assert!(
+        fx.iter()
+            .all(|e| matches!(e, Effect::PurgePatientData { .. })),
+        "{fx:?}"
+    );
+}
+
+/// A phone read and its coverage on screen.
+fn phone_at_consent(token: crate::domain::TokenKind) -> Session {
+    let mut s = signed_in();
+    ok(&mut s, Event::CardDetected { incident: inc(1) });
+    if token == crate::domain::TokenKind::AndroidPhone {
+        ok(&mut s, Event::PhoneNeedsPin { incident: inc(1) });
+    }
+    ok(
+        &mut s,
+        Event::CardReadOk {
+            incident: inc(1),
+            credential: phone_credential(token),
+        },
+    );
+    ok(
+        &mut s,
+        Event::QualificationAnswered {
+            incident: inc(1),
+            qualification: QualificationRef::new("Q-1"),
+            coverage: coverage(),
+        },
+    );
+    s
+}
+
+#[test]
+fn a_phone_has_no_photo_check_and_no_consent_unobtainable() {
+    use crate::domain::TokenKind;
+    for (token, check) in [
+        (TokenKind::AndroidPhone, IdentityCheck::Pin),
+        (TokenKind::IPhone, IdentityCheck::PhoneBiometric),
+    ] {
+        let mut s = phone_at_consent(token);
+        assert_eq!(
+            s.handle(
+                T,
+                Event::IdentityConfirmed {
+                    check: IdentityCheck::Photo
+                }
+            ),
+            Err(SessionError::PhoneHasNoPhoto)
+        );
+        // the other phone's check is not this phone's
+        let wrong = if check == IdentityCheck::Pin {
+            IdentityCheck::PhoneBiometric
+        } else {
+            IdentityCheck::Pin
+        };
+        assert!(
+            s.handle(T, Event::IdentityConfirmed { check: wrong })
+                .is_err()
+        );
+        ok(&mut s, Event::IdentityConfirmed { check });
+        assert_eq!(
+            s.handle(
+                T,
+                Event::ConsentChosen {
+                    decision: ConsentDecision::Unobtainable
+                }
+            ),
+            Err(SessionError::UnobtainableOnPhone)
+        );
+        let fx = ok(
+            &mut s,
+            Event::ConsentChosen {
+                decision: ConsentDecision::Verbal,
+            },
+        );
+        let q = inquiries(&fx);
+        assert_eq!(q.len(), 1);
+        assert_eq!((q[0].token, q[0].identity_check), (token, check));
+        assert!(audits(&fx).iter().all(|a| a.token == Some(token)));
+        ok(
+            &mut s,
+            Event::EmergencyInfoAnswered {
+                incident: inc(1),
+                info: EmergencyInfo::default(),
+            },
+        );
+        // nor can a correction reach 同意取得困難 afterwards
+        assert_eq!(
+            s.handle(
+                T,
+                Event::ConsentCorrected {
+                    to: ConsentDecision::Unobtainable
+                }
+            ),
+            Err(SessionError::UnobtainableOnPhone)
+        );
+    }
+}
+
+#[test]
+fn a_card_read_records_the_card_as_its_token() {
+    let mut s = at_consent();
+    ok(
+        &mut s,
+        Event::IdentityConfirmed {
+            check: IdentityCheck::Photo,
+        },
+    );
+    let fx = ok(
+        &mut s,
+        Event::ConsentChosen {
+            decision: ConsentDecision::Unobtainable,
+        },
+    );
+    assert_eq!(inquiries(&fx)[0].token, crate::domain::TokenKind::Card);
+    assert!(
+        audits(&fx)
+            .iter()
+            .all(|a| a.token == Some(crate::domain::TokenKind::Card))
+    );
+}
+
+#[test]
+fn a_locked_iphone_goes_back_to_ready_with_one_line_for_the_crew() {
+    let mut s = signed_in();
+    ok(&mut s, Event::CardDetected { incident: inc(1) });
+    ok(
+        &mut s,
+        Event::CardReadFailed {
+            incident: inc(1),
+            failure: CardFailure::PhoneLocked,
+        },
+    );
+    assert_eq!(s.phase(), Phase::Ready);
+    assert_eq!(s.notice(), Some(Notice::PhoneLocked));
+    let line = Notice::PhoneLocked.message_ja();
+    assert!(
+        line.contains("Face ID") && line.contains("Touch ID"),
+        "{line}"
+    );
+    assert!(!line.contains('\n'));
 }

@@ -182,6 +182,8 @@ pub struct SimAuditEntry {
     pub identity_check: IdentityCheck,
     /// Whether the card signed this inquiry's challenge and the signature verified.
     pub card_signature_verified: bool,
+    /// What the tablet read: the card or a phone.
+    pub token: crate::domain::TokenKind,
 }
 
 /// The fields of an inquiry the simulator needs.
@@ -194,8 +196,10 @@ pub struct InquiryFields<'a> {
     pub unit: &'a UnitId,
     pub terminal: &'a TerminalId,
     pub identity_check: IdentityCheck,
-    /// The card's signature over the PIN-path challenge (required with `Pin`).
+    /// The card's signature over the PIN-path challenge (required with every check but
+    /// `Photo`).
     pub card_signature: Option<&'a [u8]>,
+    pub token: crate::domain::TokenKind,
 }
 
 /// The simulated national system.
@@ -390,7 +394,7 @@ impl Simulator {
         let card_signature_verified = inquiry
             .card_signature
             .is_some_and(|sig| pki::verify_card_signature(&issued.card, &challenge, sig));
-        if inquiry.identity_check == IdentityCheck::Pin && !card_signature_verified {
+        if inquiry.identity_check.needs_card_signature() && !card_signature_verified {
             tracing::warn!(unit = %inquiry.unit.as_str(), "PIN-path inquiry refused: card signature missing or invalid");
             return Err(InquiryRefusal::CardSignatureInvalid);
         }
@@ -415,6 +419,7 @@ impl Simulator {
             consent: inquiry.consent,
             identity_check: inquiry.identity_check,
             card_signature_verified,
+            token: inquiry.token,
         });
         Ok(patient.emergency_info(self.today))
     }
@@ -446,6 +451,7 @@ mod tests {
     fn cred(card: &CardCertificate) -> CardCredential {
         CardCredential {
             auth_certificate_der: card.auth_certificate_der.clone(),
+            token: Default::default(),
         }
     }
 
@@ -502,6 +508,7 @@ mod tests {
         // garbage is unknown, not a panic
         let junk = CardCredential {
             auth_certificate_der: vec![0x30, 0x82, 0xff, 0xff, 1],
+            token: Default::default(),
         };
         assert_eq!(
             s.qualification(&unit(), &junk, Timestamp(1)),
@@ -523,6 +530,7 @@ mod tests {
             terminal: &terminal,
             identity_check: IdentityCheck::Photo,
             card_signature: None,
+            token: crate::domain::TokenKind::Card,
         };
         let bogus = QualificationRef::new("Qx");
         assert_eq!(
@@ -570,6 +578,7 @@ mod tests {
                 terminal: &TerminalId::new("T-1"),
                 identity_check: IdentityCheck::Photo,
                 card_signature: None,
+                token: crate::domain::TokenKind::Card,
             },
         )
     }

@@ -665,6 +665,7 @@ async fn qualification(
         &connection.unit,
         &CardCredential {
             auth_certificate_der: der,
+            token: Default::default(),
         },
         Timestamp::now(),
     );
@@ -735,6 +736,7 @@ async fn emergency_info(
                 terminal: &req.terminal_id,
                 identity_check: req.identity_check,
                 card_signature: signature.as_deref(),
+                token: req.token,
             },
         );
         let logged = sim.audit_log().last().cloned();

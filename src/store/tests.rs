@@ -46,6 +46,7 @@ fn audit(i: i64) -> RecordBody {
         consent: Some(ConsentState::Unobtainable),
         identity_method: IdentityMethod::MynaCard,
         identity_check: Some(IdentityCheck::Photo),
+        token: None,
         card: None,
         action: AuditAction::View {
             kind: InfoKind::EmergencySummary,

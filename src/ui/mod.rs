@@ -156,9 +156,10 @@ impl Trainer for TrainingPanel {
             .and_then(|s| {
                 self.world
                     .patient_id(&s.patient)
+                    .map(|id| (id, s.carrier))
                     .ok_or_else(|| format!("no patient {}", s.patient))
             })
-            .and_then(|id| self.world.place_card(&id).map_err(|e| e.to_string()));
+            .and_then(|(id, carrier)| self.world.place(&id, carrier).map_err(|e| e.to_string()));
         match placed {
             Ok(()) => {
                 let _ = self.commands.try_send(Command::CardPlaced);
@@ -215,6 +216,7 @@ pub fn apply(app: &AppWindow, vm: &ViewModel) {
     api.set_screen(match vm.screen {
         VScreen::SignIn => Screen::SignIn,
         VScreen::Ready => Screen::Ready,
+        VScreen::Phone => Screen::Phone,
         VScreen::Consent => Screen::Consent,
         VScreen::Summary => Screen::Summary,
         VScreen::FullData => Screen::FullData,
@@ -254,7 +256,11 @@ pub fn apply(app: &AppWindow, vm: &ViewModel) {
         recipient: s(&p.recipient),
     });
     api.set_identity_confirmed(s(&vm.identity_confirmed));
-    if !vm.identity_confirmed.is_empty() || vm.screen != VScreen::Consent {
+    api.set_phone(s(&vm.phone));
+    api.set_phone_unusable(vm.phone_unusable);
+    api.set_photo_offered(vm.photo_offered);
+    api.set_unobtainable_offered(vm.unobtainable_offered);
+    if !vm.identity_confirmed.is_empty() || vm.screen != VScreen::Consent || !vm.photo_offered {
         api.set_pin_entry_open(false);
     } else if !vm.pin.message.is_empty() && api.get_pin_message() != vm.pin.message.as_str() {
         // a new PIN answer is shown where the PIN was entered; a pad the crew closed stays
@@ -341,6 +347,8 @@ pub fn bind_with_guard(
             confirm_last_try: confirm,
         })
     });
+    let tx = send.clone();
+    api.on_patient_cannot_enter(move || tx(Command::PatientCannotEnterPin));
     let tx = send.clone();
     api.on_consent_chosen(move |choice| tx(Command::Consent(decision(choice))));
     let tx = send.clone();

@@ -121,6 +121,7 @@ pub fn opt_out_audit(incident: &str, at: i64) -> RecordBody {
         consent: None,
         identity_method: IdentityMethod::MynaCard,
         identity_check: None,
+        token: None,
         card: None,
         action: AuditAction::QualificationOptOut,
     })
