@@ -268,20 +268,96 @@ fn admin_export(data: &Path) -> Vec<serde_json::Value> {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// The decoded pixels of a PNG (screenshots compared without ImageMagick's metadata, such
+/// as the timestamp it writes).
+fn pixels(bytes: &[u8]) -> Vec<u8> {
+    let decoder = png::Decoder::new(std::io::Cursor::new(bytes));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    buf.truncate(info.buffer_size());
+    buf
+}
+
+/// Where sign-in's controls stand.
+struct SignInPlaces {
+    crew_field: (i32, i32),
+    zero: (i32, i32),
+    sign_in: (i32, i32),
+}
+
+impl SignInPlaces {
+    fn of(layout: &Layout) -> SignInPlaces {
+        layout.api().set_screen(Screen::SignIn);
+        let f = ElementHandle::find_by_accessible_label(&layout.app, "隊員ID")
+            .find(|h| h.type_name().as_deref() == Some("TextField"))
+            .unwrap();
+        SignInPlaces {
+            crew_field: Layout::centre(&f),
+            zero: layout.by_label("0"),
+            sign_in: layout.by_id("SignInScreen::signin"),
+        }
+    }
+}
+
+/// The app in training mode in a real window under its own Xvfb, signed in by taps.
+struct TrainingWindow {
+    s: Screenful,
+    shots: PathBuf,
+    app: Killed,
+    _xvfb: Killed,
+    d: TempDir,
+}
+
+impl TrainingWindow {
+    fn start(tag: &str, sign_in: &SignInPlaces) -> TrainingWindow {
+        let d = TempDir::new(tag);
+        let (xvfb, display) = start_xvfb();
+        let log = std::fs::File::create(d.path().join("app.log")).unwrap();
+        let app = Killed(
+            Command::new(env!("CARGO_BIN_EXE_mynakyukyu"))
+                .args(["--training", "--data-dir"])
+                .arg(d.path())
+                .env("DISPLAY", &display)
+                .env("RUST_LOG", "info")
+                .env_remove("WAYLAND_DISPLAY")
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .unwrap(),
+        );
+        let (mut s, shots) = Screenful::of(&app, display, tag, &d.path().join("app.log"));
+        std::thread::sleep(Duration::from_secs(2));
+        s.shot("sign-in");
+        // sign in: the crew id typed, the PIN on the keypad
+        // no window manager under Xvfb: give the window the keyboard as a compositor would
+        s.xdotool(&["windowfocus", &s.window.clone()]);
+        s.tap(sign_in.crew_field, 1);
+        s.xdotool(&["type", "--delay", "30", "TRAINEE"]);
+        for _ in 0..mynakyukyu::drill::world::TRAINING_CREW_PIN.len() {
+            s.tap(sign_in.zero, 1);
+            std::thread::sleep(Duration::from_millis(150));
+        }
+        std::thread::sleep(LOOK);
+        s.tap(sign_in.sign_in, 1);
+        std::thread::sleep(CARD);
+        s.shot("ready");
+        TrainingWindow {
+            s,
+            shots,
+            app,
+            _xvfb: xvfb,
+            d,
+        }
+    }
+}
+
 #[test]
 fn a_gloved_hand_on_the_real_window_records_what_the_crew_chose() {
     let layout = Layout::new();
     let api = layout.api();
     // the places, screen by screen
-    api.set_screen(Screen::SignIn);
-    let crew_field = {
-        let f = ElementHandle::find_by_accessible_label(&layout.app, "隊員ID")
-            .find(|h| h.type_name().as_deref() == Some("TextField"))
-            .unwrap();
-        Layout::centre(&f)
-    };
-    let zero = layout.by_label("0");
-    let sign_in = layout.by_id("SignInScreen::signin");
+    let sign_in = SignInPlaces::of(&layout);
     api.set_screen(Screen::Ready);
     let trainer = layout.by_label("訓練操作");
     api.set_trainer_open(true);
@@ -306,38 +382,13 @@ fn a_gloved_hand_on_the_real_window_records_what_the_crew_chose() {
     // buttons' column ended; a tap there must never record 同意取得困難
     assert!(verbal.1 > photo.1 && unobtainable.1 > verbal.1);
 
-    let d = TempDir::new("real-window");
-    let (_xvfb, display) = start_xvfb();
-    let log = std::fs::File::create(d.path().join("app.log")).unwrap();
-    let app = Killed(
-        Command::new(env!("CARGO_BIN_EXE_mynakyukyu"))
-            .args(["--training", "--data-dir"])
-            .arg(d.path())
-            .env("DISPLAY", &display)
-            .env("RUST_LOG", "info")
-            .env_remove("WAYLAND_DISPLAY")
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
-    );
-    let (mut s, shots) = Screenful::of(&app, display, "real-window", &d.path().join("app.log"));
-    std::thread::sleep(Duration::from_secs(2));
-    s.shot("sign-in");
-
-    // sign in: the crew id typed, the PIN on the keypad
-    // no window manager under Xvfb: give the window the keyboard as a compositor would
-    s.xdotool(&["windowfocus", &s.window.clone()]);
-    s.tap(crew_field, 1);
-    s.xdotool(&["type", "--delay", "30", "TRAINEE"]);
-    for _ in 0..mynakyukyu::drill::world::TRAINING_CREW_PIN.len() {
-        s.tap(zero, 1);
-        std::thread::sleep(Duration::from_millis(150));
-    }
-    std::thread::sleep(LOOK);
-    s.tap(sign_in, 1);
-    std::thread::sleep(CARD);
-    s.shot("ready");
+    let TrainingWindow {
+        mut s,
+        shots,
+        app,
+        _xvfb,
+        d,
+    } = TrainingWindow::start("real-window", &sign_in);
 
     let place = |s: &mut Screenful, name: &str| {
         s.tap(trainer, 1);
@@ -517,16 +568,7 @@ fn a_tampered_tablet_shows_one_line_and_nothing_to_tap() {
         matches!(app.0.id(), id if std::path::Path::new(&format!("/proc/{id}")).exists()),
         "the stop screen stays up"
     );
-    // the window's pixels did not change under the taps (same PNG bytes up to metadata
-    // such as the timestamp ImageMagick writes): compare decoded pixels
-    let pixels = |bytes: &[u8]| {
-        let decoder = png::Decoder::new(std::io::Cursor::new(bytes));
-        let mut reader = decoder.read_info().unwrap();
-        let mut buf = vec![0; reader.output_buffer_size()];
-        let info = reader.next_frame(&mut buf).unwrap();
-        buf.truncate(info.buffer_size());
-        buf
-    };
+    // the window's pixels did not change under the taps
     assert!(
         pixels(&a) == pixels(&b),
         "the stop screen changed under taps"
@@ -538,5 +580,136 @@ fn a_tampered_tablet_shows_one_line_and_nothing_to_tap() {
         3,
         0,
         "a full-window stop screen (使用できません + one Japanese line) with nothing to tap; the log names roster.toml; the pixels do not change under the taps",
+    );
+}
+
+#[test]
+fn a_phone_on_the_real_window_takes_the_patients_pin_and_nothing_else_without_it() {
+    let layout = Layout::new();
+    let api = layout.api();
+    let sign_in = SignInPlaces::of(&layout);
+    api.set_screen(Screen::Ready);
+    let trainer = layout.by_label("訓練操作");
+    api.set_trainer_open(true);
+    let title = |n: &str| mynakyukyu::drill::scenario(n).unwrap().title;
+    let android = layout.by_label(&title("phone-android"));
+    let unconscious = layout.by_label(&title("phone-unconscious"));
+    // the panel's list is not scrolled: both must stand inside the window
+    assert!(
+        android.1 < 780 && unconscious.1 < 780,
+        "{android:?} {unconscious:?}"
+    );
+    api.set_trainer_open(false);
+    api.set_screen(Screen::Phone);
+    let digits: Vec<(i32, i32)> = (0..10).map(|d| layout.by_label(&d.to_string())).collect();
+    let digit = |d: char| digits[d.to_digit(10).unwrap() as usize];
+    let confirm = layout.by_id("PhoneScreen::phoneconfirm");
+    let cannot = layout.by_id("PhoneScreen::cannot");
+    let phone_end = layout.by_id("PhoneScreen::end");
+    api.set_screen(Screen::Consent);
+    api.set_photo_offered(false);
+    api.set_unobtainable_offered(false);
+    let verbal = layout.by_id("ConsentScreen::verbal");
+    let unobtainable = layout.by_id("ConsentScreen::unobtainable");
+    api.set_screen(Screen::Summary);
+    let end_viewing = layout.by_id("ViewingHeader::end");
+
+    let TrainingWindow {
+        mut s,
+        shots,
+        app,
+        _xvfb,
+        d,
+    } = TrainingWindow::start("real-window-phone", &sign_in);
+    let hold = |s: &mut Screenful, at: (i32, i32), name: &str| {
+        s.tap(trainer, 1);
+        std::thread::sleep(LOOK);
+        s.tap(at, 1);
+        std::thread::sleep(CARD);
+        s.shot(name);
+    };
+    let type_pin = |s: &mut Screenful, pin: &str| {
+        for c in pin.chars() {
+            s.tap(digit(c), 1);
+            std::thread::sleep(Duration::from_millis(150));
+        }
+        std::thread::sleep(LOOK);
+        s.tap(confirm, 1);
+        std::thread::sleep(CARD);
+    };
+
+    // 1. a conscious patient's Android phone: a wrong PIN, the right one, then a double
+    //    tap where 同意取得困難 stands (disabled with a phone), then 口頭同意あり
+    hold(&mut s, android, "phone-pin");
+    type_pin(&mut s, "0000");
+    s.shot("phone-pin-wrong");
+    type_pin(&mut s, mynakyukyu::drill::DRILL_PIN);
+    s.shot("phone-consent");
+    s.tap(unobtainable, 2);
+    std::thread::sleep(LOOK);
+    s.shot("phone-unobtainable-tapped");
+    s.tap(verbal, 1);
+    std::thread::sleep(CARD);
+    s.shot("phone-summary");
+    s.tap(end_viewing, 1);
+    std::thread::sleep(LOOK);
+
+    // 2. an unconscious patient's phone: the crew says so; the pad then takes nothing
+    hold(&mut s, unconscious, "phone-unconscious");
+    s.tap(cannot, 1);
+    std::thread::sleep(LOOK);
+    s.shot("phone-unusable");
+    for c in "1234".chars() {
+        s.tap(digit(c), 1);
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    s.tap(confirm, 2);
+    std::thread::sleep(LOOK);
+    s.shot("phone-unusable-after-taps");
+    let a = std::fs::read(shots.join("09-phone-unusable.png")).unwrap();
+    let b = std::fs::read(shots.join("10-phone-unusable-after-taps.png")).unwrap();
+    assert!(
+        pixels(&a) == pixels(&b),
+        "the unusable phone's screen changed under taps on its pad; see {}",
+        shots.display()
+    );
+    s.tap(phone_end, 1);
+    std::thread::sleep(LOOK);
+    s.shot("ready-after-phone");
+    drop(app);
+
+    // what an admin reads afterwards: one decision, the one tapped, and the phone named
+    let rows = admin_export(d.path());
+    let decisions: Vec<&str> = rows
+        .iter()
+        .filter(|r| r["record"] != "audit")
+        .map(|r| r["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        decisions,
+        vec!["consent:verbal"],
+        "screenshots in {}",
+        shots.display()
+    );
+    let audits: Vec<&serde_json::Value> = rows.iter().filter(|r| r["record"] == "audit").collect();
+    assert!(!audits.is_empty());
+    assert!(
+        audits.iter().all(|r| r["token"] == "android_phone"),
+        "{audits:?}"
+    );
+    let views: Vec<&&serde_json::Value> = audits
+        .iter()
+        .filter(|r| r["action"] == "view:emergency_summary")
+        .collect();
+    assert_eq!(views.len(), 1, "one summary viewed");
+    assert_eq!(views[0]["identity_check"], "pin");
+    assert_eq!(views[0]["consent"], "consented");
+    common::reliability_row(
+        "real-window-phone",
+        "UI",
+        "the real window under Xvfb tapped by coordinates: an Android phone's PIN on the phone screen (a wrong one, then the right one), a double tap where 同意取得困難 stands, 口頭同意あり; an unconscious patient's phone, then taps on its pad and 確認",
+        2,
+        0,
+        "the export holds one decision (consent:verbal), every audit row names android_phone, the view was by pin; the unusable phone's pixels did not change under the taps",
     );
 }

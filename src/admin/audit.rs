@@ -35,6 +35,9 @@ pub struct AuditRow {
     pub consent: String,
     pub identity_method: String,
     pub identity_check: String,
+    /// What was read: `card`, `android_phone`, `iphone` (empty before a read, and in
+    /// records made before phones were supported).
+    pub token: String,
     /// What happened: `view:emergency_summary`, `consent:verbal`,
     /// `correction:unobtainable->verbal`, `explanation:handed`,
     /// `qualification_failed:no_coverage` …
@@ -117,6 +120,7 @@ pub fn row(stored: &StoredRecord) -> AuditRow {
         consent: String::new(),
         identity_method: String::new(),
         identity_check: String::new(),
+        token: String::new(),
         action: String::new(),
         card: String::new(),
         seq: stored.seq,
@@ -127,6 +131,7 @@ pub fn row(stored: &StoredRecord) -> AuditRow {
             row.consent = a.consent.map(|c| json_label(&c)).unwrap_or_default();
             row.identity_method = json_label(&a.identity_method);
             row.identity_check = a.identity_check.map(|c| json_label(&c)).unwrap_or_default();
+            row.token = a.token.map(|t| t.name().to_string()).unwrap_or_default();
             row.card = a.card.clone().unwrap_or_default();
             row.action = match a.action {
                 AuditAction::View { kind } => format!("view:{}", json_label(&kind)),
@@ -280,6 +285,7 @@ pub fn audit_csv(rows: &[AuditRow]) -> String {
         "consent",
         "identity_method",
         "identity_check",
+        "token",
         "action",
         "card",
         "seq",
@@ -300,6 +306,7 @@ pub fn audit_csv(rows: &[AuditRow]) -> String {
             &r.consent,
             &r.identity_method,
             &r.identity_check,
+            &r.token,
             &r.action,
             &r.card,
             &seq,
@@ -327,6 +334,7 @@ mod tests {
             consent: "consented".into(),
             identity_method: "myna_card".into(),
             identity_check: "photo".into(),
+            token: "card".into(),
             action: "view:emergency_summary".into(),
             card: String::new(),
             seq: 7,
@@ -339,7 +347,8 @@ mod tests {
         assert_eq!(&rec[4], "'+1");
         assert_eq!(&rec[5], "'-2, \"three\"\nfour");
         assert_eq!(&rec[6], "12345678-01");
-        assert_eq!(&rec[13], "7");
+        assert_eq!(&rec[11], "card");
+        assert_eq!(&rec[14], "7");
         // every field quoted, lines end in CRLF
         let first_data_line = text.split("\r\n").nth(1).unwrap();
         assert!(first_data_line.starts_with("\"2026-11-23T09:00:00+09:00\",\"audit\""));

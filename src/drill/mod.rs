@@ -118,6 +118,14 @@ const BUILT_IN: [(&str, &str); 14] = [
         "diabetic-verbal",
         include_str!("scenarios/diabetic-verbal.toml"),
     ),
+    (
+        "phone-android",
+        include_str!("scenarios/phone-android.toml"),
+    ),
+    (
+        "phone-unconscious",
+        include_str!("scenarios/phone-unconscious.toml"),
+    ),
     ("refusal", include_str!("scenarios/refusal.toml")),
     ("opt-out", include_str!("scenarios/opt-out.toml")),
     (
@@ -142,14 +150,6 @@ const BUILT_IN: [(&str, &str); 14] = [
     (
         "consent-correction",
         include_str!("scenarios/consent-correction.toml"),
-    ),
-    (
-        "phone-android",
-        include_str!("scenarios/phone-android.toml"),
-    ),
-    (
-        "phone-unconscious",
-        include_str!("scenarios/phone-unconscious.toml"),
     ),
 ];
 

@@ -159,11 +159,20 @@ impl Trainer for TrainingPanel {
                     .map(|id| (id, s.carrier))
                     .ok_or_else(|| format!("no patient {}", s.patient))
             })
-            .and_then(|(id, carrier)| self.world.place(&id, carrier).map_err(|e| e.to_string()));
+            .and_then(|(id, carrier)| {
+                self.world
+                    .place(&id, carrier)
+                    .map(|()| carrier)
+                    .map_err(|e| e.to_string())
+            });
         match placed {
-            Ok(()) => {
+            Ok(carrier) => {
                 let _ = self.commands.try_send(Command::CardPlaced);
-                format!("{name}: カードを置きました")
+                if carrier == drill::Carrier::Card {
+                    format!("{name}: カードを置きました")
+                } else {
+                    format!("{name}: スマートフォンをかざしました")
+                }
             }
             Err(e) => format!("失敗: {e}"),
         }
