@@ -14,7 +14,7 @@
 //! | [`eligibility`] | protocol v2: wire types and the mutual-TLS client (rustls, TLS 1.3, pinned CA; HTTP/1.1 through hyper, keep-alive, resumption, retries with backon, answers checked against their request and incident ids) |
 //! | [`sim`] | the eligibility simulator: synthetic patients, virtual cards issued to them, qualification and emergency-info answers (random, expiring, unit-bound references), and its axum mTLS server holding each device key's signed audit chain, with fault injection |
 //! | [`drill`] | training drills: scenario files, the training world (simulator on loopback, virtual reader), the runner over the app controller, the debrief |
-//! | [`card`] | the patient's card: apdu → transport (pcscd or the in-process virtual card) → JPKI |
+//! | [`card`] | the patient's card (or a phone's スマホ用電子証明書, told apart by EF 0006): apdu → transport (pcscd or the in-process virtual card) → JPKI |
 //! | [`keys`] | the device keys: the unit key, the store key and the file-integrity key in the TPM 2.0 (PKCS#11 via cryptoki and tpm2-pkcs11) or, for training and `--allow-file-keys`, in 0600 files; the signed manifest of the data dir's configuration files |
 //! | [`store`] | sled, sealed records, hash chain, outbox; no clinical data |
 //! | [`sync`] | the uploader: outbox → eligibility system as a signed chain; rollback detection |

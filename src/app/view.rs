@@ -147,7 +147,7 @@ impl PinNotice {
                     .into()
             }
             PinNotice::PhoneNotConfirmed => {
-                "スマートフォンで本人確認できませんでした。もう一度かざすか、終了してください".into()
+                "スマートフォンで本人確認できませんでした。終了して、もう一度かざしてください".into()
             }
         }
     }
