@@ -32,17 +32,11 @@ impl Xvfb {
             .find(|n| !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists())
             .expect("a free X display number");
         let display = format!(":{n}");
+        // -noreset: no server reset (which refuses connections) when a client leaves
         let child = Process::new("Xvfb")
-            // -noreset: no server reset (which refuses connections) when a client leaves
-            .args([
-                &display,
-                "-screen",
-                "0",
-                "1280x800x24",
-                "-nolisten",
-                "tcp",
-                "-noreset",
-            ])
+            .arg(&display)
+            .args(["-screen", "0", "1280x800x24", "-nolisten", "tcp"])
+            .arg("-noreset")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

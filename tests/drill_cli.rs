@@ -484,12 +484,7 @@ fn pin_fallback_drill_spends_two_tries_confirms_the_last_and_audits_pin_identity
         .unwrap();
     assert!(out.status.success());
     let report: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    let what: Vec<&str> = report["timeline"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["what"].as_str().unwrap())
-        .collect();
+    let what = timeline(&report);
     assert!(what.contains(&"pin: wrong, tries left: 2"), "{what:?}");
     assert!(what.contains(&"pin: wrong, tries left: 1"), "{what:?}");
     assert!(
@@ -586,6 +581,16 @@ fn screenshots_render_every_screen_in_both_themes() {
     );
 }
 
+/// What happened, in the order of the debrief's timeline.
+fn timeline(report: &Value) -> Vec<&str> {
+    report["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["what"].as_str().unwrap())
+        .collect()
+}
+
 fn drill_report(scenario: &str) -> Value {
     let dir = TempDir::new("drill");
     let path = dir.path().join("r.json");
@@ -636,12 +641,7 @@ fn unconscious_drill_records_the_explanation_handed() {
 #[test]
 fn phone_drill_asks_the_smartphone_pin_first_and_records_the_phone() {
     let report = drill_report("phone-android");
-    let what: Vec<&str> = report["timeline"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["what"].as_str().unwrap())
-        .collect();
+    let what = timeline(&report);
     let at = |w: &str| {
         what.iter()
             .position(|x| *x == w)

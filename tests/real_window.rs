@@ -53,6 +53,16 @@ fn tool(name: &str) -> PathBuf {
     panic!("{name} is not installed: run scripts/setup");
 }
 
+/// The screen, no TCP, and no server reset (see `start_xvfb`).
+const XVFB_ARGS: [&str; 6] = [
+    "-screen",
+    "0",
+    "1280x800x24",
+    "-nolisten",
+    "tcp",
+    "-noreset",
+];
+
 fn start_xvfb() -> (Killed, String) {
     // tests of one process run in parallel: each takes its own range of display numbers
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
@@ -72,15 +82,8 @@ fn start_xvfb() -> (Killed, String) {
     // could fall into one: 3-16 refusals in 300 xdotool calls on this 2-core machine with
     // the cores busy, none with -noreset (CI failed once on it).
     let child = Command::new(tool("Xvfb"))
-        .args([
-            &display,
-            "-screen",
-            "0",
-            "1280x800x24",
-            "-nolisten",
-            "tcp",
-            "-noreset",
-        ])
+        .arg(&display)
+        .args(XVFB_ARGS)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -266,6 +269,14 @@ fn admin_export(data: &Path) -> Vec<serde_json::Value> {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The decisions in an audit export (every record but the audit entries), in order.
+fn decisions(rows: &[serde_json::Value]) -> Vec<&str> {
+    rows.iter()
+        .filter(|r| r["record"] != "audit")
+        .map(|r| r["action"].as_str().unwrap())
+        .collect()
 }
 
 /// The decoded pixels of a PNG (screenshots compared without ImageMagick's metadata, such
@@ -461,11 +472,7 @@ fn a_gloved_hand_on_the_real_window_records_what_the_crew_chose() {
 
     // what an admin reads afterwards
     let rows = admin_export(d.path());
-    let decisions: Vec<&str> = rows
-        .iter()
-        .filter(|r| r["record"] != "audit")
-        .map(|r| r["action"].as_str().unwrap())
-        .collect();
+    let decisions = decisions(&rows);
     assert_eq!(
         decisions,
         vec![
@@ -680,11 +687,7 @@ fn a_phone_on_the_real_window_takes_the_patients_pin_and_nothing_else_without_it
 
     // what an admin reads afterwards: one decision, the one tapped, and the phone named
     let rows = admin_export(d.path());
-    let decisions: Vec<&str> = rows
-        .iter()
-        .filter(|r| r["record"] != "audit")
-        .map(|r| r["action"].as_str().unwrap())
-        .collect();
+    let decisions = decisions(&rows);
     assert_eq!(
         decisions,
         vec!["consent:verbal"],

@@ -333,6 +333,19 @@ mod tests {
     use crate::card::{CardFaults, FaceItems, VirtualCard};
     use proptest::prelude::*;
 
+    fn assert_security_not_satisfied(err: &CardError) {
+        assert!(
+            matches!(
+                err,
+                CardError::Status {
+                    sw: apdu::StatusWord::SECURITY_NOT_SATISFIED,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
     fn card() -> (VirtualCard, Vec<u8>, Vec<u8>) {
         let ca = crate::pki::JpkiTestCa::generate().unwrap();
         let c = ca.issue_card(0x4d4e_0001_0000_0001).unwrap();
@@ -488,16 +501,7 @@ mod tests {
         let (mut vc, cert, _) = card();
         let challenge = b"server nonce 0123456789";
         let err = sign_challenge(&mut vc, challenge).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                CardError::Status {
-                    sw: apdu::StatusWord::SECURITY_NOT_SATISFIED,
-                    ..
-                }
-            ),
-            "{err}"
-        );
+        assert_security_not_satisfied(&err);
         assert_eq!(
             verify_auth_pin(&mut vc, "1234", false).unwrap(),
             PinOutcome::Verified
@@ -573,16 +577,7 @@ mod tests {
         let mut n = 0;
         select_jpki(&mut vc, &mut n).unwrap();
         let err = read_certificate_ef(&mut vc, EF_AUTH_CERT, &mut n).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                CardError::Status {
-                    sw: apdu::StatusWord::SECURITY_NOT_SATISFIED,
-                    ..
-                }
-            ),
-            "{err}"
-        );
+        assert_security_not_satisfied(&err);
         assert_eq!(
             read_phone_certificate(&mut vc, "0000", false).unwrap(),
             (PinOutcome::Wrong { tries_left: 2 }, None)

@@ -436,6 +436,13 @@ fn unobtainable_consent_is_carried_as_such() {
         },
     );
     assert_eq!(inquiries(&fx)[0].consent, ConsentState::Unobtainable);
+    // a card read records the card as its token
+    assert_eq!(inquiries(&fx)[0].token, crate::domain::TokenKind::Card);
+    assert!(
+        audits(&fx)
+            .iter()
+            .all(|a| a.token == Some(crate::domain::TokenKind::Card))
+    );
 }
 
 #[test]
@@ -1560,29 +1567,6 @@ fn a_phone_has_no_photo_check_and_no_consent_unobtainable() {
             Err(SessionError::UnobtainableOnPhone)
         );
     }
-}
-
-#[test]
-fn a_card_read_records_the_card_as_its_token() {
-    let mut s = at_consent();
-    ok(
-        &mut s,
-        Event::IdentityConfirmed {
-            check: IdentityCheck::Photo,
-        },
-    );
-    let fx = ok(
-        &mut s,
-        Event::ConsentChosen {
-            decision: ConsentDecision::Unobtainable,
-        },
-    );
-    assert_eq!(inquiries(&fx)[0].token, crate::domain::TokenKind::Card);
-    assert!(
-        audits(&fx)
-            .iter()
-            .all(|a| a.token == Some(crate::domain::TokenKind::Card))
-    );
 }
 
 #[test]
