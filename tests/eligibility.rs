@@ -1080,3 +1080,69 @@ async fn the_pin_path_needs_the_cards_own_signature_over_its_challenge() {
         "each refused (card-signature-invalid) and nothing answered; the card's own signature accepted; the server log marks pin+signed and photo",
     );
 }
+
+#[tokio::test]
+async fn the_server_refuses_a_phone_inquiry_without_its_owner() {
+    use mynakyukyu::card::{FaceItems, VirtualCard, jpki};
+    use mynakyukyu::domain::TokenKind;
+    use mynakyukyu::eligibility::wire::problem;
+    let server = start_sim(Faults::default()).await;
+    let c = client(server.local_addr.port());
+    let issued = server.with_simulator(|s| s.issue_card("P0006").unwrap());
+    let QualificationResponse::Coverage {
+        qualification_ref: q,
+        ..
+    } = c
+        .qualification(&request("I-PHONE", issued.auth_certificate_der.clone()))
+        .await
+        .unwrap()
+    else {
+        panic!("coverage")
+    };
+    // the phone signs the challenge after its smartphone PIN, as the tablet has it do
+    let mut phone = VirtualCard::new(
+        &issued.auth_certificate_der,
+        &issued.ca_certificate_der,
+        "1234",
+        FaceItems::default(),
+    )
+    .with_auth_key(issued.auth_key_pkcs8.clone())
+    .as_phone(TokenKind::AndroidPhone);
+    jpki::verify_auth_pin(&mut phone, "1234", false).unwrap();
+    let incident = IncidentId::new("I-PHONE");
+    let sig = jpki::sign_challenge(
+        &mut phone,
+        &mynakyukyu::domain::pin_challenge(&q, &incident),
+    )
+    .unwrap();
+    // a tablet that sends what ours never does: 同意取得困難 with a phone, or a photo check
+    let mut unobtainable = inquiry("I-PHONE", q.clone(), ConsentState::Unobtainable);
+    unobtainable.identity_check = IdentityCheck::Pin;
+    unobtainable.token = TokenKind::AndroidPhone;
+    let mut photo = inquiry("I-PHONE", q.clone(), ConsentState::Consented);
+    photo.token = TokenKind::IPhone;
+    for (name, bad) in [("unobtainable", &unobtainable), ("photo", &photo)] {
+        let err = c.emergency_info_signed(bad, Some(&sig)).await.unwrap_err();
+        assert!(
+            matches!(err, ClientError::Refused(ref p) if p.kind == problem::PHONE_WITHOUT_OWNER),
+            "{name}: {err}"
+        );
+    }
+    assert_eq!(server.inquiry_count(), 0, "nothing answered");
+    // the phone's own inquiry: consented, by its PIN, signed
+    let mut owned = inquiry("I-PHONE", q, ConsentState::Consented);
+    owned.identity_check = IdentityCheck::Pin;
+    owned.token = TokenKind::AndroidPhone;
+    c.emergency_info_signed(&owned, Some(&sig)).await.unwrap();
+    let log = server.with_simulator(|s| s.audit_log().to_vec());
+    assert_eq!(log.len(), 1);
+    assert_eq!(
+        (
+            log[0].token,
+            log[0].identity_check,
+            log[0].card_signature_verified
+        ),
+        (TokenKind::AndroidPhone, IdentityCheck::Pin, true)
+    );
+    server.shutdown().await;
+}

@@ -164,6 +164,8 @@ pub mod problem {
     pub const CHAIN_GAP: &str = "urn:mynakyukyu:problem:chain-gap";
     /// A PIN-path inquiry without the card's signature, or one that does not verify.
     pub const CARD_SIGNATURE_INVALID: &str = "urn:mynakyukyu:problem:card-signature-invalid";
+    /// A phone's inquiry under `unobtainable` or with `identity_check` `photo`.
+    pub const PHONE_WITHOUT_OWNER: &str = "urn:mynakyukyu:problem:phone-without-owner";
 }
 
 impl Problem {

@@ -126,6 +126,10 @@ pub enum InquiryRefusal {
     /// A PIN-path inquiry whose card signature is missing or does not verify.
     #[error("the card's signature is missing or does not verify")]
     CardSignatureInvalid,
+    /// A phone's inquiry under 同意取得困難 or by the photo: a phone is read only with its
+    /// owner, so neither can be true of it.
+    #[error("a phone's inquiry without its owner (unobtainable consent or a photo check)")]
+    PhoneWithoutOwner,
 }
 
 /// How long a qualification reference may be used for the emergency-info inquiry.
@@ -394,6 +398,14 @@ impl Simulator {
         let card_signature_verified = inquiry
             .card_signature
             .is_some_and(|sig| pki::verify_card_signature(&issued.card, &challenge, sig));
+        if inquiry.token.is_phone()
+            && (inquiry.consent == ConsentState::Unobtainable
+                || inquiry.identity_check == IdentityCheck::Photo)
+        {
+            tracing::warn!(unit = %inquiry.unit.as_str(), token = inquiry.token.name(),
+                "phone inquiry refused: a phone is read only with its owner");
+            return Err(InquiryRefusal::PhoneWithoutOwner);
+        }
         if inquiry.identity_check.needs_card_signature() && !card_signature_verified {
             tracing::warn!(unit = %inquiry.unit.as_str(), "PIN-path inquiry refused: card signature missing or invalid");
             return Err(InquiryRefusal::CardSignatureInvalid);

@@ -774,6 +774,12 @@ async fn emergency_info(
             403,
             None,
         )),
+        (Err(InquiryRefusal::PhoneWithoutOwner), _) => problem_response(&Problem::new(
+            problem::PHONE_WITHOUT_OWNER,
+            "A phone is read only with its owner: no 同意取得困難 and no photo check with it",
+            403,
+            None,
+        )),
         (Err(InquiryRefusal::ForeignUnit), _) => problem_response(&Problem::new(
             problem::FOREIGN_UNIT,
             "Qualification reference issued to another unit",
