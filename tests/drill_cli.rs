@@ -556,11 +556,21 @@ fn screenshots_render_every_screen_in_both_themes() {
     let d = TempDir::new("drill-shots");
     let shots = d.path().join("shots");
     drill_into(d.path(), "unconscious-warfarin", "--screenshots", &shots);
+    // the phone screen comes only with a phone
+    let phone = TempDir::new("drill-shots-phone");
+    drill_into(phone.path(), "phone-android", "--screenshots", &shots);
     let names: Vec<String> = std::fs::read_dir(&shots)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    for screen in ["sign-in", "ready", "consent", "summary", "full-data"] {
+    for screen in [
+        "sign-in",
+        "ready",
+        "phone",
+        "consent",
+        "summary",
+        "full-data",
+    ] {
         for theme in ["day", "night"] {
             assert!(
                 names

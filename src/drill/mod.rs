@@ -69,6 +69,8 @@ pub enum Step {
     PinRight,
     /// The patient cannot type the phone's PIN (unconscious).
     PatientCannotEnter,
+    /// The owner unlocks the iPhone (Face ID / Touch ID) before holding it out again.
+    OwnerUnlocksPhone,
     /// The card is placed and pulled away before the read completes.
     PlaceCardRemovedMidRead,
     ConfirmPhoto,
@@ -109,7 +111,7 @@ pub struct Scenario {
     pub expected_coverage: Option<String>,
 }
 
-const BUILT_IN: [(&str, &str); 14] = [
+const BUILT_IN: [(&str, &str); 15] = [
     (
         "unconscious-warfarin",
         include_str!("scenarios/unconscious-warfarin.toml"),
@@ -126,6 +128,7 @@ const BUILT_IN: [(&str, &str); 14] = [
         "phone-unconscious",
         include_str!("scenarios/phone-unconscious.toml"),
     ),
+    ("phone-iphone", include_str!("scenarios/phone-iphone.toml")),
     ("refusal", include_str!("scenarios/refusal.toml")),
     ("opt-out", include_str!("scenarios/opt-out.toml")),
     (
@@ -289,6 +292,15 @@ impl Runner<'_> {
             }
             Step::ConfirmPhoto => Command::ConfirmPhoto,
             Step::PatientCannotEnter => Command::PatientCannotEnterPin,
+            Step::OwnerUnlocksPhone => {
+                // the phone leaves the reader while its owner looks at it
+                self.world.reader.remove();
+                if self.carrier == Carrier::IosLocked {
+                    self.carrier = Carrier::Ios;
+                }
+                self.controller.note("patient: unlocks the iPhone".into());
+                return Ok(());
+            }
             Step::PinWrong | Step::PinRight => {
                 let pin = if step == Step::PinRight {
                     DRILL_PIN
