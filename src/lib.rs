@@ -4,7 +4,8 @@
 //! # Module map
 //!
 //! The flow runs card → session → eligibility → store/sync, with the UI on top. Modules
-//! only depend downwards; the session state machine depends on nothing but [`domain`].
+//! only depend downwards (tests/layering.rs checks the imports against the map in
+//! docs/ARCHITECTURE.md); the session state machine depends on nothing but [`domain`].
 //!
 //! | module | owns |
 //! |---|---|
