@@ -12,7 +12,7 @@ pub mod vpcd;
 
 pub use virtual_card::{CardFaults, FaceItems, VirtualCard};
 
-use crate::session::CardFailure;
+use crate::domain::CardFailure;
 use thiserror::Error;
 
 /// Why a card could not be read, in kinds a crew can act on.

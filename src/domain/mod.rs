@@ -8,10 +8,12 @@
 mod emergency;
 mod ids;
 mod records;
+mod requests;
 
 pub use emergency::*;
 pub use ids::*;
 pub use records::*;
+pub use requests::*;
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -43,6 +45,21 @@ impl ServiceFailure {
     pub fn waits_for_link(self) -> bool {
         matches!(self, ServiceFailure::LinkDown | ServiceFailure::Timeout)
     }
+}
+
+/// Why a card could not be read, in kinds a crew can act on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CardFailure {
+    NoReader,
+    ReaderServiceDown,
+    NotMyNumberCard,
+    RemovedDuringRead,
+    Unresponsive,
+    ReaderBusy,
+    /// The card's certificate is expired or not yet valid.
+    CertificateNotValid,
+    /// An iPhone its owner has not unlocked: only the owner can (Face ID / Touch ID).
+    PhoneLocked,
 }
 
 /// Text that must never appear in logs: `Debug` and `Display` print `[redacted]`.

@@ -7,7 +7,7 @@
 
 use super::wire::{self, Problem, problem};
 use crate::domain::{CardCredential, ChainedRecord, EmergencyInfo, IdentityMethod};
-use crate::session::{EmergencyInquiry, QualificationRequest, ServiceFailure};
+use crate::domain::{EmergencyInquiry, QualificationRequest, ServiceFailure};
 use backon::Retryable;
 use base64::Engine;
 use http_body_util::BodyExt;

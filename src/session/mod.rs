@@ -27,13 +27,13 @@ mod notice;
 #[cfg(test)]
 mod tests;
 
-pub use crate::domain::ServiceFailure;
+pub use crate::domain::{CardFailure, EmergencyInquiry, QualificationRequest, ServiceFailure};
 pub use notice::Notice;
 
 use crate::domain::{
     AuditAction, AuditEntry, CardCredential, ConsentCorrection, ConsentDecision, ConsentRecord,
-    ConsentState, Coverage, EmergencyInfo, ExplanationRecord, IdentityCheck, IdentityMethod,
-    IncidentId, InfoKind, OperatorId, QualificationRef, TerminalId, Timestamp, UnitId,
+    Coverage, EmergencyInfo, ExplanationRecord, IdentityCheck, IdentityMethod, IncidentId,
+    InfoKind, OperatorId, QualificationRef, TerminalId, Timestamp, UnitId,
 };
 use thiserror::Error;
 
@@ -42,21 +42,6 @@ use thiserror::Error;
 pub struct Station {
     pub unit: UnitId,
     pub terminal: TerminalId,
-}
-
-/// Why a card could not be read, in kinds a crew can act on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CardFailure {
-    NoReader,
-    ReaderServiceDown,
-    NotMyNumberCard,
-    RemovedDuringRead,
-    Unresponsive,
-    ReaderBusy,
-    /// The card's certificate is expired or not yet valid.
-    CertificateNotValid,
-    /// An iPhone its owner has not unlocked: only the owner can (Face ID / Touch ID).
-    PhoneLocked,
 }
 
 /// Something that happened: a tap, a card, an answer, the line, the clock.
@@ -161,31 +146,6 @@ impl Event {
             Event::IdleTimeout => "idle_timeout",
         }
     }
-}
-
-/// The qualification request the effects layer sends.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct QualificationRequest {
-    pub incident: IncidentId,
-    pub credential: CardCredential,
-    pub operator: OperatorId,
-    pub unit: UnitId,
-    pub terminal: TerminalId,
-}
-
-/// The emergency-info inquiry, with the consent decision attached.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct EmergencyInquiry {
-    pub incident: IncidentId,
-    pub qualification: QualificationRef,
-    pub consent: ConsentState,
-    pub operator: OperatorId,
-    pub unit: UnitId,
-    pub terminal: TerminalId,
-    pub identity_method: IdentityMethod,
-    pub identity_check: IdentityCheck,
-    /// The card or a phone.
-    pub token: crate::domain::TokenKind,
 }
 
 /// Work for the effects layer, in the order given.

@@ -1,7 +1,7 @@
 //! Every transition of the incident flow, and property tests over random event sequences.
 
 use super::*;
-use crate::domain::{CoverageStatus, PatientRef, Sensitive, Sex};
+use crate::domain::{ConsentState, CoverageStatus, PatientRef, Sensitive, Sex};
 use proptest::prelude::*;
 
 fn station() -> Station {
