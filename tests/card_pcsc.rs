@@ -140,6 +140,18 @@ fn the_virtual_card_reads_through_pcscd_like_a_real_one() {
         ));
         drop(c);
 
+        // 1b. the CLI's card-info names the token and the APDUs (3 + ⌈n/256⌉)
+        let out = Command::new(env!("CARGO_BIN_EXE_mynakyukyu"))
+            .args(["card-info", "--reader", &slot0, "--timeout", "10"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("token:      card"), "{text}");
+        assert!(
+            text.contains(&format!("apdus:      {}", read.apdus)),
+            "{text}"
+        );
+
         // 2. OpenSC, an independent JPKI implementation, reads the same certificate
         let pem = dir.path().join("opensc.pem");
         let out = Command::new("pkcs15-tool")

@@ -361,6 +361,7 @@ fn card_info(
     let read = jpki::read_auth_certificate(&mut card)?;
     let summary = mynakyukyu::pki::inspect(&read.der, time::OffsetDateTime::now_utc())?;
     println!("reader:     {name}");
+    println!("token:      {}", read.token.name());
     println!("serial:     {}", summary.serial_hex);
     println!("issuer:     {}", summary.issuer);
     println!("not before: {}", summary.not_before);
