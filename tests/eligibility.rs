@@ -1000,30 +1000,43 @@ async fn references_cannot_be_walked_or_used_by_another_unit() {
     );
 }
 
-#[tokio::test]
-async fn the_pin_path_needs_the_cards_own_signature_over_its_challenge() {
-    use mynakyukyu::card::{FaceItems, VirtualCard, jpki};
-    use mynakyukyu::eligibility::wire::problem;
-    let server = start_sim(Faults::default()).await;
-    let c = client(server.local_addr.port());
-    let issued = server.with_simulator(|s| s.issue_card("P0004").unwrap());
+/// A virtual card (PIN 1234, its key) issued to `patient`, and the qualification reference
+/// the server gave for it in `incident`.
+async fn card_with_reference(
+    server: &mynakyukyu::sim::server::SimServer,
+    c: &EligibilityClient,
+    patient: &str,
+    incident: &str,
+) -> (mynakyukyu::card::VirtualCard, QualificationRef) {
+    use mynakyukyu::card::{FaceItems, VirtualCard};
+    let issued = server.with_simulator(|s| s.issue_card(patient).unwrap());
     let QualificationResponse::Coverage {
         qualification_ref: q,
         ..
     } = c
-        .qualification(&request("I-PIN", issued.auth_certificate_der.clone()))
+        .qualification(&request(incident, issued.auth_certificate_der.clone()))
         .await
         .unwrap()
     else {
         panic!("coverage")
     };
-    let mut card = VirtualCard::new(
+    let card = VirtualCard::new(
         &issued.auth_certificate_der,
         &issued.ca_certificate_der,
         "1234",
         FaceItems::default(),
     )
-    .with_auth_key(issued.auth_key_pkcs8.clone());
+    .with_auth_key(issued.auth_key_pkcs8);
+    (card, q)
+}
+
+#[tokio::test]
+async fn the_pin_path_needs_the_cards_own_signature_over_its_challenge() {
+    use mynakyukyu::card::jpki;
+    use mynakyukyu::eligibility::wire::problem;
+    let server = start_sim(Faults::default()).await;
+    let c = client(server.local_addr.port());
+    let (mut card, q) = card_with_reference(&server, &c, "P0004", "I-PIN").await;
     assert_eq!(
         jpki::verify_auth_pin(&mut card, "1234", false).unwrap(),
         jpki::PinOutcome::Verified
@@ -1083,31 +1096,14 @@ async fn the_pin_path_needs_the_cards_own_signature_over_its_challenge() {
 
 #[tokio::test]
 async fn the_server_refuses_a_phone_inquiry_without_its_owner() {
-    use mynakyukyu::card::{FaceItems, VirtualCard, jpki};
+    use mynakyukyu::card::jpki;
     use mynakyukyu::domain::TokenKind;
     use mynakyukyu::eligibility::wire::problem;
     let server = start_sim(Faults::default()).await;
     let c = client(server.local_addr.port());
-    let issued = server.with_simulator(|s| s.issue_card("P0006").unwrap());
-    let QualificationResponse::Coverage {
-        qualification_ref: q,
-        ..
-    } = c
-        .qualification(&request("I-PHONE", issued.auth_certificate_der.clone()))
-        .await
-        .unwrap()
-    else {
-        panic!("coverage")
-    };
+    let (card, q) = card_with_reference(&server, &c, "P0006", "I-PHONE").await;
     // the phone signs the challenge after its smartphone PIN, as the tablet has it do
-    let mut phone = VirtualCard::new(
-        &issued.auth_certificate_der,
-        &issued.ca_certificate_der,
-        "1234",
-        FaceItems::default(),
-    )
-    .with_auth_key(issued.auth_key_pkcs8.clone())
-    .as_phone(TokenKind::AndroidPhone);
+    let mut phone = card.as_phone(TokenKind::AndroidPhone);
     jpki::verify_auth_pin(&mut phone, "1234", false).unwrap();
     let incident = IncidentId::new("I-PHONE");
     let sig = jpki::sign_challenge(

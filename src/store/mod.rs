@@ -223,6 +223,30 @@ fn new_record_id() -> String {
     hex::encode(b)
 }
 
+/// sled 0.34 writes a snapshot to `snap.<lsn>.generating`, syncs it and renames it to
+/// `snap.<lsn>`; the rename is the commit. A process killed before the rename leaves the
+/// `.generating` file, and sled's open takes the newest `snap.*` file, that one included,
+/// and refuses a cut one as corrupt (its checksum). An uncommitted snapshot is only a
+/// shortcut never taken: without it sled starts from the last committed snapshot and
+/// replays the log, so removing it loses nothing. Returns whether one was removed.
+fn remove_cut_snapshots(sled_dir: &Path) -> Result<bool, StoreError> {
+    let Ok(entries) = std::fs::read_dir(sled_dir) else {
+        return Ok(false);
+    };
+    let mut removed = false;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("snap.") && name.ends_with(".generating") {
+            tracing::warn!(file = %name, "removing a sled snapshot a crash left unfinished");
+            std::fs::remove_file(entry.path())
+                .map_err(|e| StoreError::Io(format!("{}: {e}", entry.path().display())))?;
+            removed = true;
+        }
+    }
+    Ok(removed)
+}
+
 impl Store {
     /// Open (or create) the store in `dir` (sled in `dir/sled`, the chain head in
     /// `dir/chain.head`) with the device key.
@@ -240,14 +264,24 @@ impl Store {
                 .open(&head_path)
                 .map_err(|e| StoreError::Io(format!("{}: {e}", head_path.display())))?
         };
-        let db = sled::Config::new()
-            .path(dir.join("sled"))
-            .mode(sled::Mode::HighThroughput)
-            .open()
-            .map_err(|source| StoreError::Open {
-                path: dir.display().to_string(),
-                source,
-            })?;
+        let open_sled = || {
+            sled::Config::new()
+                .path(dir.join("sled"))
+                .mode(sled::Mode::HighThroughput)
+                .open()
+        };
+        let db = match open_sled() {
+            // sled holds its file lock by the time it reads the snapshot, so no other
+            // process is writing one now
+            Err(sled::Error::Corruption { .. }) if remove_cut_snapshots(&dir.join("sled"))? => {
+                open_sled()
+            }
+            other => other,
+        }
+        .map_err(|source| StoreError::Open {
+            path: dir.display().to_string(),
+            source,
+        })?;
         // Earlier versions cached the emergency info here for dead zones; clinical data now
         // lives in memory for the incident only. Drop what an old store may still hold.
         if db
