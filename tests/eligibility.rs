@@ -1004,7 +1004,7 @@ async fn references_cannot_be_walked_or_used_by_another_unit() {
 /// the server gave for it in `incident`.
 async fn card_with_reference(
     server: &mynakyukyu::sim::server::SimServer,
-    c: &EligibilityClient,
+    c: &mynakyukyu::eligibility::EligibilityClient,
     patient: &str,
     incident: &str,
 ) -> (mynakyukyu::card::VirtualCard, QualificationRef) {
