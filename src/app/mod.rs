@@ -701,32 +701,22 @@ impl Controller {
                 )
             }
             Ok(reader::PhoneRead {
-                outcome: PinOutcome::Wrong { tries_left },
+                outcome: PinOutcome::Verified,
                 ..
             }) => {
-                self.pin.message = view::PinNotice::Wrong { tries_left }.message_ja();
-                (None, format!("phone pin: wrong, tries left: {tries_left}"))
-            }
-            Ok(reader::PhoneRead {
-                outcome: PinOutcome::Blocked,
-                ..
-            }) => {
-                self.pin.blocked = true;
-                self.pin.message = view::PinNotice::PhoneBlocked.message_ja();
-                (None, "phone pin: blocked".into())
-            }
-            Ok(reader::PhoneRead { .. }) => {
                 self.pin.message = view::PinNotice::PhoneNotConfirmed.message_ja();
                 (None, "phone pin: verified but no certificate".into())
             }
-            Err(CardError::LastTryNeedsConfirmation) => {
-                self.pin.confirm_last_try = true;
-                self.pin.message = view::PinNotice::LastTry.message_ja();
-                (None, "phone pin: one try left, crew confirms".into())
-            }
-            Err(CardError::PinFormat) => {
-                self.pin.message = view::PinNotice::Format.message_ja();
-                (None, "phone pin: not 4 digits".into())
+            Ok(reader::PhoneRead { outcome, .. }) => (
+                None,
+                self.pin_refused("phone pin", Ok(outcome), view::PinNotice::PhoneBlocked)
+                    .unwrap_or_default(),
+            ),
+            Err(e)
+                if let Some(note) =
+                    self.pin_refused("phone pin", Err(&e), view::PinNotice::PhoneBlocked) =>
+            {
+                (None, note)
             }
             Err(e) => {
                 // the phone pulled away (or mute): nothing was read, nothing stays
@@ -821,6 +811,38 @@ impl Controller {
         }
     }
 
+    /// The answers a PIN attempt has alike on the card and on a phone: wrong (tries left),
+    /// blocked (`blocked` says what then), one try left to confirm, not 4 digits. Sets the
+    /// PIN pad's message and returns the journal's note; `None` for any other answer.
+    fn pin_refused(
+        &mut self,
+        who: &str,
+        answer: Result<PinOutcome, &CardError>,
+        blocked: view::PinNotice,
+    ) -> Option<String> {
+        let (notice, note) = match answer {
+            Ok(PinOutcome::Wrong { tries_left }) => (
+                view::PinNotice::Wrong { tries_left },
+                format!("{who}: wrong, tries left: {tries_left}"),
+            ),
+            Ok(PinOutcome::Blocked) => {
+                self.pin.blocked = true;
+                (blocked, format!("{who}: blocked"))
+            }
+            Err(CardError::LastTryNeedsConfirmation) => {
+                self.pin.confirm_last_try = true;
+                (
+                    view::PinNotice::LastTry,
+                    format!("{who}: one try left, crew confirms the last try"),
+                )
+            }
+            Err(CardError::PinFormat) => (view::PinNotice::Format, format!("{who}: not 4 digits")),
+            Ok(PinOutcome::Verified) | Err(_) => return None,
+        };
+        self.pin.message = notice.message_ja();
+        Some(note)
+    }
+
     fn pin_outcome(
         &mut self,
         incident: IncidentId,
@@ -846,23 +868,15 @@ impl Controller {
                 }),
                 "pin: verified".to_string(),
             ),
-            Ok(PinOutcome::Wrong { tries_left }) => {
-                self.pin.message = view::PinNotice::Wrong { tries_left }.message_ja();
-                (None, format!("pin: wrong, tries left: {tries_left}"))
-            }
-            Ok(PinOutcome::Blocked) => {
-                self.pin.blocked = true;
-                self.pin.message = view::PinNotice::Blocked.message_ja();
-                (None, "pin: blocked".into())
-            }
-            Err(CardError::LastTryNeedsConfirmation) => {
-                self.pin.confirm_last_try = true;
-                self.pin.message = view::PinNotice::LastTry.message_ja();
-                (None, "pin: one try left, crew confirms the last try".into())
-            }
-            Err(CardError::PinFormat) => {
-                self.pin.message = view::PinNotice::Format.message_ja();
-                (None, "pin: not 4 digits".into())
+            Ok(outcome) => (
+                None,
+                self.pin_refused("pin", Ok(outcome), view::PinNotice::Blocked)
+                    .unwrap_or_default(),
+            ),
+            Err(e)
+                if let Some(note) = self.pin_refused("pin", Err(&e), view::PinNotice::Blocked) =>
+            {
+                (None, note)
             }
             Err(e) => {
                 self.pin.message =
