@@ -329,9 +329,13 @@ impl Store {
             .read_to_end(&mut sealed)
             .map_err(|e| StoreError::Io(e.to_string()))?;
         if sealed.is_empty() {
-            // written after every append: empty with records in the log means emptied
+            // A new store writes its genesis head here at once, before any append can
+            // happen: so a kill right after the first append leaves a copy that is behind
+            // (harmless), never an empty file, and empty with records in the log means
+            // emptied. (Before this, a kill between the first record and the first copy
+            // read as "emptied"; CI met it under load in the SIGKILL test.)
             if head.next_seq == 0 {
-                return Ok(());
+                return self.write_head_file(head);
             }
             return self.remember_gap(BrokenLink {
                 seq: head.next_seq,

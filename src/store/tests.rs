@@ -136,6 +136,34 @@ fn appended_records_come_back_in_order_and_survive_reopen() {
     assert_eq!(report.first_broken, None);
 }
 
+/// A kill between a new store's first record (committed in sled) and the first write of
+/// the chain head copy leaves the copy as the store opened with it. That is a copy behind
+/// the log, which is fine; only an emptied copy is a broken chain.
+#[test]
+fn a_kill_right_after_the_first_record_is_not_an_emptied_chain_head() {
+    let d = dir("first-record-kill");
+    let head = d.0.join("db").join("chain.head");
+    let at_open = {
+        let (s, _) = open(&d);
+        let at_open = std::fs::read(&head).unwrap();
+        s.append(audit(1), Timestamp(101)).unwrap();
+        at_open
+    };
+    assert!(
+        !at_open.is_empty(),
+        "a new store writes its genesis head at once"
+    );
+    std::fs::write(&head, &at_open).unwrap();
+    let (s, _) = open(&d);
+    assert_eq!(s.verify_chain().unwrap().first_broken, None);
+    drop(s);
+    // emptied, by contrast, is a broken chain
+    std::fs::write(&head, b"").unwrap();
+    let (s, _) = open(&d);
+    let broken = s.verify_chain().unwrap().first_broken.expect("broken");
+    assert!(broken.reason.contains("emptied"), "{broken:?}");
+}
+
 /// What a SIGKILL while sled 0.34 writes a snapshot leaves: `snap.<lsn>.generating`, cut
 /// short. sled takes the newest `snap.*` file, `.generating` ones included, and refuses to
 /// open on its bad checksum ("Read corrupted data at file offset None"); CI met it once in

@@ -19,11 +19,22 @@ pub struct SoftTpm {
 /// The PKCS#11 module the app loads.
 pub const MODULE: &str = "/usr/lib/x86_64-linux-gnu/libtpm2_pkcs11.so.1";
 
+/// Two adjacent free ports below Linux's ephemeral range (32768–60999), so that no outgoing
+/// connection of a test running beside this one is given either of them between this check
+/// and swtpm's bind (a port from `bind(":0")` is an ephemeral one, and CI met that race).
 fn free_port_pair() -> u16 {
-    for _ in 0..50 {
-        let a = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let p = a.local_addr().unwrap().port();
-        if p < 65535 && std::net::TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let mut seed = (std::process::id() as u64) << 32 ^ now.as_nanos() as u64 | 1;
+    for _ in 0..200 {
+        // a small xorshift: any spread over the range will do
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let p = 20000 + (seed % 12000) as u16;
+        let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
+        if free(p) && free(p + 1) {
             return p;
         }
     }
@@ -38,34 +49,63 @@ fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
     }
 }
 
+/// Start swtpm on a free port pair and wait until it answers. The pair is free when chosen
+/// but not reserved: should another process take a port first, swtpm exits at once with
+/// "Could not open TCP socket: Address already in use", which is a cue to try another pair.
+fn start_swtpm(state: &Path, dir: &Path, children: &mut Vec<Child>) -> u16 {
+    let mut said = String::new();
+    for attempt in 0..5 {
+        let port = free_port_pair();
+        let log = dir.join(format!("swtpm-{attempt}.log"));
+        let mut child = Command::new("swtpm")
+            .args(["socket", "--tpm2", "--tpmstate"])
+            .arg(format!("dir={}", state.display()))
+            .args([
+                "--server",
+                &format!("type=tcp,port={port},bindaddr=127.0.0.1"),
+            ])
+            .args([
+                "--ctrl",
+                &format!("type=tcp,port={},bindaddr=127.0.0.1", port + 1),
+            ])
+            .args(["--flags", "not-need-init,startup-clear"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("swtpm (apt-get install swtpm)");
+        let until = Instant::now() + Duration::from_secs(15);
+        loop {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                children.push(child);
+                return port;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                said = format!(
+                    "swtpm on ports {port}/{} exited ({status}): {}",
+                    port + 1,
+                    std::fs::read_to_string(&log).unwrap_or_default().trim()
+                );
+                eprintln!("{said}; trying another port pair");
+                break;
+            }
+            if Instant::now() > until {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("swtpm did not come up on port {port} in 15 s");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    panic!("swtpm did not come up in 5 tries; last: {said}");
+}
+
 impl SoftTpm {
     pub fn start(tag: &str) -> SoftTpm {
         let dir = TempDir::new(&format!("tpm-{tag}"));
         let state = dir.path().join("state");
         std::fs::create_dir_all(&state).unwrap();
         let mut children = vec![];
-        let port = free_port_pair();
-        children.push(
-            Command::new("swtpm")
-                .args(["socket", "--tpm2", "--tpmstate"])
-                .arg(format!("dir={}", state.display()))
-                .args([
-                    "--server",
-                    &format!("type=tcp,port={port},bindaddr=127.0.0.1"),
-                ])
-                .args([
-                    "--ctrl",
-                    &format!("type=tcp,port={},bindaddr=127.0.0.1", port + 1),
-                ])
-                .args(["--flags", "not-need-init,startup-clear"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("swtpm (apt-get install swtpm)"),
-        );
-        wait_for("swtpm", || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-        });
+        let port = start_swtpm(&state, dir.path(), &mut children);
         let socket = dir.path().join("bus");
         let bus = format!("unix:path={}", socket.display());
         children.push(
