@@ -13,6 +13,19 @@ pub enum LogFormat {
     Pretty,
 }
 
+/// The Debian package's settings, in systemd's `EnvironmentFile=` syntax: its units read
+/// them, and the binaries take their data dir from it.
+pub const SYSTEM_CONFIG: &str = "/etc/mynakyukyu/mynakyukyu.conf";
+
+/// `MYNAKYUKYU_DATA=<path>` from an `EnvironmentFile=` text (comments and other keys
+/// skipped; an empty or relative value is none).
+fn system_data_dir(conf: &str) -> Option<PathBuf> {
+    conf.lines()
+        .filter_map(|l| l.trim().strip_prefix("MYNAKYUKYU_DATA="))
+        .map(|v| PathBuf::from(v.trim().trim_matches('"')))
+        .rfind(|p| p.is_absolute())
+}
+
 /// Options every command takes.
 #[derive(Clone, Debug, Args)]
 pub struct CommonArgs {
@@ -25,11 +38,19 @@ pub struct CommonArgs {
 }
 
 impl CommonArgs {
-    /// The data directory: the option, else `$XDG_DATA_HOME/mynakyukyu`, else
-    /// `~/.local/share/mynakyukyu`, else `./mynakyukyu-data`.
+    /// The data directory: the option (or `MYNAKYUKYU_DATA`), else the installed
+    /// package's (`MYNAKYUKYU_DATA=` in [`SYSTEM_CONFIG`], so that an admin on a tablet
+    /// types no path), else `$XDG_DATA_HOME/mynakyukyu`, else `~/.local/share/mynakyukyu`,
+    /// else `./mynakyukyu-data`.
     pub fn data_dir(&self) -> PathBuf {
         if let Some(dir) = &self.data_dir {
             return dir.clone();
+        }
+        if let Some(dir) = std::fs::read_to_string(SYSTEM_CONFIG)
+            .ok()
+            .and_then(|conf| system_data_dir(&conf))
+        {
+            return dir;
         }
         if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
             return PathBuf::from(xdg).join("mynakyukyu");
@@ -40,21 +61,32 @@ impl CommonArgs {
         PathBuf::from("mynakyukyu-data")
     }
 
-    /// Call first in `main`, while the process still has one thread: new files are
-    /// created 0600 and directories 0700 (umask 077; sled makes files as it goes), and
-    /// tpm2-pkcs11 keeps its token store in `<data>/tpm` unless `TPM2_PKCS11_STORE` says
-    /// otherwise.
+    /// Call first in `main`: new files are created 0600 and directories 0700 (umask 077;
+    /// sled makes files as it goes), and tpm2-pkcs11 keeps its token store in `<data>/tpm`.
     ///
-    /// # Safety
-    /// Sets an environment variable: no other thread may exist yet (Rust 2024 makes
-    /// `set_var` unsafe because C code in another thread could read the environment).
-    pub unsafe fn prepare_process(&self) {
+    /// tpm2-pkcs11 reads the store from `TPM2_PKCS11_STORE` only. Setting a variable in
+    /// a running process is `unsafe` (another thread's C code may read the environment),
+    /// and the crate forbids `unsafe`, so a process started without it replaces itself
+    /// with the same program and arguments and the variable set (one `exec`, before any
+    /// thread, file or socket exists). The systemd units set it, so a tablet never
+    /// re-executes.
+    pub fn prepare_process(&self) {
         rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
-        if std::env::var_os("TPM2_PKCS11_STORE").is_none() {
-            let store = self.data_dir().join(crate::keys::TPM_DIR);
-            // SAFETY: the caller guarantees the process is single-threaded here.
-            unsafe { std::env::set_var("TPM2_PKCS11_STORE", store) };
+        if std::env::var_os("TPM2_PKCS11_STORE").is_some() {
+            return;
         }
+        use std::os::unix::process::CommandExt;
+        let store = self.data_dir().join(crate::keys::TPM_DIR);
+        let mut args = std::env::args_os();
+        let argv0 = args.next().unwrap_or_default();
+        let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from(&argv0));
+        let failed = std::process::Command::new(exe)
+            .arg0(&argv0)
+            .args(args)
+            .env("TPM2_PKCS11_STORE", store)
+            .exec();
+        eprintln!("error: could not restart with TPM2_PKCS11_STORE set: {failed}");
+        std::process::exit(70);
     }
 
     /// Install the tracing subscriber (filter from `RUST_LOG`, default `info`).
@@ -83,4 +115,25 @@ pub fn resident_memory_kib() -> (Option<u64>, Option<u64>) {
             .and_then(|v| v.parse().ok())
     };
     (field("VmRSS:"), field("VmHWM:"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_package_config_names_the_data_dir() {
+        let conf = "# the tablet's state\nRUST_LOG=info\nMYNAKYUKYU_DATA=/var/lib/mynakyukyu\n";
+        assert_eq!(
+            system_data_dir(conf),
+            Some(PathBuf::from("/var/lib/mynakyukyu"))
+        );
+        assert_eq!(
+            system_data_dir("MYNAKYUKYU_DATA=\"/srv/m\"\n"),
+            Some(PathBuf::from("/srv/m"))
+        );
+        assert_eq!(system_data_dir("MYNAKYUKYU_DATA=relative\n"), None);
+        assert_eq!(system_data_dir("#MYNAKYUKYU_DATA=/x\n"), None);
+        assert_eq!(system_data_dir(""), None);
+    }
 }

@@ -111,7 +111,7 @@ impl DeviceConfig {
             path: path.clone(),
             message: e.to_string(),
         })?;
-        crate::roster::write_atomically(&path, text.as_bytes())
+        crate::files::write_private(&path, text.as_bytes())
             .map_err(|source| ConfigError::Io { path, source })
     }
 }

@@ -24,7 +24,9 @@
 //! | [`app`] | the controller: session + effects off its loop on tokio (outcomes come back as events), the view model, readers, the line |
 //! | [`ui`] | Slint: view model → `Api` global, callbacks → commands behind the tap guard, headless PNG rendering |
 //! | [`admin`] | fire-department administration behind `mynakyukyu-admin`; the audit answer (export, bundle, merge) |
-//! | [`cli`] | what every binary shares: `--data-dir`, `--log-format`, logging set-up |
+//! | [`cli`] | what every binary shares: `--data-dir`, `--log-format`, logging set-up, the package's `/etc` settings |
+//! | [`files`] | the data dir's private atomic write (0600, `O_NOFOLLOW`, sync, rename) |
+//! | [`route`] | which way the kernel routes an address (the tunnel or not), over rtnetlink |
 //!
 //! The binaries are thin: `src/bin/mynakyukyu.rs` (the tablet app),
 //! `src/bin/mynakyukyu-admin.rs` (provisioning) and `src/bin/mynakyukyu-sim.rs` (the
@@ -38,11 +40,14 @@ pub mod config;
 pub mod domain;
 pub mod drill;
 pub mod eligibility;
+pub mod files;
 pub mod keys;
 pub mod pki;
 pub mod roster;
+pub mod route;
 pub mod session;
 pub mod sim;
 pub mod store;
 pub mod sync;
+#[cfg(feature = "ui")]
 pub mod ui;

@@ -7,9 +7,10 @@ use mynakyukyu::domain::{
     CardCredential, ConsentState, CoverageStatus, IdentityCheck, IdentityMethod, IncidentId,
     OperatorId, QualificationRef, TerminalId, UnitId,
 };
-use mynakyukyu::eligibility::wire::{Faults, QualificationResponse};
+use mynakyukyu::eligibility::wire::QualificationResponse;
 use mynakyukyu::eligibility::{CardProblem, ClientError, ClientSettings};
 use mynakyukyu::session::{EmergencyInquiry, QualificationRequest, ServiceFailure};
+use mynakyukyu::sim::Faults;
 use mynakyukyu::sim::server::{ServeOptions, SimServer};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

@@ -219,3 +219,38 @@ fn an_upward_import_fails_the_check() {
     // comment lines are not imports
     assert!(named_modules("//! see [`crate::ui::Api`]\n").is_empty());
 }
+
+/// `unsafe_code` is "deny" in Cargo.toml rather than "forbid" only because Slint's generated
+/// code allows it for its vtables; this keeps our own files to "forbid": no `unsafe` block,
+/// function, impl or extern block, and no `allow` of the lint, anywhere we write Rust.
+#[test]
+fn no_file_of_ours_uses_or_allows_unsafe() {
+    let mut files = rust_files(&root().join("src"));
+    for dir in ["tests", "benches"] {
+        files.extend(rust_files(&root().join(dir)));
+    }
+    files.push(root().join("build.rs"));
+    assert!(files.len() > 50, "found {} files", files.len());
+    let mut found = vec![];
+    // this file names the patterns it looks for
+    for f in files.iter().filter(|f| !f.ends_with("tests/layering.rs")) {
+        let text = std::fs::read_to_string(f).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            let words: Vec<&str> = code
+                .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .filter(|w| !w.is_empty())
+                .collect();
+            let uses = words
+                .windows(2)
+                .any(|w| w[0] == "unsafe" && matches!(w[1], "fn" | "impl" | "extern" | "trait"))
+                || code.contains("unsafe {")
+                || code.contains("allow(unsafe_code")
+                || code.contains("unsafe_code)]");
+            if uses {
+                found.push(format!("{}:{}: {}", f.display(), n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(found.is_empty(), "{}", found.join("\n"));
+}

@@ -704,7 +704,7 @@ fn fuzzed_card_answers_and_certificate_der_are_typed_errors_never_panics() {
 
 #[test]
 fn a_hanging_request_never_keeps_the_crew_waiting() {
-    use mynakyukyu::eligibility::wire::Faults;
+    use mynakyukyu::sim::Faults;
     let dir = TempDir::new("reliability-hang");
     let rt = common::runtime();
     let today = time::OffsetDateTime::now_utc().date();

@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use mynakyukyu::domain::{RecordBody, Timestamp};
-use mynakyukyu::eligibility::wire::Faults;
+use mynakyukyu::sim::Faults;
 use mynakyukyu::sim::server::{ServeOptions, SimServer};
 use mynakyukyu::store::{DeviceKey, Store};
 use mynakyukyu::sync::{Uploader, UploaderSettings};

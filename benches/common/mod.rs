@@ -2,8 +2,8 @@
 #![allow(dead_code)]
 
 use mynakyukyu::eligibility::client::tls_config;
-use mynakyukyu::eligibility::wire::Faults;
 use mynakyukyu::eligibility::{ClientSettings, EligibilityClient, Endpoint, UnitIdentity};
+use mynakyukyu::sim::Faults;
 use mynakyukyu::sim::server::{ServeOptions, SimServer};
 use std::path::{Path, PathBuf};
 

@@ -131,6 +131,50 @@ pub fn init(data_dir: &Path, o: &InitOptions<'_>) -> Result<PathBuf, AdminError>
     Ok(csr_path)
 }
 
+/// A unit's file in the batch directories an admin carries between the tablets and the
+/// fire-department CA: `<unit-id>.csr` out, `<unit-id>.pem` back. Forty tablets are then
+/// one `init --csr-out DIR` each, one signing pass over DIR, and one `install-cert DIR`
+/// each. The unit id names the file, so it may not name a path.
+pub fn batch_file(dir: &Path, unit_id: &str, extension: &str) -> Result<PathBuf, AdminError> {
+    let plain = !unit_id.is_empty()
+        && !unit_id.starts_with('.')
+        && unit_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if !plain {
+        return Err(AdminError::File {
+            path: dir.to_path_buf(),
+            message: format!(
+                "unit id {unit_id:?} cannot name a file here (letters, digits, '-', '_', '.')"
+            ),
+        });
+    }
+    Ok(dir.join(format!("{unit_id}.{extension}")))
+}
+
+/// Copy this tablet's CSR into the batch directory (created if missing) as
+/// `<unit-id>.csr`. A CSR is public; the file is an ordinary 0644 one on the admin's stick.
+pub fn collect_csr(data_dir: &Path, dir: &Path) -> Result<PathBuf, AdminError> {
+    let cfg = DeviceConfig::load(data_dir)?.ok_or(AdminError::NotInitialised)?;
+    let to = batch_file(dir, &cfg.unit_id, "csr")?;
+    let csr = read(&data_dir.join(config::UNIT_CSR_FILE))?;
+    let io = |path: &Path, e: std::io::Error| AdminError::File {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
+    std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+    std::fs::write(&to, csr).map_err(|e| io(&to, e))?;
+    std::fs::set_permissions(&to, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .map_err(|e| io(&to, e))?;
+    Ok(to)
+}
+
+/// `install-cert` given a directory: this tablet's `<unit-id>.pem` in it.
+pub fn certificate_in_batch(data_dir: &Path, dir: &Path) -> Result<PathBuf, AdminError> {
+    let cfg = DeviceConfig::load(data_dir)?.ok_or(AdminError::NotInitialised)?;
+    batch_file(dir, &cfg.unit_id, "pem")
+}
+
 fn spki_of_cert(der: &[u8]) -> Result<Vec<u8>, AdminError> {
     let (_, cert) = X509Certificate::from_der(der)
         .map_err(|e| AdminError::CertificateRefused(format!("not a certificate: {e}")))?;
@@ -292,8 +336,8 @@ pub fn status(data_dir: &Path) -> Result<Status, AdminError> {
             (e.host.as_str(), e.port).to_socket_addrs().ok()?.next()
         })
         .map(|a| {
-            use crate::app::line::RouteCheck;
-            format!("{:?}", crate::app::line::KernelRoute.route_to(a.ip()))
+            use crate::route::RouteCheck;
+            format!("{:?}", crate::route::KernelRoute.route_to(a.ip()))
         })
         .unwrap_or_else(|| "Unknown".into());
     Ok(Status {
@@ -663,4 +707,22 @@ pub fn dev_sign_csr(pki_dir: &Path, csr: &Path, days: i64) -> Result<String, Adm
     params.serial_number = Some(rcgen::SerialNumber::from_slice(&serial));
     let der = ca.sign(&params, &request.public_key)?;
     Ok(pki::certificate_pem(&der))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::batch_file;
+    use std::path::Path;
+
+    #[test]
+    fn a_unit_id_names_a_file_in_the_batch_directory_and_never_a_path() {
+        let d = Path::new("/media/usb/csr");
+        assert_eq!(
+            batch_file(d, "TOKYO-07_A.2", "csr").unwrap(),
+            d.join("TOKYO-07_A.2.csr")
+        );
+        for bad in ["", "../etc/passwd", "a/b", ".hidden", "救急1"] {
+            assert!(batch_file(d, bad, "pem").is_err(), "{bad}");
+        }
+    }
 }

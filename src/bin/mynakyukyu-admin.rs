@@ -78,9 +78,13 @@ enum Command {
         /// data dir then carries them).
         #[arg(long)]
         allow_file_keys: bool,
+        /// Also copy the CSR to DIR/<unit-id>.csr (one directory collects a whole batch).
+        #[arg(long, value_name = "DIR")]
+        csr_out: Option<PathBuf>,
     },
     /// Install the issued unit certificate (refused unless it matches the device key,
-    /// chains to the unit CA, allows clientAuth and is valid now).
+    /// chains to the unit CA, allows clientAuth and is valid now). Given a directory, the
+    /// certificate is its <unit-id>.pem.
     InstallCert {
         cert: PathBuf,
         #[arg(long)]
@@ -224,8 +228,8 @@ type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // SAFETY: first thing in main; no thread has been started yet.
-    unsafe { cli.common.prepare_process() };
+    // first thing in main: it may replace the process (see `prepare_process`)
+    cli.common.prepare_process();
     cli.common.init_logging();
     match run(cli) {
         Ok(code) => code,
@@ -283,6 +287,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             unit_ca,
             terminal_id,
             allow_file_keys,
+            csr_out,
         } => {
             let csr = admin::init(
                 &data,
@@ -296,6 +301,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     allow_file_keys,
                 },
             )?;
+            let csr = match csr_out {
+                Some(dir) => admin::collect_csr(&data, &dir)?,
+                None => csr,
+            };
             println!(
                 "initialised {}; send this CSR to the fire-department CA: {}",
                 data.display(),
@@ -314,6 +323,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Command::InstallCert { cert, chain } => {
+            let cert = if cert.is_dir() {
+                admin::certificate_in_batch(&data, &cert)?
+            } else {
+                cert
+            };
             let s = admin::install_cert(&data, &cert, chain.as_deref())?;
             println!(
                 "installed unit certificate serial {} ({} days left)",

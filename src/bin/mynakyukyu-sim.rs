@@ -3,7 +3,7 @@
 
 use clap::{Parser, Subcommand};
 use mynakyukyu::cli::CommonArgs;
-use mynakyukyu::eligibility::wire::Faults;
+use mynakyukyu::sim::Faults;
 use mynakyukyu::sim::PatientRateLimit;
 use mynakyukyu::sim::patients::{self, DEFAULT_POPULATION, DEFAULT_SEED};
 use mynakyukyu::sim::server::{ServeOptions, SimServer};
@@ -120,8 +120,8 @@ enum PhoneArg {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // SAFETY: first thing in main; no thread has been started yet.
-    unsafe { cli.common.prepare_process() };
+    // first thing in main: it may replace the process (see `prepare_process`)
+    cli.common.prepare_process();
     cli.common.init_logging();
     match cli.command {
         Command::Serve {

@@ -72,8 +72,8 @@ const DEFAULT_SCENARIO: &str = "unconscious-warfarin";
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // SAFETY: first thing in main; no thread has been started yet.
-    unsafe { cli.common.prepare_process() };
+    // first thing in main: it may replace the process (see `prepare_process`)
+    cli.common.prepare_process();
     cli.common.init_logging();
     let result = match cli.command {
         Some(Command::CardInfo {

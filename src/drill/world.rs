@@ -4,18 +4,20 @@
 //! only ever points at 127.0.0.1, so nothing recorded in training reaches a real endpoint.
 
 use super::{DRILL_PIN, DrillError};
-use crate::app::line::KernelRoute;
 use crate::app::reader::VirtualReader;
 use crate::app::{Ports, Settings};
 use crate::card::{FaceItems, VirtualCard};
 use crate::domain::{TerminalId, UnitId};
 use crate::eligibility::client::tls_config;
-use crate::eligibility::wire::Faults;
 use crate::eligibility::{ClientSettings, EligibilityClient, Endpoint, UnitIdentity};
 use crate::roster::{Roster, SignInGate};
+use crate::route::KernelRoute;
 use crate::session::Station;
+use crate::sim::Faults;
 use crate::sim::patients::PatientScenario;
-use crate::sim::proxy::{DelayProxy, LinkState};
+use crate::sim::proxy::DelayProxy;
+/// The trainer's line, as the trainer panel sets it.
+pub use crate::sim::proxy::LinkState;
 use crate::sim::server::{ServeOptions, SimServer};
 use crate::store::{DeviceKey, Store};
 use std::net::SocketAddr;

@@ -715,13 +715,6 @@ impl EligibilityClient {
         decode(&a)
     }
 
-    /// Simulator only: set fault injection.
-    pub async fn set_sim_faults(&self, faults: &wire::Faults) -> Result<(), ClientError> {
-        self.call("POST", wire::PATH_SIM_FAULTS, Some(to_json(faults)?), None)
-            .await
-            .map(|_| ())
-    }
-
     /// Every call of the protocol is idempotent (reads, or keyed by incident / record id),
     /// so every call may be retried; the bound, the backoff and the total deadline keep a
     /// dead line cheap. Each attempt is a new question (a new request id).

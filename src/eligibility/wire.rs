@@ -13,8 +13,6 @@ pub const PATH_EMERGENCY_INFO: &str = "/v2/emergency-info";
 pub const PATH_RECORDS: &str = "/v2/records";
 /// The audit-chain head the server holds for the calling device key.
 pub const PATH_RECORDS_HEAD: &str = "/v2/records/head";
-/// Simulator only: change fault injection at run time.
-pub const PATH_SIM_FAULTS: &str = "/v2/sim/faults";
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
@@ -105,27 +103,6 @@ pub struct RecordsAccepted {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordsHead {
     pub head: Option<ChainHeadAck>,
-}
-
-/// Fault injection for drills (simulator only).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Faults {
-    /// Added before every answer.
-    #[serde(default)]
-    pub latency_ms: u64,
-    /// Accept requests but never answer.
-    #[serde(default)]
-    pub stall: bool,
-    /// Fraction (0–1) of requests answered by resetting the connection.
-    #[serde(default)]
-    pub reset_rate: f64,
-    /// Fraction (0–1) of requests answered 503.
-    #[serde(default)]
-    pub error_rate: f64,
-    /// Answer every request on a connection with that connection's previous answer, as a
-    /// broken proxy or cache would.
-    #[serde(default)]
-    pub replay_previous: bool,
 }
 
 /// RFC 9457 problem details.

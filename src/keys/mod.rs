@@ -89,30 +89,13 @@ pub fn create_private_dir(dir: &Path) -> Result<(), KeyError> {
         .map_err(|e| err(e.to_string()))
 }
 
-/// Write a secret file (0600, `O_NOFOLLOW`), replacing one that exists, durably.
+/// Write a secret file (0600, `O_NOFOLLOW`), replacing one that exists, durably
+/// ([`crate::files::write_private`]).
 pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), KeyError> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let err = |reason: String| KeyError::File {
+    crate::files::write_private(path, bytes).map_err(|e| KeyError::File {
         path: path.to_path_buf(),
-        reason,
-    };
-    let tmp = path.with_extension("new");
-    let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-        .open(&tmp)
-        .map_err(|e| err(e.to_string()))?;
-    f.write_all(bytes).map_err(|e| err(e.to_string()))?;
-    f.sync_all().map_err(|e| err(e.to_string()))?;
-    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(err("is a symbolic link; refusing to replace it".into()));
-    }
-    std::fs::rename(&tmp, path).map_err(|e| err(e.to_string()))
+        reason: e.to_string(),
+    })
 }
 
 /// Read a secret file: not through a symlink, not readable by group or others.

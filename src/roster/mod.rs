@@ -109,14 +109,6 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RosterError + '_ {
     }
 }
 
-/// Write through a temporary file and rename, so a crash leaves the old or the new file.
-pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes)?;
-    std::fs::File::open(&tmp)?.sync_all()?;
-    std::fs::rename(&tmp, path)
-}
-
 fn check_crew_id(id: &str) -> Result<(), RosterError> {
     let ok = !id.is_empty()
         && id.len() <= 32
@@ -198,10 +190,10 @@ impl Roster {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
-        write_atomically(path, text.as_bytes()).map_err(io(path))?;
+        crate::files::write_private(path, text.as_bytes()).map_err(io(path))?;
         let counts = failures_path(path);
         if !counts.exists() {
-            write_atomically(&counts, b"{}").map_err(io(&counts))?;
+            crate::files::write_private(&counts, b"{}").map_err(io(&counts))?;
         }
         Ok(())
     }
@@ -464,7 +456,7 @@ impl SignInGate {
             path: self.failures_path.clone(),
             message: e.to_string(),
         })?;
-        write_atomically(&self.failures_path, &bytes).map_err(io(&self.failures_path))
+        crate::files::write_private(&self.failures_path, &bytes).map_err(io(&self.failures_path))
     }
 }
 
@@ -483,7 +475,7 @@ pub fn unlock(roster_path: &Path, crew_id: Option<&str>) -> Result<(), RosterErr
         path: path.clone(),
         message: e.to_string(),
     })?;
-    write_atomically(&path, &bytes).map_err(io(&path))
+    crate::files::write_private(&path, &bytes).map_err(io(&path))
 }
 
 #[cfg(test)]

@@ -7,12 +7,38 @@ pub mod patients;
 pub mod proxy;
 pub mod server;
 
+/// The simulator's own path: change fault injection at run time (drills, tests). It is not
+/// part of protocol v2, and the production client has no call for it.
+pub const PATH_SIM_FAULTS: &str = "/v2/sim/faults";
+
+/// Fault injection for drills.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Faults {
+    /// Added before every answer.
+    #[serde(default)]
+    pub latency_ms: u64,
+    /// Accept requests but never answer.
+    #[serde(default)]
+    pub stall: bool,
+    /// Fraction (0–1) of requests answered by resetting the connection.
+    #[serde(default)]
+    pub reset_rate: f64,
+    /// Fraction (0–1) of requests answered 503.
+    #[serde(default)]
+    pub error_rate: f64,
+    /// Answer every request on a connection with that connection's previous answer, as a
+    /// broken proxy or cache would.
+    #[serde(default)]
+    pub replay_previous: bool,
+}
+
 use crate::domain::{
     CardCredential, ConsentState, Coverage, EmergencyInfo, IdentityCheck, IncidentId, OperatorId,
     QualificationRef, TerminalId, Timestamp, UnitId,
 };
 use crate::pki::{self, CardCertificate, JpkiTestCa, PkiError};
 use patients::{Patient, PatientScenario};
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use thiserror::Error;
 use time::Date;

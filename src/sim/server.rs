@@ -11,8 +11,9 @@ use super::{
     CardRejection, InquiryFields, InquiryRefusal, QualificationAnswer, SimError, Simulator,
 };
 use crate::domain::{CardCredential, ChainHeadAck, ChainedRecord, Record, Timestamp, UnitId};
-use crate::eligibility::wire::{self, Faults, Problem, problem};
+use crate::eligibility::wire::{self, Problem, problem};
 use crate::pki::{CertAuthority, JpkiTestCa, PkiError};
+use crate::sim::{Faults, PATH_SIM_FAULTS};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Extension, Request, State};
@@ -292,7 +293,7 @@ fn router(shared: Arc<Shared>, stopped: watch::Receiver<bool>) -> Router {
         .route(wire::PATH_EMERGENCY_INFO, post(emergency_info))
         .route(wire::PATH_RECORDS, post(records))
         .route(wire::PATH_RECORDS_HEAD, get(records_head))
-        .route(wire::PATH_SIM_FAULTS, post(set_faults))
+        .route(PATH_SIM_FAULTS, post(set_faults))
         .fallback(|| async {
             problem_response(&Problem::new(problem::NOT_FOUND, "Not found", 404, None))
         })

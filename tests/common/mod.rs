@@ -9,8 +9,8 @@ use mynakyukyu::domain::{
     Timestamp, UnitId,
 };
 use mynakyukyu::eligibility::client::tls_config;
-use mynakyukyu::eligibility::wire::Faults;
 use mynakyukyu::eligibility::{ClientSettings, EligibilityClient, Endpoint, UnitIdentity};
+use mynakyukyu::sim::Faults;
 use mynakyukyu::sim::server::{ServeOptions, SimServer};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
