@@ -694,7 +694,13 @@ pub fn wipe(data_dir: &Path) -> Result<WipeReport, AdminError> {
 pub fn dev_sign_csr(pki_dir: &Path, csr: &Path, days: i64) -> Result<String, AdminError> {
     let ca = pki::CertAuthority::load_files(&pki_dir.join("ca.pem"), &pki_dir.join("ca.key"))?;
     let text = String::from_utf8_lossy(&read(csr)?).into_owned();
-    let request = rcgen::CertificateSigningRequestParams::from_pem(&text)
+    sign_csr_pem(&ca, &text, days)
+}
+
+/// Sign a unit CSR given as PEM text (clientAuth, `days` valid): what `dev-pki sign` does
+/// with a file from the admin's stick (the fuzz target `admin_files` feeds it anything).
+pub fn sign_csr_pem(ca: &pki::CertAuthority, text: &str, days: i64) -> Result<String, AdminError> {
+    let request = rcgen::CertificateSigningRequestParams::from_pem(text)
         .map_err(|e| AdminError::Key(format!("CSR: {e}")))?;
     let mut params = request.params;
     let now = time::OffsetDateTime::now_utc();

@@ -7,9 +7,11 @@
 pub mod apdu;
 pub mod jpki;
 pub mod pcsc_reader;
+pub mod replay;
 pub mod virtual_card;
 pub mod vpcd;
 
+pub use replay::ReplayCard;
 pub use virtual_card::{CardFaults, FaceItems, VirtualCard};
 
 use crate::domain::CardFailure;

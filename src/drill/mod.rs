@@ -167,6 +167,11 @@ pub fn scenario(name: &str) -> Result<Scenario, DrillError> {
         .iter()
         .find(|(n, _)| *n == name)
         .ok_or_else(|| DrillError::UnknownScenario(name.to_string()))?;
+    parse_scenario(name, text)
+}
+
+/// A scenario file's text, named `name` (the fuzz target `scenario_toml` feeds it anything).
+pub fn parse_scenario(name: &str, text: &str) -> Result<Scenario, DrillError> {
     let mut s: Scenario = toml::from_str(text).map_err(|source| DrillError::BadScenario {
         name: name.to_string(),
         source,
