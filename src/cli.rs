@@ -66,7 +66,7 @@ impl CommonArgs {
     ///
     /// tpm2-pkcs11 reads the store from `TPM2_PKCS11_STORE` only. Setting a variable in
     /// a running process is `unsafe` (another thread's C code may read the environment),
-    /// and the crate forbids `unsafe`, so a process started without it replaces itself
+    /// and the crate denies `unsafe`, so a process started without it replaces itself
     /// with the same program and arguments and the variable set (one `exec`, before any
     /// thread, file or socket exists). The systemd units set it, so a tablet never
     /// re-executes.
