@@ -12,7 +12,7 @@ mod common;
 
 use common::TempDir;
 use i_slint_backend_testing::{ElementHandle, ElementQuery};
-use mynakyukyu::ui::{Api, AppWindow, ScenarioItem, Screen, Status};
+use mynakyukyu::ui::{Api, AppWindow, CrewItem, ScenarioItem, Screen, Status};
 use slint::{ComponentHandle, ModelRc, VecModel};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -210,6 +210,9 @@ impl Layout {
         let app = AppWindow::new().unwrap();
         app.window()
             .set_size(slint::LogicalSize::new(1280.0, 800.0));
+        // the window's size reaches the theme through a change handler, as at the top of
+        // each event-loop iteration in the app
+        slint::platform::update_timers_and_animations();
         let api = app.global::<Api>();
         api.set_status(Status {
             training: true,
@@ -292,7 +295,7 @@ fn pixels(bytes: &[u8]) -> Vec<u8> {
 
 /// Where sign-in's controls stand.
 struct SignInPlaces {
-    crew_field: (i32, i32),
+    crew: (i32, i32),
     zero: (i32, i32),
     sign_in: (i32, i32),
 }
@@ -300,11 +303,15 @@ struct SignInPlaces {
 impl SignInPlaces {
     fn of(layout: &Layout) -> SignInPlaces {
         layout.api().set_screen(Screen::SignIn);
-        let f = ElementHandle::find_by_accessible_label(&layout.app, "隊員ID")
-            .find(|h| h.type_name().as_deref() == Some("TextField"))
-            .unwrap();
+        // a training roster: the training crew, as the app lists it
+        layout
+            .api()
+            .set_crew_list(ModelRc::from(Rc::new(VecModel::from(vec![CrewItem {
+                id: mynakyukyu::drill::world::TRAINING_CREW.into(),
+                name: mynakyukyu::drill::world::TRAINING_CREW_NAME.into(),
+            }]))));
         SignInPlaces {
-            crew_field: Layout::centre(&f),
+            crew: layout.by_label(mynakyukyu::drill::world::TRAINING_CREW_NAME),
             zero: layout.by_label("0"),
             sign_in: layout.by_id("SignInScreen::signin"),
         }
@@ -340,11 +347,10 @@ impl TrainingWindow {
         let (mut s, shots) = Screenful::of(&app, display, tag, &d.path().join("app.log"));
         std::thread::sleep(Duration::from_secs(2));
         s.shot("sign-in");
-        // sign in: the crew id typed, the PIN on the keypad
-        // no window manager under Xvfb: give the window the keyboard as a compositor would
-        s.xdotool(&["windowfocus", &s.window.clone()]);
-        s.tap(sign_in.crew_field, 1);
-        s.xdotool(&["type", "--delay", "30", "TRAINEE"]);
+        // sign in by touch alone: the crew member's name, then the PIN on the keypad (no
+        // key event anywhere: the tablet has no keyboard)
+        s.tap(sign_in.crew, 1);
+        std::thread::sleep(Duration::from_millis(150));
         for _ in 0..mynakyukyu::drill::world::TRAINING_CREW_PIN.len() {
             s.tap(sign_in.zero, 1);
             std::thread::sleep(Duration::from_millis(150));

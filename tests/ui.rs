@@ -8,9 +8,9 @@ use common::TempDir;
 use i_slint_backend_testing::{ElementHandle, ElementQuery};
 use mynakyukyu::app::view::Screen as VScreen;
 use mynakyukyu::app::{Command, Controller};
-use mynakyukyu::drill::world::{TRAINING_CREW, TRAINING_CREW_PIN, TrainingWorld};
+use mynakyukyu::drill::world::{TRAINING_CREW_NAME, TRAINING_CREW_PIN, TrainingWorld};
 use mynakyukyu::sim::proxy::LinkState;
-use mynakyukyu::ui::{self, Api, AppWindow, Screen};
+use mynakyukyu::ui::{self, Api, AppWindow, Screen, Theme};
 use slint::{ComponentHandle, Model};
 use tokio::sync::mpsc;
 
@@ -26,7 +26,14 @@ struct Rig {
 
 impl Rig {
     fn new() -> Rig {
-        i_slint_backend_testing::init_no_event_loop();
+        Rig::with_size(1280.0, 800.0)
+    }
+
+    /// The app in a window of this logical size (a panel's pixels over its scale factor).
+    fn with_size(width: f32, height: f32) -> Rig {
+        // once per test thread: the platform cannot be set twice
+        thread_local!(static PLATFORM: () = i_slint_backend_testing::init_no_event_loop());
+        PLATFORM.with(|_| ());
         let dir = TempDir::new("ui");
         let rt = common::runtime();
         let today = time::OffsetDateTime::now_utc().date();
@@ -42,7 +49,10 @@ impl Rig {
             commands: tx.clone(),
         };
         app.window()
-            .set_size(slint::LogicalSize::new(1280.0, 800.0));
+            .set_size(slint::LogicalSize::new(width, height));
+        // the window's size reaches the theme through a change handler, as at the top of
+        // each event-loop iteration in the app
+        slint::platform::update_timers_and_animations();
         // taps by accessible label come one at a time; the guard has tests of its own
         ui::bind_with_guard(
             &app,
@@ -118,16 +128,9 @@ impl Rig {
             .is_some()
     }
 
-    fn crew_id_field(&self) -> ElementHandle {
-        self.find("隊員ID")
-            .into_iter()
-            .find(|h| h.type_name().as_deref() == Some("TextField"))
-            .expect("crew id field")
-    }
-
     fn sign_in(&mut self) {
         assert_eq!(self.screen(), Screen::SignIn);
-        self.crew_id_field().set_accessible_value(TRAINING_CREW);
+        self.tap(TRAINING_CREW_NAME);
         for digit in TRAINING_CREW_PIN.chars() {
             self.tap(&digit.to_string());
         }
@@ -287,10 +290,12 @@ fn line_lost_during_the_inquiry_waits_then_resends_when_restored() {
 #[test]
 fn wrong_crew_pin_is_refused_on_screen() {
     let mut r = Rig::new();
-    r.crew_id_field().set_accessible_value(TRAINING_CREW);
+    // nothing chosen: サインイン stays disabled whatever the keypad says
     for d in "9999".chars() {
         r.tap(&d.to_string());
     }
+    assert!(!r.enabled("サインイン"), "sign-in with nobody chosen");
+    r.tap(TRAINING_CREW_NAME);
     r.tap("サインイン");
     assert_eq!(r.screen(), Screen::SignIn);
     assert!(r.api().get_sign_in_error().contains("PIN"));
@@ -497,8 +502,10 @@ fn a_public_assistance_patient_shows_payer_and_recipient_numbers() {
 fn training_sign_in_shows_the_training_crew_and_pin() {
     let r = Rig::new();
     assert!(r.shows(&format!(
-        "訓練用 隊員ID: {TRAINING_CREW}　PIN: {TRAINING_CREW_PIN}"
+        "訓練用: {TRAINING_CREW_NAME}　PIN {TRAINING_CREW_PIN}"
     )));
+    // the roster's crew as buttons: the training crew is one of them
+    assert!(r.enabled(TRAINING_CREW_NAME));
 }
 
 #[test]
@@ -542,7 +549,7 @@ fn the_tap_guard_ignores_a_tap_that_lands_just_after_the_screen_changed() {
     assert_eq!(consents, vec!["consent:verbal"]);
 }
 
-// ---- nothing moves under a finger ----
+// ---- nothing moves under a finger, at every panel size ----
 
 /// A control on screen: its identity, whether it takes taps, where it is.
 #[derive(Clone, Debug)]
@@ -550,6 +557,8 @@ struct Control {
     key: String,
     label: String,
     enabled: bool,
+    /// Its label needs more room than it has (the button says so: widgets.slint).
+    clipped: bool,
     rect: (f32, f32, f32, f32),
 }
 
@@ -572,6 +581,7 @@ fn controls(app: &AppWindow) -> Vec<Control> {
                     .map(|s| s.to_string())
                     .unwrap_or_default(),
                 enabled: h.accessible_enabled() == Some(true),
+                clipped: h.accessible_description().as_deref() == Some("clipped"),
                 rect: (p.x, p.y, s.width, s.height),
             }
         })
@@ -581,11 +591,35 @@ fn controls(app: &AppWindow) -> Vec<Control> {
         *seen.entry(c.key.clone()).or_default() += 1;
     }
     for c in &mut out {
-        if c.key.is_empty() || seen[&c.key] > 1 {
+        if c.key.is_empty() || seen[&c.key] > 1 || in_scroll_list(c) {
             c.key = format!("{}|{}", c.key, c.label);
         }
     }
     out
+}
+
+/// The texts on screen that need more room than their box gives them (`WholeText` and the
+/// status items say so through their accessible description).
+fn clipped_texts(app: &AppWindow) -> Vec<String> {
+    ElementQuery::from_root(app)
+        .match_descendants()
+        .match_predicate(|e| {
+            e.accessible_description().as_deref() == Some("clipped")
+                && e.accessible_role() == Some(i_slint_backend_testing::AccessibleRole::Text)
+                && e.computed_opacity() > 0.0
+        })
+        .find_all()
+        .iter()
+        .map(|h| {
+            let s = h.size();
+            format!(
+                "{:?} in {:.0}×{:.0}",
+                h.accessible_label().unwrap_or_default(),
+                s.width,
+                s.height
+            )
+        })
+        .collect()
 }
 
 /// The same place to a finger: within half a pixel (layouts sum floats).
@@ -596,36 +630,112 @@ fn same_place(a: (f32, f32, f32, f32), b: (f32, f32, f32, f32)) -> bool {
         && (a.3 - b.3).abs() < 0.5
 }
 
+/// Overlapping by more than the half pixel layouts round to.
 fn overlaps(a: (f32, f32, f32, f32), b: (f32, f32, f32, f32)) -> bool {
-    a.0 < b.0 + b.2 && b.0 < a.0 + a.2 && a.1 < b.1 + b.3 && b.1 < a.1 + a.3
+    a.0 + 0.5 < b.0 + b.2 && b.0 + 0.5 < a.0 + a.2 && a.1 + 0.5 < b.1 + b.3 && b.1 + 0.5 < a.1 + a.3
 }
 
-/// The training banner and the status strip: their controls keep their places on every
-/// screen.
-const STRIP_BOTTOM: f32 = 44.0 + 80.0;
+/// Buttons in a scrolling list: they may lie below the list's visible part.
+fn in_scroll_list(c: &Control) -> bool {
+    c.key.starts_with("SignInScreen::crew") || c.key.starts_with("TrainerPanel::scenario")
+}
 
 struct Walk {
+    size: (f32, f32),
+    /// The theme's smallest control at this size.
+    touch: f32,
+    /// Where the chrome (training banner and status strip) ends.
+    strip_bottom: f32,
     last: Option<(Screen, String, Vec<Control>)>,
     states: usize,
     failures: Vec<String>,
 }
 
 impl Walk {
+    fn new(r: &Rig, size: (f32, f32)) -> Walk {
+        let theme = r.app.global::<Theme>();
+        assert_eq!(
+            (theme.get_window_width(), theme.get_window_height()),
+            size,
+            "the theme knows the window's size"
+        );
+        assert_eq!(theme.get_compact(), size.1 < 760.0, "compact below 760 px");
+        Walk {
+            size,
+            touch: theme.get_touch(),
+            strip_bottom: theme.get_banner_height() + theme.get_strip_height(),
+            last: None,
+            states: 0,
+            failures: vec![],
+        }
+    }
+
     fn snap(&mut self, r: &Rig, state: &str) {
         let screen = r.screen();
         let now = controls(&r.app);
         assert!(!now.is_empty(), "{state}: no controls found");
+        let (w, h) = self.size;
+        let tag = format!("{w}×{h} {state}");
+        // every control whole, inside the window, at least a finger's size, label whole
+        for c in &now {
+            let (x, y, cw, ch) = c.rect;
+            let inside_x = x > -0.5 && x + cw < w + 0.5;
+            let inside_y = y > -0.5 && y + ch < h + 0.5;
+            if !inside_x || (!inside_y && !in_scroll_list(c)) {
+                self.failures.push(format!(
+                    "{tag}: {:?} outside the window: {:?}",
+                    c.label, c.rect
+                ));
+            }
+            if cw.min(ch) + 0.5 < self.touch {
+                self.failures.push(format!(
+                    "{tag}: {:?} smaller than a finger ({} px): {:?}",
+                    c.label, self.touch, c.rect
+                ));
+            }
+            if c.clipped {
+                self.failures
+                    .push(format!("{tag}: {:?}'s label is cut: {:?}", c.label, c.rect));
+            }
+        }
+        // no two controls on top of each other (the trainer panel is an overlay by design)
+        if !r.api().get_trainer_open() {
+            for (i, a) in now.iter().enumerate() {
+                for b in &now[i + 1..] {
+                    if overlaps(a.rect, b.rect) && !in_scroll_list(a) && !in_scroll_list(b) {
+                        self.failures.push(format!(
+                            "{tag}: {:?} {:?} overlaps {:?} {:?}",
+                            a.label, a.rect, b.label, b.rect
+                        ));
+                    }
+                }
+            }
+        }
+        for t in clipped_texts(&r.app) {
+            self.failures.push(format!("{tag}: text cut: {t}"));
+        }
+        // no screen has a field to type into: the tablet has no keyboard
+        let typing = ElementQuery::from_root(&r.app)
+            .match_descendants()
+            .match_accessible_role(i_slint_backend_testing::AccessibleRole::TextInput)
+            .find_all();
+        if !typing.is_empty() {
+            self.failures.push(format!(
+                "{tag}: {} text field(s) need a keyboard",
+                typing.len()
+            ));
+        }
         if let Some((prev_screen, prev_state, prev)) = &self.last {
             for c in &now {
                 let before = prev.iter().find(|p| p.key == c.key);
                 let same_screen = *prev_screen == screen;
                 match before {
                     Some(p)
-                        if (same_screen || c.rect.1 < STRIP_BOTTOM)
+                        if (same_screen || c.rect.1 < self.strip_bottom)
                             && !same_place(p.rect, c.rect) =>
                     {
                         self.failures.push(format!(
-                            "{prev_state} → {state}: {:?} ({}) moved {:?} → {:?}",
+                            "{tag}: {prev_state} → {state}: {:?} ({}) moved {:?} → {:?}",
                             c.key, c.label, p.rect, c.rect
                         ));
                     }
@@ -634,7 +744,7 @@ impl Walk {
                         for p in prev.iter().filter(|p| p.key != c.key) {
                             if overlaps(p.rect, c.rect) && !now.iter().any(|n| n.key == p.key) {
                                 self.failures.push(format!(
-                                    "{prev_state} → {state}: {:?} appeared where {:?} was",
+                                    "{tag}: {prev_state} → {state}: {:?} appeared where {:?} was",
                                     c.label, p.label
                                 ));
                             }
@@ -649,18 +759,29 @@ impl Walk {
     }
 }
 
-#[test]
-fn no_control_moves_under_a_finger_in_any_state_of_any_screen() {
-    let mut r = Rig::new();
-    let mut w = Walk {
-        last: None,
-        states: 0,
-        failures: vec![],
-    };
-    // sign-in: empty, id typed, PIN typed, wrong PIN, a long notice
+/// The panels a tablet meets (logical size = pixels / scale factor): the six panel sizes
+/// at scale 1, and the two full-HD panels at scale 2 (and 1920×1200 at 1.5, which is
+/// 1280×800).
+const PANELS: [(&str, f32, f32); 8] = [
+    ("1024×600", 1024.0, 600.0),
+    ("1280×720", 1280.0, 720.0),
+    ("1366×768", 1366.0, 768.0),
+    ("1280×800", 1280.0, 800.0),
+    ("1920×1080", 1920.0, 1080.0),
+    ("1920×1200", 1920.0, 1200.0),
+    ("1920×1080 @2", 960.0, 540.0),
+    ("1920×1200 @2", 960.0, 600.0),
+];
+
+/// Every state of every screen at one window size.
+fn walk_every_state(width: f32, height: f32) -> Walk {
+    let mut r = Rig::with_size(width, height);
+    let mut w = Walk::new(&r, (width, height));
+    // sign-in: empty, a crew member chosen, PIN typed, wrong PIN, a long notice, a
+    // department of a hundred
     w.snap(&r, "sign-in");
-    r.crew_id_field().set_accessible_value(TRAINING_CREW);
-    w.snap(&r, "sign-in id");
+    r.tap(TRAINING_CREW_NAME);
+    w.snap(&r, "sign-in crew chosen");
     for d in "9999".chars() {
         r.tap(&d.to_string());
     }
@@ -674,6 +795,22 @@ fn no_control_moves_under_a_finger_in_any_state_of_any_screen() {
     );
     w.snap(&r, "sign-in long notice");
     r.api().set_notice("".into());
+    let roster = r.api().get_crew_list();
+    r.api()
+        .set_crew_list(slint::ModelRc::new(slint::VecModel::from(
+            // the roster's first member stays first; 99 more below
+            roster
+                .iter()
+                .take(1)
+                .chain((1..100).map(|i| mynakyukyu::ui::CrewItem {
+                    id: format!("EMT-{i:04}").into(),
+                    name: format!("救急 隊員{i}").into(),
+                }))
+                .collect::<Vec<_>>(),
+        )));
+    w.snap(&r, "sign-in a hundred crew");
+    r.api().set_crew_list(roster);
+    r.pump();
     r.sign_in();
     w.snap(&r, "ready");
     // ready: a notice (card pulled), busy, retry offered
@@ -780,19 +917,32 @@ fn no_control_moves_under_a_finger_in_any_state_of_any_screen() {
     r.tap("訓練操作");
     r.tap("サインアウト");
     w.snap(&r, "signed out");
-    assert!(w.states >= 35, "{} states walked", w.states);
+    w
+}
+
+#[test]
+fn no_control_moves_under_a_finger_in_any_state_of_any_screen_at_any_panel_size() {
+    let mut states = 0;
+    let mut failures = vec![];
+    for (panel, width, height) in PANELS {
+        let w = walk_every_state(width, height);
+        assert!(w.states >= 36, "{panel}: {} states walked", w.states);
+        states += w.states;
+        failures.extend(w.failures.into_iter().map(|f| format!("[{panel}] {f}")));
+    }
     assert!(
-        w.failures.is_empty(),
-        "controls moved under a finger:\n{}",
-        w.failures.join("\n")
+        failures.is_empty(),
+        "{} problems:\n{}",
+        failures.len(),
+        failures.join("\n")
     );
     common::reliability_row(
         "ui-geometry",
         "UI",
-        "every screen walked through its states (sign-in errors, ready notices and retry, consent with PIN pad, busy, waiting for the line, case closed, summary and full data with correction panel and explanation) at 1280×800; every button's place compared between consecutive states",
-        w.states,
+        "every screen walked through its states (sign-in with a crew chosen, errors and a hundred crew, ready notices and retry, consent with PIN pad, busy, waiting for the line, case closed, summary and full data with correction panel and explanation) at 1024×600, 1280×720, 1366×768, 1280×800, 1920×1080, 1920×1200 and the full-HD panels at scale 2 (960×540, 960×600); every button's place compared between consecutive states; every button inside the window, at least the theme's touch size, not overlapping another, its label whole; no text clipped; no text field",
+        states,
         0,
-        "no control moved or appeared where another stood",
+        "no control moved, overlapped, left the window or lost its label; no text cut; nothing to type into",
     );
 }
 
@@ -884,4 +1034,82 @@ fn a_locked_iphone_asks_the_crew_for_the_owners_face_id_in_one_line() {
             .all(|x| x.token == "iphone" && x.identity_check == "phone_biometric"),
         "{rows:?}"
     );
+}
+
+#[test]
+fn no_clinical_text_is_cut_for_any_simulated_patient_on_the_smallest_window() {
+    // the smallest window a tablet gives (a full-HD panel at scale 2): every patient of the
+    // simulator read, viewed and shown in full, every text checked against its box
+    let (width, height) = (960.0, 540.0);
+    let mut r = Rig::with_size(width, height);
+    r.sign_in();
+    let mut viewed = 0;
+    let mut failures = vec![];
+    for n in 1..=mynakyukyu::sim::patients::DEFAULT_POPULATION {
+        let id = format!("P{n:04}");
+        if r.world.patient_id(&id).is_none() {
+            continue;
+        }
+        r.world.place_card(&id).unwrap();
+        r.send(Command::CardPlaced);
+        if r.enabled("顔写真と本人が一致") {
+            r.tap("顔写真と本人が一致");
+        }
+        if r.enabled("口頭同意あり") {
+            r.tap("口頭同意あり");
+        }
+        for t in clipped_texts(&r.app) {
+            failures.push(format!("{id} {:?}: {t}", r.screen()));
+        }
+        if r.screen() == Screen::Summary {
+            viewed += 1;
+            r.tap("全量版を見る");
+            for t in clipped_texts(&r.app) {
+                failures.push(format!("{id} full data: {t}"));
+            }
+            r.tap("閲覧終了");
+        } else {
+            for end in ["終了して次の患者へ", "中止して終了", "終了"] {
+                if r.enabled(end) {
+                    r.tap(end);
+                    break;
+                }
+            }
+        }
+        // the crew takes the card back before the next patient
+        r.send(Command::CardRemoved);
+
+        assert_eq!(
+            r.screen(),
+            Screen::Ready,
+            "{id}: back to Ready: {:?}",
+            r.controller.view().notice
+        );
+    }
+    assert!(viewed >= 20, "only {viewed} patients viewed");
+    assert!(
+        failures.is_empty(),
+        "text cut at {width}×{height}:\n{}",
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn a_revoked_card_leaves_the_crew_a_way_out_and_the_next_card_reads() {
+    // found by the walk over every simulated patient: a revoked card ended the case on
+    // the Ready screen with no control at all, and the next card was refused
+    let mut r = Rig::new();
+    r.sign_in();
+    r.place_card("revoked-card");
+    assert_eq!(r.screen(), Screen::Ready);
+    assert!(
+        r.shows("このカードの証明書は失効"),
+        "{:?}",
+        r.controller.view().notice
+    );
+    assert!(r.enabled("終了"), "no way out of a failed case");
+    r.tap("終了");
+    assert_eq!(r.controller.view().phase, "ready");
+    r.place_card("diabetic-insulin");
+    assert_eq!(r.screen(), Screen::Consent);
 }

@@ -155,6 +155,8 @@ pub struct Controller {
     status: StatusStrip,
     pin: PinView,
     sign_in_error: String,
+    /// The roster file, read for the sign-in screen's list while signed out.
+    roster_path: std::path::PathBuf,
     incident_seq: u64,
     started: Instant,
     last_touch: Instant,
@@ -296,7 +298,14 @@ impl Controller {
             ports.uploader_wake.clone(),
             outcomes_tx.clone(),
         );
+        let roster_path = ports
+            .gate
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .roster_path()
+            .to_path_buf();
         let mut c = Controller {
+            roster_path,
             session: Session::new(settings.station.clone()),
             ports,
             settings,
@@ -387,6 +396,14 @@ impl Controller {
             &self.pin,
             &self.sign_in_error,
         );
+        let mut vm = vm;
+        if vm.screen == view::Screen::SignIn {
+            // read afresh: an admin's `crew add` shows at the next sign-in; an unreadable
+            // roster lists nobody (sign-in then says why, from the gate)
+            vm.crew_list = crate::roster::Roster::load(&self.roster_path)
+                .map(|r| r.sign_in_list())
+                .unwrap_or_default();
+        }
         self.view.send_replace(vm);
     }
 

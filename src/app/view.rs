@@ -174,6 +174,8 @@ pub struct ViewModel {
     pub notice_is_error: bool,
     pub offers_retry: bool,
     pub sign_in_error: String,
+    /// The roster's crew as the sign-in screen lists them (signed out only).
+    pub crew_list: Vec<crate::roster::CrewEntry>,
     pub patient: PatientView,
     pub has_patient: bool,
     pub identity_confirmed: String,

@@ -64,7 +64,39 @@ enum Command {
         /// Render every screen of the flow (day and night themes) to PNG files in this dir.
         #[arg(long)]
         screenshots: Option<PathBuf>,
+        /// The panel the screenshots are rendered for, in pixels (WIDTHxHEIGHT).
+        #[arg(long, default_value = "1280x800", value_parser = parse_panel)]
+        size: (u32, u32),
+        /// The panel's scale factor (as SLINT_SCALE_FACTOR sets it on a tablet).
+        #[arg(long, default_value_t = 1.0)]
+        scale: f32,
     },
+}
+
+/// `1280x800` → (1280, 800): a panel between 640×480 and 7680×4320 pixels.
+fn parse_panel(text: &str) -> Result<(u32, u32), String> {
+    let (w, h) = text
+        .split_once(['x', '×'])
+        .ok_or_else(|| format!("{text:?} is not WIDTHxHEIGHT (for example 1280x800)"))?;
+    let (w, h) = (
+        w.trim()
+            .parse::<u32>()
+            .map_err(|e| format!("width {w:?}: {e}"))?,
+        h.trim()
+            .parse::<u32>()
+            .map_err(|e| format!("height {h:?}: {e}"))?,
+    );
+    if !(640..=7680).contains(&w) || !(480..=4320).contains(&h) {
+        return Err(format!("{w}x{h} is outside 640x480 … 7680x4320"));
+    }
+    Ok((w, h))
+}
+
+/// Where and for which panel `drill --screenshots` renders.
+struct Screenshots {
+    dir: PathBuf,
+    size: (u32, u32),
+    scale: f32,
 }
 
 /// The drill the app runs when started with no command where there is no display.
@@ -91,12 +123,14 @@ fn main() -> ExitCode {
             scenario,
             report,
             screenshots,
+            size,
+            scale,
             ..
         }) => run_drill(
             &cli.common,
             scenario.as_deref().unwrap_or(DEFAULT_SCENARIO),
             report,
-            screenshots,
+            screenshots.map(|dir| Screenshots { dir, size, scale }),
         ),
         None => {
             let data = cli.common.data_dir();
@@ -151,9 +185,15 @@ fn run_drill(
     common: &CommonArgs,
     name: &str,
     report_path: Option<PathBuf>,
-    screenshots: Option<PathBuf>,
+    shots: Option<Screenshots>,
 ) -> Result<bool, Box<dyn std::error::Error>> {
     let scenario = drill::scenario(name)?;
+    if let Some(s) = &shots
+        && !(s.scale.is_finite() && (1.0..=3.0).contains(&s.scale))
+    {
+        return Err(format!("--scale {} is outside 1 … 3", s.scale).into());
+    }
+    let screenshots = shots.as_ref().map(|s| s.dir.clone());
     let today = mynakyukyu::domain::Timestamp::now().jst_date();
     let training_dir = common.data_dir().join("training");
     let rt = runtime()?;
@@ -162,7 +202,10 @@ fn run_drill(
         Some(dir) => {
             std::fs::create_dir_all(dir)
                 .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-            Some(HeadlessWindow::new(1280, 800)?)
+            let s = shots
+                .as_ref()
+                .map_or(((1280, 800), 1.0), |s| (s.size, s.scale));
+            Some(HeadlessWindow::with_scale(s.0.0, s.0.1, s.1)?)
         }
         None => None,
     };

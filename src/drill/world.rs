@@ -28,6 +28,8 @@ use std::time::Duration;
 /// The crew id and PIN every training roster has (shown on the training sign-in screen).
 pub const TRAINING_CREW: &str = "TRAINEE";
 pub const TRAINING_CREW_PIN: &str = "000000";
+/// The training crew's name: the button the trainee taps on the sign-in screen.
+pub const TRAINING_CREW_NAME: &str = "訓練 隊員";
 
 pub struct TrainingWorld {
     pub dir: PathBuf,
@@ -63,7 +65,7 @@ impl TrainingWorld {
         }
         if roster.member(TRAINING_CREW).is_none() {
             roster
-                .add(TRAINING_CREW, "訓練 隊員", TRAINING_CREW_PIN, true)
+                .add(TRAINING_CREW, TRAINING_CREW_NAME, TRAINING_CREW_PIN, true)
                 .and_then(|()| roster.save(&roster_path))
                 .map_err(|e| DrillError::Setup(e.to_string()))?;
         }

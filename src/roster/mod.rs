@@ -95,6 +95,13 @@ impl fmt::Debug for CrewMember {
     }
 }
 
+/// A crew member as the sign-in screen shows them: a button to tap, nothing secret.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CrewEntry {
+    pub id: String,
+    pub name: String,
+}
+
 /// The roster file (`roster.toml` in the data dir).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Roster {
@@ -230,6 +237,18 @@ impl Roster {
         Ok(self.crew.remove(at))
     }
 
+    /// The sign-in screen's list: each member's id and name, in the roster's order (the
+    /// admin's). No hash and no permission leave this module through it.
+    pub fn sign_in_list(&self) -> Vec<CrewEntry> {
+        self.crew
+            .iter()
+            .map(|m| CrewEntry {
+                id: m.id.clone(),
+                name: m.name.clone(),
+            })
+            .collect()
+    }
+
     pub fn member(&self, id: &str) -> Option<&CrewMember> {
         self.crew.iter().find(|m| m.id == id)
     }
@@ -351,6 +370,11 @@ impl SignInGate {
             failures_path,
             failures,
         })
+    }
+
+    /// Where the roster this gate checks against lies.
+    pub fn roster_path(&self) -> &Path {
+        &self.roster_path
     }
 
     /// Check a crew id and PIN now.

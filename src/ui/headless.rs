@@ -40,12 +40,25 @@ pub struct HeadlessWindow {
 
 impl HeadlessWindow {
     pub fn new(width: u32, height: u32) -> Result<HeadlessWindow, HeadlessError> {
+        HeadlessWindow::with_scale(width, height, 1.0)
+    }
+
+    /// A panel of `width`×`height` pixels at a scale factor (as `SLINT_SCALE_FACTOR` sets
+    /// it on a tablet): the screens are laid out at the logical size, pixels / scale.
+    pub fn with_scale(
+        width: u32,
+        height: u32,
+        scale: f32,
+    ) -> Result<HeadlessWindow, HeadlessError> {
         let window = MinimalSoftwareWindow::new(RepaintBufferType::NewBuffer);
         slint::platform::set_platform(Box::new(HeadlessPlatform {
             window: window.clone(),
         }))
         .map_err(|e| HeadlessError::Slint(e.to_string()))?;
         let app = AppWindow::new().map_err(|e| HeadlessError::Slint(e.to_string()))?;
+        window.dispatch_event(slint::platform::WindowEvent::ScaleFactorChanged {
+            scale_factor: scale,
+        });
         window.set_size(PhysicalSize::new(width, height));
         app.show()
             .map_err(|e| HeadlessError::Slint(e.to_string()))?;

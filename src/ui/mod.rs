@@ -215,8 +215,8 @@ pub fn apply(app: &AppWindow, vm: &ViewModel) {
     api.set_claims_caveat(s(view::CLAIMS_CAVEAT));
     api.set_training_crew(if vm.status.training {
         s(&format!(
-            "訓練用 隊員ID: {}　PIN: {}",
-            drill::world::TRAINING_CREW,
+            "訓練用: {}　PIN {}",
+            drill::world::TRAINING_CREW_NAME,
             drill::world::TRAINING_CREW_PIN
         ))
     } else {
@@ -231,6 +231,15 @@ pub fn apply(app: &AppWindow, vm: &ViewModel) {
         VScreen::FullData => Screen::FullData,
     });
     api.set_crew(s(&vm.crew));
+    api.set_crew_list(ModelRc::from(Rc::new(VecModel::from(
+        vm.crew_list
+            .iter()
+            .map(|m| CrewItem {
+                id: s(&m.id),
+                name: s(&m.name),
+            })
+            .collect::<Vec<_>>(),
+    ))));
     let st = &vm.status;
     api.set_status(Status {
         training: st.training,
