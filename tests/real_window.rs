@@ -210,9 +210,8 @@ impl Layout {
         let app = AppWindow::new().unwrap();
         app.window()
             .set_size(slint::LogicalSize::new(1280.0, 800.0));
-        // the window's size reaches the theme through a change handler, as at the top of
-        // each event-loop iteration in the app
-        slint::platform::update_timers_and_animations();
+        // the theme takes the window's size, as the app's timer does (ui::follow_window_size)
+        mynakyukyu::ui::fit_theme_to_window(&app);
         let api = app.global::<Api>();
         api.set_status(Status {
             training: true,

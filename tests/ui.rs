@@ -50,9 +50,8 @@ impl Rig {
         };
         app.window()
             .set_size(slint::LogicalSize::new(width, height));
-        // the window's size reaches the theme through a change handler, as at the top of
-        // each event-loop iteration in the app
-        slint::platform::update_timers_and_animations();
+        // the theme takes the window's size, as the app's timer does (ui::follow_window_size)
+        mynakyukyu::ui::fit_theme_to_window(&app);
         // taps by accessible label come one at a time; the guard has tests of its own
         ui::bind_with_guard(
             &app,

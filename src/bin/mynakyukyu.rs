@@ -278,9 +278,15 @@ fn run_app(
     let (cmd_tx, cmd_rx) = tokio::sync::mpsc::channel(64);
     let (probe_tx, probe_rx) = tokio::sync::watch::channel(None);
     let app = AppWindow::new()?;
-    // The reference tablet's size; a provisioned tablet runs full screen.
-    app.window()
-        .set_size(slint::LogicalSize::new(1280.0, 800.0));
+    // No size is set here: the window asks for 1280×800 (preferred-width/height in
+    // ui/app.slint) and takes what the compositor gives. A size set from here is one Slint
+    // holds the window to: under cage, which maximises the window to its output, a
+    // 1280×720 panel showed the top 720 rows of an 800-row screen (the keypad cut off).
+    // The theme's sizes follow the window (compact on 1280×720 and smaller).
+    let _theme_follows_window = ui::follow_window_size(&app);
+    // A provisioned tablet asks for full screen. (On Wayland, Slint 1.18 takes the request
+    // back before the compositor confirms it; under cage the window is maximised to the
+    // panel all the same.)
     if !training {
         app.window().set_fullscreen(true);
     }
@@ -386,6 +392,7 @@ fn show_stopped(e: &mynakyukyu::app::device::DeviceError) {
         use slint::ComponentHandle;
         if let Ok(app) = mynakyukyu::ui::AppWindow::new() {
             mynakyukyu::ui::show_stopped(&app, e.screen_message());
+            let _fit = mynakyukyu::ui::follow_window_size(&app);
             let _ = app.run();
         }
     }

@@ -60,6 +60,7 @@ impl HeadlessWindow {
             scale_factor: scale,
         });
         window.set_size(PhysicalSize::new(width, height));
+        super::fit_theme_to_window(&app);
         app.show()
             .map_err(|e| HeadlessError::Slint(e.to_string()))?;
         Ok(HeadlessWindow {

@@ -200,6 +200,45 @@ fn decision(choice: ConsentChoice) -> ConsentDecision {
     }
 }
 
+/// Give the theme the window's logical size, so every screen takes the sizes of the panel
+/// it is on (compact below 760 px, narrow below 1200 px). Returns whether anything changed.
+pub fn fit_theme_to_window(app: &AppWindow) -> bool {
+    let window = app.window();
+    let size = window.size().to_logical(window.scale_factor());
+    let theme = app.global::<Theme>();
+    if size.width <= 0.0 || size.height <= 0.0 {
+        return false;
+    }
+    let changed = (theme.get_window_width() - size.width).abs() > 0.5
+        || (theme.get_window_height() - size.height).abs() > 0.5;
+    if changed {
+        theme.set_window_width(size.width);
+        theme.set_window_height(size.height);
+        window.request_redraw();
+    }
+    changed
+}
+
+/// Keep the theme fitted to the window while the returned timer lives. Slint has no resize
+/// callback, so the window's size is looked at every 100 ms, outside any frame: a change
+/// made while a frame is drawn (a `changed height` handler in the .slint) was drawn only in
+/// part under cage, and the first screen kept the old sizes.
+pub fn follow_window_size(app: &AppWindow) -> slint::Timer {
+    fit_theme_to_window(app);
+    let timer = slint::Timer::default();
+    let weak = app.as_weak();
+    timer.start(
+        slint::TimerMode::Repeated,
+        Duration::from_millis(100),
+        move || {
+            if let Some(app) = weak.upgrade() {
+                fit_theme_to_window(&app);
+            }
+        },
+    );
+    timer
+}
+
 /// Copy a view model into the `Api` global. Every patient field is overwritten, so a view
 /// model without a patient clears the screen's copy.
 /// The stop screen: one Japanese line over everything, no control (see `app::device`).
