@@ -202,6 +202,8 @@ fn full_flow_sign_in_card_confirm_consent_summary_full_end() {
     assert_eq!(api.get_alerts().iter().count(), 0);
     assert!(!r.controller.view().holds_patient_data());
     assert!(!r.shows("氏名 "));
+    // the app keeps no copy of its records in memory (only a drill's debrief asks for one)
+    assert!(r.controller.recorded().is_empty());
 }
 
 #[test]

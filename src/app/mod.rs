@@ -161,8 +161,9 @@ pub struct Controller {
     started: Instant,
     last_touch: Instant,
     journal: Vec<JournalEntry>,
-    /// Records appended (training only: the drill debrief lists them).
-    recorded: Vec<RecordBody>,
+    /// Records appended, kept only for a drill's debrief (`keep_records_for_debrief`): an
+    /// app running a whole training shift kept every record here and grew by it.
+    recorded: Option<Vec<RecordBody>>,
     store_errors: Vec<String>,
     tunnel: TunnelState,
     probe: Option<LinkProbe>,
@@ -317,7 +318,7 @@ impl Controller {
             started: Instant::now(),
             last_touch: Instant::now(),
             journal: vec![],
-            recorded: vec![],
+            recorded: None,
             store_errors: vec![],
             tunnel: TunnelState::Unknown,
             probe: None,
@@ -355,8 +356,14 @@ impl Controller {
         &self.journal
     }
 
+    /// From now on, keep a copy of every record appended, for a drill's debrief.
+    pub fn keep_records_for_debrief(&mut self) {
+        self.recorded.get_or_insert_with(Vec::new);
+    }
+
+    /// The records appended since `keep_records_for_debrief` (none before it).
     pub fn recorded(&self) -> &[RecordBody] {
-        &self.recorded
+        self.recorded.as_deref().unwrap_or_default()
     }
 
     pub fn store_errors(&self) -> &[String] {
@@ -1124,8 +1131,8 @@ impl Controller {
     }
 
     fn append(&mut self, body: RecordBody) {
-        if self.settings.training {
-            self.recorded.push(body.clone());
+        if let Some(kept) = self.recorded.as_mut() {
+            kept.push(body.clone());
         }
         self.store_job(StoreJob::Append(Box::new(body), Timestamp::now()));
     }

@@ -396,7 +396,8 @@ pub async fn run(
     })?;
     world.set_line(LinkState::Up);
     let inquiries_before = world.server.inquiry_count();
-    let (controller, _views) = Controller::new(world.ports()?, world.settings());
+    let (mut controller, _views) = Controller::new(world.ports()?, world.settings());
+    controller.keep_records_for_debrief();
     let mut runner = Runner {
         world,
         controller,
