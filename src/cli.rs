@@ -70,8 +70,16 @@ impl CommonArgs {
     /// with the same program and arguments and the variable set (one `exec`, before any
     /// thread, file or socket exists). The systemd units set it, so a tablet never
     /// re-executes.
+    ///
+    /// And no core dump, ever: a core written during a viewing would hold names, drugs and
+    /// the unwrapped store key in a file that neither the end of viewing nor `wipe` reaches.
+    /// The core-file limit goes to 0 (soft and hard, so nothing in the process raises it)
+    /// and the process is made non-dumpable (no core through a collector either, and no
+    /// ptrace by the same user). Both are set again after the `exec` below, which resets
+    /// the dumpable flag.
     pub fn prepare_process(&self) {
         rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+        no_core_dumps();
         if std::env::var_os("TPM2_PKCS11_STORE").is_some() {
             return;
         }
@@ -115,6 +123,22 @@ pub fn resident_memory_kib() -> (Option<u64>, Option<u64>) {
             .and_then(|v| v.parse().ok())
     };
     (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// The core-file limit to 0 and the process non-dumpable (see `prepare_process`). A
+/// failure is logged to stderr and the process goes on: the unit also sets LimitCORE=0.
+pub fn no_core_dumps() {
+    use rustix::process::{DumpableBehavior, Resource, Rlimit, set_dumpable_behavior, setrlimit};
+    let none = Rlimit {
+        current: Some(0),
+        maximum: Some(0),
+    };
+    if let Err(e) = setrlimit(Resource::Core, none) {
+        eprintln!("warning: cannot set the core-file limit to 0: {e}");
+    }
+    if let Err(e) = set_dumpable_behavior(DumpableBehavior::NotDumpable) {
+        eprintln!("warning: cannot make the process non-dumpable: {e}");
+    }
 }
 
 #[cfg(test)]

@@ -1053,11 +1053,29 @@ fn classify(a: Answer) -> Result<Answer, ClientError> {
 }
 
 fn decode<T: serde::de::DeserializeOwned>(a: &Answer) -> Result<T, ClientError> {
-    serde_json::from_slice(&a.body).map_err(|e| ClientError::Protocol(format!("JSON: {e}")))
+    serde_json::from_slice(&a.body).map_err(|e| ClientError::Protocol(json_error_text(&e)))
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, ClientError> {
-    serde_json::to_vec(v).map_err(|e| ClientError::Protocol(format!("JSON: {e}")))
+    serde_json::to_vec(v).map_err(|e| ClientError::Protocol(json_error_text(&e)))
+}
+
+/// A JSON error as a log line may carry it: its kind and where, never its message.
+/// serde_json's message quotes the value it rejected (`invalid type: string "…"`, `unknown
+/// variant `…``), and in an answer about a patient that value can be a drug or a name;
+/// the message went to the journal through `Protocol(...)`.
+fn json_error_text(e: &serde_json::Error) -> String {
+    let kind = match e.classify() {
+        serde_json::error::Category::Io => "I/O",
+        serde_json::error::Category::Syntax => "syntax",
+        serde_json::error::Category::Data => "data (a field of the wrong type or value)",
+        serde_json::error::Category::Eof => "cut short",
+    };
+    format!(
+        "JSON {kind} error at line {} column {}",
+        e.line(),
+        e.column()
+    )
 }
 
 pub fn encode_certificate(credential: &CardCredential) -> String {
@@ -1067,6 +1085,46 @@ pub fn encode_certificate(credential: &CardCredential) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_malformed_answer_is_an_error_that_quotes_none_of_its_values() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        enum Class {
+            Anticoagulant,
+        }
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Shape {
+            days: u32,
+            class: Class,
+        }
+        let drug = "【抗凝固薬】ワーファリン錠1mg";
+        for body in [
+            format!(r#"{{"days": "{drug}", "class": "Anticoagulant"}}"#),
+            format!(r#"{{"days": 28, "class": "{drug}"}}"#),
+            format!(r#"{{"days": 28, "class": "Anticoagulant", "note": "{drug}"#),
+        ] {
+            // serde_json's own message quotes the value (what reached the journal before)
+            let raw = serde_json::from_slice::<Shape>(body.as_bytes()).unwrap_err();
+            assert!(
+                raw.to_string().contains("ワーファリン") || raw.is_eof(),
+                "{raw}"
+            );
+            let answer = Answer {
+                status: 200,
+                body: body.into_bytes(),
+            };
+            let e = decode::<Shape>(&answer).unwrap_err();
+            let text = format!("{e} {e:?}");
+            assert!(matches!(e, ClientError::Protocol(_)), "{text}");
+            assert!(
+                !text.contains("ワーファリン") && !text.contains("抗凝固"),
+                "{text}"
+            );
+            assert!(text.contains("line 1 column"), "{text}");
+        }
+    }
 
     #[test]
     fn endpoints_parse_or_fail_clearly() {
