@@ -317,6 +317,37 @@ impl SignInPlaces {
     }
 }
 
+/// Where a drill's card is placed from and the consent screen's photo check stands (the
+/// layout is left on the consent screen).
+struct CardPlaces {
+    sign_in: SignInPlaces,
+    trainer: (i32, i32),
+    place_card: (i32, i32),
+    photo: (i32, i32),
+}
+
+impl CardPlaces {
+    fn of(layout: &Layout) -> CardPlaces {
+        let api = layout.api();
+        let sign_in = SignInPlaces::of(layout);
+        api.set_screen(Screen::Ready);
+        let trainer = layout.by_label("訓練操作");
+        api.set_trainer_open(true);
+        let title = mynakyukyu::drill::scenario("diabetic-verbal")
+            .unwrap()
+            .title;
+        let place_card = layout.by_label(&title);
+        api.set_trainer_open(false);
+        api.set_screen(Screen::Consent);
+        CardPlaces {
+            sign_in,
+            trainer,
+            place_card,
+            photo: layout.by_id("ConsentScreen::photo"),
+        }
+    }
+}
+
 /// The app in training mode in a real window under its own Xvfb, signed in by taps.
 struct TrainingWindow {
     s: Screenful,
@@ -389,17 +420,12 @@ fn a_gloved_hand_on_the_real_window_records_what_the_crew_chose() {
     let layout = Layout::new();
     let api = layout.api();
     // the places, screen by screen
-    let sign_in = SignInPlaces::of(&layout);
-    api.set_screen(Screen::Ready);
-    let trainer = layout.by_label("訓練操作");
-    api.set_trainer_open(true);
-    let card_title = mynakyukyu::drill::scenario("diabetic-verbal")
-        .unwrap()
-        .title;
-    let place_card = layout.by_label(&card_title);
-    api.set_trainer_open(false);
-    api.set_screen(Screen::Consent);
-    let photo = layout.by_id("ConsentScreen::photo");
+    let CardPlaces {
+        sign_in,
+        trainer,
+        place_card,
+        photo,
+    } = CardPlaces::of(&layout);
     let pin_open = layout.by_id("ConsentScreen::pinopen");
     let verbal = layout.by_id("ConsentScreen::verbal");
     let unobtainable = layout.by_id("ConsentScreen::unobtainable");
@@ -777,18 +803,12 @@ fn an_app_that_aborts_during_a_viewing_leaves_no_core_file() {
     }
 
     let layout = Layout::new();
-    let api = layout.api();
-    let sign_in = SignInPlaces::of(&layout);
-    api.set_screen(Screen::Ready);
-    let trainer = layout.by_label("訓練操作");
-    api.set_trainer_open(true);
-    let title = mynakyukyu::drill::scenario("diabetic-verbal")
-        .unwrap()
-        .title;
-    let place_card = layout.by_label(&title);
-    api.set_trainer_open(false);
-    api.set_screen(Screen::Consent);
-    let photo = layout.by_id("ConsentScreen::photo");
+    let CardPlaces {
+        sign_in,
+        trainer,
+        place_card,
+        photo,
+    } = CardPlaces::of(&layout);
     let verbal = layout.by_id("ConsentScreen::verbal");
 
     let TrainingWindow {
