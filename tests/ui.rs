@@ -1114,3 +1114,18 @@ fn a_revoked_card_leaves_the_crew_a_way_out_and_the_next_card_reads() {
     r.place_card("diabetic-insulin");
     assert_eq!(r.screen(), Screen::Consent);
 }
+
+#[test]
+fn a_crew_member_the_admin_adds_is_on_the_sign_in_screen_at_the_next_view() {
+    let mut r = Rig::new();
+    assert!(r.enabled(TRAINING_CREW_NAME));
+    assert!(!r.enabled("追加 隊員"));
+    let path = r.world.dir.join(mynakyukyu::config::ROSTER_FILE);
+    let mut roster = mynakyukyu::roster::Roster::load(&path).unwrap();
+    roster.add("EMT-0042", "追加 隊員", "424242", true).unwrap();
+    roster.save(&path).unwrap();
+    // any view model while signed out (here: a sign-out that has nothing to do)
+    r.send(Command::SignOut);
+    assert!(r.enabled("追加 隊員"), "the roster was read again");
+    assert!(r.enabled(TRAINING_CREW_NAME));
+}

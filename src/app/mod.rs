@@ -157,6 +157,9 @@ pub struct Controller {
     sign_in_error: String,
     /// The roster file, read for the sign-in screen's list while signed out.
     roster_path: std::path::PathBuf,
+    /// That list, with the roster's modification time when it was read: read again only
+    /// when an admin changed the roster, not at every view model.
+    crew_list: Option<(std::time::SystemTime, Vec<crate::roster::CrewEntry>)>,
     incident_seq: u64,
     started: Instant,
     last_touch: Instant,
@@ -307,6 +310,7 @@ impl Controller {
             .to_path_buf();
         let mut c = Controller {
             roster_path,
+            crew_list: None,
             session: Session::new(settings.station.clone()),
             ports,
             settings,
@@ -405,13 +409,28 @@ impl Controller {
         );
         let mut vm = vm;
         if vm.screen == view::Screen::SignIn {
-            // read afresh: an admin's `crew add` shows at the next sign-in; an unreadable
-            // roster lists nobody (sign-in then says why, from the gate)
-            vm.crew_list = crate::roster::Roster::load(&self.roster_path)
-                .map(|r| r.sign_in_list())
-                .unwrap_or_default();
+            vm.crew_list = self.sign_in_list();
         }
         self.view.send_replace(vm);
+    }
+
+    /// The roster's crew for the sign-in screen. An admin's `crew add` shows at the next
+    /// view model (the roster's modification time changed); an unreadable roster lists
+    /// nobody, and sign-in then says why (the gate reads the roster too).
+    fn sign_in_list(&mut self) -> Vec<crate::roster::CrewEntry> {
+        let modified = std::fs::metadata(&self.roster_path)
+            .and_then(|m| m.modified())
+            .ok();
+        if let (Some(at), Some((read_at, list))) = (modified, &self.crew_list)
+            && at == *read_at
+        {
+            return list.clone();
+        }
+        let list = crate::roster::Roster::load(&self.roster_path)
+            .map(|r| r.sign_in_list())
+            .unwrap_or_default();
+        self.crew_list = modified.map(|at| (at, list.clone()));
+        list
     }
 
     fn check_route(&self) -> TunnelState {

@@ -202,10 +202,10 @@ fn run_drill(
         Some(dir) => {
             std::fs::create_dir_all(dir)
                 .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-            let s = shots
+            let ((width, height), scale) = shots
                 .as_ref()
                 .map_or(((1280, 800), 1.0), |s| (s.size, s.scale));
-            Some(HeadlessWindow::with_scale(s.0.0, s.0.1, s.1)?)
+            Some(HeadlessWindow::with_scale(width, height, scale)?)
         }
         None => None,
     };

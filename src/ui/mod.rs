@@ -201,13 +201,13 @@ fn decision(choice: ConsentChoice) -> ConsentDecision {
 }
 
 /// Give the theme the window's logical size, so every screen takes the sizes of the panel
-/// it is on (compact below 760 px, narrow below 1200 px). Returns whether anything changed.
-pub fn fit_theme_to_window(app: &AppWindow) -> bool {
+/// it is on (compact below 760 px, narrow below 1200 px).
+pub fn fit_theme_to_window(app: &AppWindow) {
     let window = app.window();
     let size = window.size().to_logical(window.scale_factor());
     let theme = app.global::<Theme>();
     if size.width <= 0.0 || size.height <= 0.0 {
-        return false;
+        return;
     }
     let changed = (theme.get_window_width() - size.width).abs() > 0.5
         || (theme.get_window_height() - size.height).abs() > 0.5;
@@ -216,7 +216,6 @@ pub fn fit_theme_to_window(app: &AppWindow) -> bool {
         theme.set_window_height(size.height);
         window.request_redraw();
     }
-    changed
 }
 
 /// Keep the theme fitted to the window while the returned timer lives. Slint has no resize
