@@ -26,10 +26,14 @@ const COLD_N: usize = 20;
 const LOAD_CLIENTS: usize = 200;
 const LOAD_PER_CLIENT: usize = 5;
 
-fn inquiry(incident: &str, q: &QualificationRef) -> EmergencyInquiry {
+/// A reference and the patient its qualification answer named.
+type Bound = (QualificationRef, mynakyukyu::domain::PatientRef);
+
+fn inquiry(incident: &str, q: &Bound) -> EmergencyInquiry {
     EmergencyInquiry {
         incident: IncidentId::new(incident),
-        qualification: q.clone(),
+        qualification: q.0.clone(),
+        patient: q.1.clone(),
         consent: ConsentState::Consented,
         operator: OperatorId::new("EMT-B"),
         unit: UnitId::new(mynakyukyu::pki::dev::UNIT),
@@ -93,12 +97,12 @@ fn card_of(pki: &Path, patient: &str) -> Vec<u8> {
         .auth_certificate_der
 }
 
-async fn qualify(c: &EligibilityClient, server: &SimServer, patient: &str) -> QualificationRef {
+async fn qualify(c: &EligibilityClient, server: &SimServer, patient: &str) -> Bound {
     let der = server.with_simulator(|s| s.issue_card(patient).unwrap().auth_certificate_der);
     qualify_card(c, patient, der).await
 }
 
-async fn qualify_card(c: &EligibilityClient, patient: &str, der: Vec<u8>) -> QualificationRef {
+async fn qualify_card(c: &EligibilityClient, patient: &str, der: Vec<u8>) -> Bound {
     match c
         .qualification(&QualificationRequest {
             incident: IncidentId::new(format!("Q-{patient}")),
@@ -114,8 +118,9 @@ async fn qualify_card(c: &EligibilityClient, patient: &str, der: Vec<u8>) -> Qua
         .unwrap()
     {
         QualificationResponse::Coverage {
-            qualification_ref, ..
-        } => qualification_ref,
+            qualification_ref,
+            coverage,
+        } => (qualification_ref, coverage.patient),
         QualificationResponse::OptOut => panic!("opt-out patient in benchmark"),
     }
 }
@@ -200,7 +205,7 @@ fn main() {
             let body = pki.join(format!("inquiry-{rtt_ms}.json"));
             let req = wire::EmergencyInfoRequest {
                 incident_id: IncidentId::new(format!("CURL-{rtt_ms}")),
-                qualification_ref: q.clone(),
+                qualification_ref: q.0.clone(),
                 consent: ConsentState::Consented,
                 operator_id: OperatorId::new("EMT-B"),
                 unit_id: UnitId::new(mynakyukyu::pki::dev::UNIT),

@@ -48,6 +48,9 @@ pub const PROTECTED_FILES: &[&str] = &[
     UNIT_CHAIN_FILE,
 ];
 
+fn unsynced_warning_days() -> u32 {
+    crate::upkeep::UNSYNCED_WARNING_DAYS
+}
 fn file_keys() -> KeyProtection {
     KeyProtection::File
 }
@@ -84,6 +87,10 @@ pub struct DeviceConfig {
     /// End a viewing (and purge its data) after this long without a touch.
     #[serde(default = "idle_end_viewing_secs")]
     pub idle_end_viewing_secs: u64,
+    /// Records waiting longer than this many days for the line are a warning in `status`
+    /// and on the status strip (0: never); they are never deleted for it.
+    #[serde(default = "unsynced_warning_days")]
+    pub unsynced_warning_days: u32,
     /// Where the device keys live (`init` decides; a config without it predates the TPM).
     #[serde(default = "file_keys")]
     pub key_protection: KeyProtection,
@@ -120,6 +127,39 @@ impl DeviceConfig {
 pub fn open_store(data_dir: &Path) -> Result<crate::store::Store, crate::store::StoreError> {
     let keys = crate::keys::DeviceKeys::open(data_dir).map_err(key_error(data_dir))?;
     open_store_with(data_dir, &keys)
+}
+
+/// The installed server CRL's earliest next update, if there is one that reads.
+pub fn server_crl_next_update(data_dir: &Path) -> Option<crate::domain::Timestamp> {
+    let pem = std::fs::read_to_string(data_dir.join(SERVER_CRL_FILE)).ok()?;
+    let ca = std::fs::read_to_string(data_dir.join(SERVER_CA_FILE)).ok()?;
+    let ca = crate::pki::pem_certificates(&ca).into_iter().next()?;
+    crate::pki::inspect_crls(&pem, &ca, time::OffsetDateTime::now_utc())
+        .ok()?
+        .next_update_ms
+        .map(crate::domain::Timestamp)
+}
+
+/// The roster's key from the device's store key (the TPM unwraps it on a tablet).
+pub fn roster_key(
+    data_dir: &Path,
+    keys: &crate::keys::DeviceKeys,
+) -> Result<crate::roster::RosterKey, crate::store::StoreError> {
+    let raw = keys.store_key().map_err(key_error(data_dir))?;
+    Ok(roster_key_of(&crate::store::DeviceKey::from_bytes(&raw)))
+}
+
+/// The roster's key: a subkey of the store key.
+pub fn roster_key_of(store_key: &crate::store::DeviceKey) -> crate::roster::RosterKey {
+    crate::roster::RosterKey::from_secret(store_key.subkey(crate::roster::KEY_LABEL))
+}
+
+/// The roster's key of the data dir (the admin's crew commands, tests).
+pub fn open_roster_key(
+    data_dir: &Path,
+) -> Result<crate::roster::RosterKey, crate::store::StoreError> {
+    let keys = crate::keys::DeviceKeys::open(data_dir).map_err(key_error(data_dir))?;
+    roster_key(data_dir, &keys)
 }
 
 /// Open the store with keys already opened.

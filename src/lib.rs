@@ -27,6 +27,7 @@
 //! | [`cli`] | what every binary shares: `--data-dir`, `--log-format`, logging set-up, the package's `/etc` settings |
 //! | [`files`] | the data dir's private atomic write (0600, `O_NOFOLLOW`, sync, rename) |
 //! | [`route`] | which way the kernel routes an address (the tunnel or not), over rtnetlink |
+//! | [`upkeep`] | what needs the admin before it stops the tablet: the server CRL's next update, the unit certificate's end, records unsynced too long |
 //!
 //! The binaries are thin: `src/bin/mynakyukyu.rs` (the tablet app),
 //! `src/bin/mynakyukyu-admin.rs` (provisioning) and `src/bin/mynakyukyu-sim.rs` (the
@@ -51,3 +52,4 @@ pub mod store;
 pub mod sync;
 #[cfg(feature = "ui")]
 pub mod ui;
+pub mod upkeep;

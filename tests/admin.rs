@@ -247,7 +247,8 @@ fn roster_pins_are_hashed_and_checked_with_lockout() {
     let roster = std::fs::read_to_string(data.join("roster.toml")).unwrap();
     assert!(!roster.contains("246800") && roster.contains("$argon2id$"));
     // the app's gate: a non-roster id cannot sign in, five wrong PINs lock
-    let mut gate = mynakyukyu::roster::SignInGate::open(&data.join("roster.toml")).unwrap();
+    let key = mynakyukyu::config::open_roster_key(&data).unwrap();
+    let mut gate = mynakyukyu::roster::SignInGate::open(&data.join("roster.toml"), key).unwrap();
     let now = Timestamp::now();
     assert!(gate.sign_in("EMT-9", "246800", now).is_err());
     assert!(!gate.sign_in("DRV-2", "135700", now).unwrap().can_view);
@@ -447,7 +448,13 @@ fn audit_merge_answers_from_every_tablet_and_refuses_a_broken_chain() {
     let mut bundles = vec![];
     for (n, unit) in ["UNIT-07", "UNIT-08"].iter().enumerate() {
         let data = d.path().join(unit);
-        init(&data);
+        // enrolled with a certificate: a bundle carries it and is signed by its key
+        common::enrol(
+            &data,
+            "https://10.10.2.1:8443",
+            &["--allow-file-keys"],
+            &common::no_tpm,
+        );
         {
             let key = mynakyukyu::store::DeviceKey::load(&data.join("store.key")).unwrap();
             let store = mynakyukyu::store::Store::open(&data.join("store"), &key).unwrap();
@@ -473,8 +480,9 @@ fn audit_merge_answers_from_every_tablet_and_refuses_a_broken_chain() {
         bundles.push(path);
     }
     let any = d.path().join("UNIT-07");
+    let ca = pki().join("ca.pem").to_str().unwrap().to_string();
     let args = |extra: &[&str]| {
-        let mut a = vec!["audit", "merge"];
+        let mut a = vec!["audit", "merge", "--unit-ca", ca.as_str()];
         a.extend(bundles.iter().map(|p| p.to_str().unwrap()));
         a.extend(extra);
         a.iter().map(|s| s.to_string()).collect::<Vec<_>>()
@@ -537,16 +545,147 @@ fn audit_merge_answers_from_every_tablet_and_refuses_a_broken_chain() {
         err.contains("UNIT-08.json") && err.contains("seq 1") && err.contains("hash"),
         "{err}"
     );
-    // a bundle that starts after records purged by retention still verifies
+    // the attacker's way round a hash chain: delete a row and hash the rest again. The
+    // chain then holds; the unit key's signatures do not.
+    let mut bundle: mynakyukyu::admin::AuditBundle = serde_json::from_str(&text_of).unwrap();
+    bundle.records.remove(0);
+    bundle.signatures.remove(0);
+    let mut prev = bundle.records[0].prev_hash.clone();
+    for (i, r) in bundle.records.iter_mut().enumerate() {
+        r.seq = i as u64;
+        r.prev_hash = prev.clone();
+        r.hash = mynakyukyu::domain::chain_hash(&r.prev_hash, r.seq, &r.record);
+        prev = r.hash.clone();
+    }
+    std::fs::write(&bundles[1], serde_json::to_vec(&bundle).unwrap()).unwrap();
+    let o = run(args(&[]));
+    assert_eq!(o.status.code(), Some(2), "a re-hashed bundle: {}", text(&o));
+    assert!(
+        text(&o).contains("signature does not verify at record seq 0"),
+        "{}",
+        text(&o)
+    );
+    // the last record cut off: every remaining signature holds, the bundle's does not
+    let mut cut: mynakyukyu::admin::AuditBundle = serde_json::from_str(&text_of).unwrap();
+    cut.records.pop();
+    cut.signatures.pop();
+    std::fs::write(&bundles[1], serde_json::to_vec(&cut).unwrap()).unwrap();
+    let o = run(args(&[]));
+    assert_eq!(o.status.code(), Some(2), "a cut bundle: {}", text(&o));
+    assert!(
+        text(&o).contains("the bundle's own signature"),
+        "{}",
+        text(&o)
+    );
+    // a bundle of a unit another CA certified: refused
     std::fs::write(&bundles[1], &text_of).unwrap();
-    let mut bundle: serde_json::Value = serde_json::from_str(&text_of).unwrap();
-    bundle["records"].as_array_mut().unwrap().remove(0);
-    let first_kept = bundle.clone();
-    std::fs::write(&bundles[1], serde_json::to_vec(&first_kept).unwrap()).unwrap();
+    let o = admin(
+        &any,
+        &[
+            "audit",
+            "merge",
+            "--unit-ca",
+            pki().join("other-ca.pem").to_str().unwrap(),
+            bundles[1].to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("not issued by the department"),
+        "{}",
+        text(&o)
+    );
+
+    // a bundle exported after retention purged its first records verifies (its own
+    // signature covers where it starts)
+    let data = d.path().join("UNIT-08");
+    {
+        let store = mynakyukyu::config::open_store(&data).unwrap();
+        store.mark_uploaded(&[0], Timestamp::now()).unwrap();
+        let purged = store
+            .purge_uploaded_before(Timestamp(Timestamp::now().0 + 60_000))
+            .unwrap();
+        assert_eq!(purged, 1);
+    }
+    let o = admin(&data, &["audit", "export", "--format", "bundle"]);
+    assert!(o.status.success(), "{}", text(&o));
+    std::fs::write(&bundles[1], &o.stdout).unwrap();
     let o = run(args(&[]));
     assert!(
         o.status.success(),
         "a bundle may start after purged records: {}",
+        text(&o)
+    );
+    common::reliability_row(
+        "audit-bundle-signed",
+        "Security",
+        "an exported audit bundle with a record edited; with a row deleted and the chain hashed again; with its last record cut off; checked against another CA",
+        4,
+        0,
+        "`audit merge --unit-ca` refuses each (hash, the unit key's record signature, the bundle's own signature, the certificate's issuer); a bundle exported after a retention purge verifies",
+    );
+}
+
+/// systemd is not PID 1 on this machine: a stand-in `systemctl` (MYNAKYUKYU_SYSTEMCTL)
+/// answers as systemd would for an active kiosk unit and records what it was asked, so the
+/// test sees the order: the unit stopped through systemd before any key is destroyed, and
+/// no wipe at all when systemd refuses (an admin who forgot sudo).
+#[test]
+fn wipe_stops_the_kiosk_unit_through_systemd_before_any_key_and_refuses_when_it_cannot() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = TempDir::new("admin-wipe-unit");
+    let data = d.path().join("tablet");
+    init(&data);
+    let log = d.path().join("systemctl.log");
+    let fake = d.path().join("systemctl");
+    let write_fake = |stop_status: u8| {
+        std::fs::write(
+            &fake,
+            format!(
+                "#!/bin/sh\necho \"$* key=$(test -e '{}' && echo present || echo gone)\" >> '{}'\ncase \"$1\" in is-active) exit 0;; stop) exit {stop_status};; esac\n",
+                data.join("store.key").display(),
+                log.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    let wipe = || {
+        Command::new(env!("CARGO_BIN_EXE_mynakyukyu-admin"))
+            .env("MYNAKYUKYU_SYSTEMCTL", &fake)
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["wipe", "--yes"])
+            .output()
+            .unwrap()
+    };
+    // systemd refuses (Access denied: not root): nothing is destroyed
+    write_fake(1);
+    let o = wipe();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("run wipe as root"), "{}", text(&o));
+    assert!(
+        data.join("store.key").exists(),
+        "a key destroyed on a refused wipe"
+    );
+    // systemd stops it: the stop comes first, with every key still there
+    std::fs::remove_file(&log).unwrap();
+    write_fake(0);
+    let o = wipe();
+    assert!(o.status.success(), "{}", text(&o));
+    let calls = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        calls.lines().collect::<Vec<_>>(),
+        [
+            "is-active --quiet mynakyukyu-kiosk.service key=present",
+            "stop mynakyukyu-kiosk.service key=present"
+        ],
+        "{calls}"
+    );
+    assert!(!data.join("store.key").exists());
+    assert!(
+        text(&o).contains("stopped mynakyukyu-kiosk.service through systemd"),
+        "{}",
         text(&o)
     );
 }

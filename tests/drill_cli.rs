@@ -179,22 +179,6 @@ fn simulator_lists_at_least_200_patients_with_scenarios() {
     }
 }
 
-/// Every file under `dir`.
-fn files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.extend(files(&p));
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
-}
-
 /// The thief's own decryption: the day keys opened with the key file lying beside them,
 /// then every value of every sled tree and the chain-head copy opened with whichever key
 /// fits (ChaCha20-Poly1305, nonce first, tree name and key as associated data; a day-sealed
@@ -267,7 +251,7 @@ fn open_everything(
     // files as a stream of candidate sealed values under every key the thief holds
     let mut keys: Vec<Vec<u8>> = vec![key.to_vec()];
     keys.extend(day_keys.values().cloned());
-    for f in files(&store_dir.join("sled"))
+    for f in common::files(&store_dir.join("sled"))
         .into_iter()
         .filter(|_| log_remnants)
     {
@@ -347,7 +331,7 @@ fn after_every_drill_a_thief_with_the_whole_data_dir_and_its_key_finds_no_clinic
         for (what, plain) in open_everything(&copy.join("training").join("store"), &key, last) {
             opened.push((format!("after {name}: {what}"), plain));
         }
-        stolen_files.extend(files(&copy));
+        stolen_files.extend(common::files(&copy));
     }
     assert!(
         String::from_utf8_lossy(&logs).contains("drill finished"),
@@ -404,7 +388,7 @@ fn after_every_drill_a_thief_with_the_whole_data_dir_and_its_key_finds_no_clinic
     );
     // a 医療扶助 patient has no insured number
     secrets.retain(|s| !s.is_empty());
-    let mut blobs: Vec<(String, Vec<u8>)> = files(&data)
+    let mut blobs: Vec<(String, Vec<u8>)> = common::files(&data)
         .into_iter()
         .chain(stolen_files)
         .map(|f| (f.display().to_string(), std::fs::read(&f).unwrap()))

@@ -30,8 +30,23 @@ fn request(incident: &str, der: Vec<u8>) -> QualificationRequest {
     }
 }
 
-fn inquiry(incident: &str, q: QualificationRef, consent: ConsentState) -> EmergencyInquiry {
+/// An inquiry about the patient the simulator issued `q` for (the answer must name them).
+fn inquiry(
+    server: &mynakyukyu::sim::server::SimServer,
+    incident: &str,
+    q: QualificationRef,
+    consent: ConsentState,
+) -> EmergencyInquiry {
+    // a made-up or foreign reference names nobody: the server refuses it before any body
+    let patient = server
+        .with_simulator(|s| s.patient_for(&q))
+        .unwrap_or_else(|| mynakyukyu::domain::PatientRef {
+            local_id: mynakyukyu::domain::Sensitive(String::new()),
+            insured_number: mynakyukyu::domain::Sensitive(String::new()),
+            public_assistance: None,
+        });
     EmergencyInquiry {
+        patient,
         incident: IncidentId::new(incident),
         qualification: q,
         consent,
@@ -65,6 +80,7 @@ async fn full_inquiry_over_one_kept_alive_connection_then_resumed() {
     assert_eq!(coverage.status, CoverageStatus::Current);
     let info = c
         .emergency_info(&inquiry(
+            &server,
             "I-1",
             qualification_ref.clone(),
             ConsentState::Unobtainable,
@@ -76,6 +92,7 @@ async fn full_inquiry_over_one_kept_alive_connection_then_resumed() {
     // the same inquiry resent (idempotent): same answer, logged once at the server
     let again = c
         .emergency_info(&inquiry(
+            &server,
             "I-1",
             qualification_ref,
             ConsentState::Unobtainable,
@@ -130,6 +147,7 @@ async fn cards_are_answered_distinctly() {
     assert_eq!(err.service_failure(), ServiceFailure::CardNotAccepted);
     let err = c
         .emergency_info(&inquiry(
+            &server,
             "I-e",
             QualificationRef::new("Q-bogus"),
             ConsentState::Consented,
@@ -296,6 +314,37 @@ async fn client_rejects_a_server_from_another_ca_with_the_wrong_name_expired_or_
         4,
         0,
         "each refused in the handshake before any request was sent (the server counted 0 requests); typed ServerCertificateWrong",
+    );
+}
+
+/// Record ids are each tablet's own: another tablet's record with the same id is another
+/// record at the server, not a replacement of the first one's.
+#[tokio::test]
+async fn the_server_holds_records_per_device_key_not_by_record_id_alone() {
+    let server = start_sim(Faults::default()).await;
+    let port = server.local_addr.port();
+    let a = client(port);
+    let b = second_unit(port);
+    let genesis = "0".repeat(64);
+    let from_a = chain_of(&a, 0, &genesis, 3, "same-ids");
+    let from_b = chain_of(&b, 0, &genesis, 3, "same-ids");
+    assert_eq!(from_a[0].record.id, from_b[0].record.id, "the same ids");
+    assert_eq!(a.upload_records(&from_a).await.unwrap().accepted, 3);
+    assert_eq!(b.upload_records(&from_b).await.unwrap().accepted, 3);
+    assert_eq!(server.record_ids().len(), 6, "both tablets' records held");
+    // and each tablet's chain is its own: A's head is still A's
+    assert_eq!(
+        a.records_head().await.unwrap().head.unwrap().hash,
+        from_a[2].hash
+    );
+    server.shutdown().await;
+    common::reliability_row(
+        "records-per-device-key",
+        "Security",
+        "two tablets (two unit keys) upload records with the same record ids",
+        2,
+        0,
+        "the server holds all six, keyed by the signing device key and then the id; neither tablet's record replaced the other's",
     );
 }
 
@@ -659,7 +708,7 @@ async fn an_answer_to_another_request_is_refused_and_shows_nothing_of_that_patie
         panic!("coverage")
     };
     let a = c
-        .emergency_info(&inquiry("I-A", q1, ConsentState::Consented))
+        .emergency_info(&inquiry(&server, "I-A", q1, ConsentState::Consented))
         .await
         .unwrap();
     assert_eq!(c.stats.connections.load(Ordering::Relaxed), 1);
@@ -670,7 +719,12 @@ async fn an_answer_to_another_request_is_refused_and_shows_nothing_of_that_patie
         ..Faults::default()
     });
     let err = c
-        .emergency_info(&inquiry("I-B", q2.clone(), ConsentState::Consented))
+        .emergency_info(&inquiry(
+            &server,
+            "I-B",
+            q2.clone(),
+            ConsentState::Consented,
+        ))
         .await
         .unwrap_err();
     assert!(matches!(err, ClientError::MismatchedAnswer(_)), "{err}");
@@ -679,7 +733,7 @@ async fn an_answer_to_another_request_is_refused_and_shows_nothing_of_that_patie
     // the connection was dropped: with the fault gone, B's own answer on a new one
     server.set_faults(Faults::default());
     let b = c
-        .emergency_info(&inquiry("I-B", q2, ConsentState::Consented))
+        .emergency_info(&inquiry(&server, "I-B", q2, ConsentState::Consented))
         .await
         .unwrap();
     assert_eq!(c.stats.connections.load(Ordering::Relaxed), 2);
@@ -714,6 +768,7 @@ async fn two_hundred_concurrent_tablets_all_get_answers() {
         .collect();
     let mut tasks = tokio::task::JoinSet::new();
     for (i, der) in cards.into_iter().enumerate() {
+        let server = server.clone();
         tasks.spawn(async move {
             let started = std::time::Instant::now();
             let c = client_with(
@@ -731,6 +786,7 @@ async fn two_hundred_concurrent_tablets_all_get_answers() {
                 return Ok::<Option<f64>, ClientError>(None);
             };
             c.emergency_info(&inquiry(
+                &server,
                 &incident,
                 qualification_ref,
                 ConsentState::Consented,
@@ -930,6 +986,7 @@ async fn references_cannot_be_walked_or_used_by_another_unit() {
     for probe in &probes {
         let err = c
             .emergency_info(&inquiry(
+                &server,
                 "I-W",
                 QualificationRef::new(probe),
                 ConsentState::Consented,
@@ -944,7 +1001,12 @@ async fn references_cannot_be_walked_or_used_by_another_unit() {
     assert_eq!(server.inquiry_count(), 0, "nothing of anyone answered");
     // another unit of the same department, with a valid certificate, holding the reference
     let b = second_unit(port);
-    let mut theirs = inquiry("I-W", qualification_ref.clone(), ConsentState::Consented);
+    let mut theirs = inquiry(
+        &server,
+        "I-W",
+        qualification_ref.clone(),
+        ConsentState::Consented,
+    );
     theirs.unit = UnitId::new("U-B");
     let err = b.emergency_info(&theirs).await.unwrap_err();
     assert!(
@@ -955,6 +1017,7 @@ async fn references_cannot_be_walked_or_used_by_another_unit() {
     // ...or claiming in the body to be the unit that asked: its certificate says otherwise
     let err = b
         .emergency_info(&inquiry(
+            &server,
             "I-W",
             qualification_ref.clone(),
             ConsentState::Consented,
@@ -967,9 +1030,14 @@ async fn references_cannot_be_walked_or_used_by_another_unit() {
     );
     assert_eq!(server.inquiry_count(), 0);
     // the unit that asked still gets its patient
-    c.emergency_info(&inquiry("I-W", qualification_ref, ConsentState::Consented))
-        .await
-        .unwrap();
+    c.emergency_info(&inquiry(
+        &server,
+        "I-W",
+        qualification_ref,
+        ConsentState::Consented,
+    ))
+    .await
+    .unwrap();
     assert_eq!(server.inquiry_count(), 1);
     // a unit asking for an unusual number of patients is refused
     server.with_simulator(|s| {
@@ -1052,7 +1120,7 @@ async fn the_pin_path_needs_the_cards_own_signature_over_its_challenge() {
     .unwrap();
     let mut flipped = right.clone();
     flipped[100] ^= 1;
-    let mut pin = inquiry("I-PIN", q.clone(), ConsentState::Consented);
+    let mut pin = inquiry(&server, "I-PIN", q.clone(), ConsentState::Consented);
     pin.identity_check = IdentityCheck::Pin;
     for (name, sig) in [
         ("none", None),
@@ -1072,7 +1140,7 @@ async fn the_pin_path_needs_the_cards_own_signature_over_its_challenge() {
     assert_eq!(server.inquiry_count(), 0);
     c.emergency_info_signed(&pin, Some(&right)).await.unwrap();
     // the photo path needs no signature, and the log says which proof each one had
-    let photo = inquiry("I-PHOTO", q, ConsentState::Consented);
+    let photo = inquiry(&server, "I-PHOTO", q, ConsentState::Consented);
     c.emergency_info(&photo).await.unwrap();
     let log = server.with_simulator(|s| s.audit_log().to_vec());
     assert_eq!(log.len(), 2);
@@ -1113,10 +1181,10 @@ async fn the_server_refuses_a_phone_inquiry_without_its_owner() {
     )
     .unwrap();
     // a tablet that sends what ours never does: 同意取得困難 with a phone, or a photo check
-    let mut unobtainable = inquiry("I-PHONE", q.clone(), ConsentState::Unobtainable);
+    let mut unobtainable = inquiry(&server, "I-PHONE", q.clone(), ConsentState::Unobtainable);
     unobtainable.identity_check = IdentityCheck::Pin;
     unobtainable.token = TokenKind::AndroidPhone;
-    let mut photo = inquiry("I-PHONE", q.clone(), ConsentState::Consented);
+    let mut photo = inquiry(&server, "I-PHONE", q.clone(), ConsentState::Consented);
     photo.token = TokenKind::IPhone;
     for (name, bad) in [("unobtainable", &unobtainable), ("photo", &photo)] {
         let err = c.emergency_info_signed(bad, Some(&sig)).await.unwrap_err();
@@ -1127,7 +1195,7 @@ async fn the_server_refuses_a_phone_inquiry_without_its_owner() {
     }
     assert_eq!(server.inquiry_count(), 0, "nothing answered");
     // the phone's own inquiry: consented, by its PIN, signed
-    let mut owned = inquiry("I-PHONE", q, ConsentState::Consented);
+    let mut owned = inquiry(&server, "I-PHONE", q, ConsentState::Consented);
     owned.identity_check = IdentityCheck::Pin;
     owned.token = TokenKind::AndroidPhone;
     c.emergency_info_signed(&owned, Some(&sig)).await.unwrap();

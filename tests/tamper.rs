@@ -210,33 +210,92 @@ fn a_store_key_replaced_by_a_symlink_or_wider_modes_are_refused() {
 }
 
 #[test]
-fn a_deleted_pin_counter_file_locks_every_crew_id() {
+fn a_deleted_or_rewritten_pin_counter_file_locks_every_crew_id_and_an_unlock_counts_at_once() {
     let (_d, data) = tablet("tamper-counter", ENDPOINT);
     let roster = data.join("roster.toml");
-    let mut gate = mynakyukyu::roster::SignInGate::open(&roster).unwrap();
+    let key = mynakyukyu::config::open_roster_key(&data).unwrap();
+    // one gate for the whole test: the running app's
+    let mut gate = mynakyukyu::roster::SignInGate::open(&roster, key).unwrap();
     let now = mynakyukyu::domain::Timestamp::now();
-    for _ in 0..4 {
-        assert!(gate.sign_in("EMT-1", "000000", now).is_err());
+    for (attack, undo) in [
+        ("deleted", None),
+        ("rewritten as {}", Some(&b"{}"[..])),
+        (
+            "rewritten with zero counts and a made-up MAC",
+            Some(&br#"{"counts":{},"mac":"00"}"#[..]),
+        ),
+    ] {
+        for _ in 0..4 {
+            assert!(gate.sign_in("EMT-1", "000000", now).is_err());
+        }
+        // the attacker resets the counts to get five fresh tries
+        let counts = data.join("roster.failures.json");
+        match undo {
+            None => std::fs::remove_file(&counts).unwrap(),
+            Some(bytes) => std::fs::write(&counts, bytes).unwrap(),
+        }
+        let e = gate.sign_in("EMT-1", "246800", now).unwrap_err();
+        assert!(
+            matches!(e, mynakyukyu::roster::RosterError::LockedForAdmin { .. }),
+            "{attack}: {e}"
+        );
+        assert!(e.message_ja().contains("管理者"), "{}", e.message_ja());
+        // the admin's unlock reaches the app that is running (the same gate)
+        ok(admin(&data, &["crew", "unlock"]));
+        assert!(gate.sign_in("EMT-1", "246800", now).is_ok(), "{attack}");
     }
-    // the attacker removes the counts to get five fresh tries
-    std::fs::remove_file(data.join("roster.failures.json")).unwrap();
-    let mut gate = mynakyukyu::roster::SignInGate::open(&roster).unwrap();
-    let e = gate.sign_in("EMT-1", "246800", now).unwrap_err();
-    assert!(
-        matches!(e, mynakyukyu::roster::RosterError::LockedForAdmin { .. }),
-        "{e}"
-    );
-    assert!(e.message_ja().contains("管理者"), "{}", e.message_ja());
-    ok(admin(&data, &["crew", "unlock"]));
-    let mut gate = mynakyukyu::roster::SignInGate::open(&roster).unwrap();
-    assert!(gate.sign_in("EMT-1", "246800", now).is_ok());
     common::reliability_row(
         "tamper-pin-counter",
         "Security",
-        "four wrong PINs, then roster.failures.json deleted to reset the count",
-        1,
+        "four wrong PINs, then roster.failures.json deleted, rewritten as {}, and rewritten with a made-up MAC to reset the count; then `crew unlock` while the app's gate is open",
+        3,
         0,
-        "every crew id locked until `mynakyukyu-admin crew unlock`; the screen says to ask the admin",
+        "every crew id locked until `mynakyukyu-admin crew unlock`; the screen says to ask the admin; the unlock counts in the running app at once",
+    );
+}
+
+#[test]
+fn the_roster_file_alone_cannot_be_cracked_and_an_unknown_id_looks_like_a_wrong_pin() {
+    let (_d, data) = tablet("tamper-roster-offline", ENDPOINT);
+    let text = std::fs::read_to_string(data.join("roster.toml")).unwrap();
+    let roster = mynakyukyu::roster::Roster::parse(&text).unwrap();
+    let hash = &roster.member("EMT-1").unwrap().pin_hash;
+    // the offline cracker holds the file and even guesses the right PIN: without the
+    // device's key (Argon2's secret) no candidate matches
+    let phc = hash.strip_prefix("k1").expect("a keyed hash");
+    let parsed = argon2::PasswordHash::new(phc).unwrap();
+    use argon2::PasswordVerifier;
+    assert!(
+        argon2::Argon2::default()
+            .verify_password(b"246800", &parsed)
+            .is_err(),
+        "the right PIN verified without the device's key"
+    );
+    let stolen_key = mynakyukyu::roster::RosterKey::from_secret(zeroize::Zeroizing::new([7u8; 32]));
+    assert!(!mynakyukyu::roster::pin_matches(
+        "246800",
+        hash,
+        &stolen_key
+    ));
+    let key = mynakyukyu::config::open_roster_key(&data).unwrap();
+    assert!(mynakyukyu::roster::pin_matches("246800", hash, &key));
+
+    // an id on the roster and one that is not: the same message, the same lock
+    let mut gate = mynakyukyu::roster::SignInGate::open(&data.join("roster.toml"), key).unwrap();
+    let now = mynakyukyu::domain::Timestamp::now();
+    for n in 0..5 {
+        let listed = gate.sign_in("EMT-1", "000000", now).unwrap_err();
+        let unknown = gate.sign_in("EMT-77", "000000", now).unwrap_err();
+        assert_eq!(listed.message_ja(), unknown.message_ja(), "attempt {n}");
+        assert_eq!(listed.to_string(), unknown.to_string(), "attempt {n}");
+    }
+    common::reliability_row(
+        "roster-offline",
+        "Security",
+        "roster.toml taken off the tablet: the right PIN tried against its hash with Argon2id and no key, and with another key; then five wrong PINs for a listed id and for an unknown one",
+        2,
+        0,
+        "no match without the device's key (a subkey of the TPM-wrapped store key); the listed and the unknown id get the same message at every attempt and the same lock",
     );
 }
 
@@ -328,4 +387,57 @@ fn wipe_stops_the_running_app_before_it_destroys_anything() {
     );
     let _ = other.kill();
     let _ = other.wait();
+}
+
+/// One date would take down the fleet: the server CRL's next update. `status` warns a week
+/// ahead; records that wait for the line are a warning after the set days and are kept.
+#[test]
+fn status_warns_before_the_crl_runs_out_and_about_records_waiting_for_days_deleting_none() {
+    let (_d, data) = tablet("upkeep-status", ENDPOINT);
+    let status = |data: &Path| {
+        let o = admin(data, &["status", "--json"]);
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()["warnings"].clone()
+    };
+    assert_eq!(
+        status(&data),
+        serde_json::json!([]),
+        "a fresh tablet: quiet"
+    );
+    ok(admin(
+        &data,
+        &[
+            "install-crl",
+            common::pki().join("crl-soon.pem").to_str().unwrap(),
+        ],
+    ));
+    // a record queued five days ago and never sent (the tablet off the line since)
+    {
+        let store = mynakyukyu::config::open_store(&data).unwrap();
+        let five_days_ago = mynakyukyu::domain::Timestamp::now().0 - 5 * 24 * 3600 * 1000;
+        store
+            .append(
+                common::opt_out_audit("I-OLD", five_days_ago),
+                mynakyukyu::domain::Timestamp(five_days_ago),
+            )
+            .unwrap();
+    }
+    let w = status(&data);
+    let text = w.to_string();
+    assert!(
+        text.contains("the server CRL's next update is in 4 days"),
+        "{text}"
+    );
+    assert!(text.contains("records have waited 5 days"), "{text}");
+    assert!(text.contains("nothing is deleted"), "{text}");
+    // and nothing was: the record is still queued
+    let store = mynakyukyu::config::open_store(&data).unwrap();
+    assert_eq!(store.sync_state().unwrap().queued, 1);
+    common::reliability_row(
+        "upkeep-warnings",
+        "Faults",
+        "a server CRL five days from its next update installed, and a record queued five days ago that never reached the server",
+        2,
+        0,
+        "status warns of both (the CRL a week ahead, then urgently its last day; unsynced after 3 days); the record is kept",
+    );
 }

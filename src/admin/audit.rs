@@ -6,8 +6,12 @@
 //!
 //! CSV goes through the `csv` crate with every field quoted (RFC 4180), and a field that a
 //! spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab, CR first) gets a leading
-//! `'`. A bundle is one tablet's whole chain as JSON; `audit merge` checks each bundle's
-//! chain and answers from all of them at once.
+//! `'`. A bundle is one tablet's whole chain as JSON, signed: every record's chain link
+//! and the bundle itself (unit, terminal, time, first and last link) by the unit key, with
+//! the unit certificate beside them. `audit merge` checks each bundle against the
+//! department's CA (the certificate issued by it for the bundle's unit, every signature by
+//! its key), then the chain, and answers from all of them at once. A hash chain alone is
+//! no proof: whoever deletes a row can hash the rest again; he cannot sign them again.
 
 use super::AdminError;
 use crate::config;
@@ -63,6 +67,35 @@ pub struct AuditBundle {
     pub terminal_id: String,
     pub exported_at: String,
     pub records: Vec<StoredRecord>,
+    /// The unit certificate (PEM) whose key made the signatures.
+    #[serde(default)]
+    pub unit_certificate: String,
+    /// One per record, in order: base64 DER ECDSA P-256 over
+    /// `domain::chain_signing_message(seq, hash)` (as uploads are signed).
+    #[serde(default)]
+    pub signatures: Vec<String>,
+    /// Over [`bundle_message`]: so a bundle cut short, or relabelled, does not verify.
+    #[serde(default)]
+    pub bundle_signature: String,
+}
+
+/// What a bundle's own signature covers: its unit, terminal and export time, and the
+/// first and last link of its chain (with the count).
+pub fn bundle_message(b: &AuditBundle) -> Vec<u8> {
+    let mut m = b"mynakyukyu audit bundle v1\0".to_vec();
+    for part in [&b.unit_id, &b.terminal_id, &b.exported_at] {
+        m.extend_from_slice(part.as_bytes());
+        m.push(0);
+    }
+    m.extend_from_slice(&(b.records.len() as u64).to_be_bytes());
+    if let (Some(first), Some(last)) = (b.records.first(), b.records.last()) {
+        m.extend_from_slice(&first.seq.to_be_bytes());
+        m.extend_from_slice(first.prev_hash.as_bytes());
+        m.push(0);
+        m.extend_from_slice(&last.seq.to_be_bytes());
+        m.extend_from_slice(last.hash.as_bytes());
+    }
+    m
 }
 
 #[derive(Debug, Error)]
@@ -75,6 +108,18 @@ pub enum MergeError {
         seq: u64,
         reason: String,
     },
+    #[error("{path}: not signed by a unit of this department: {reason}")]
+    NotSigned { path: PathBuf, reason: String },
+    #[error(
+        "{path}: the unit key's signature does not verify at record seq {seq} (edited after export)"
+    )]
+    BadSignature { path: PathBuf, seq: u64 },
+    #[error(
+        "{path}: the bundle's own signature does not verify (records removed, added or relabelled after export)"
+    )]
+    BadBundleSignature { path: PathBuf },
+    #[error("the department's unit CA {path}: {reason}")]
+    UnitCa { path: PathBuf, reason: String },
 }
 
 fn json_label<T: Serialize>(v: &T) -> String {
@@ -215,20 +260,103 @@ pub fn audit_bundle(data_dir: &Path) -> Result<AuditBundle, AdminError> {
             message: e.to_string(),
         })?
         .ok_or(AdminError::NotInitialised)?;
-    let store = config::open_store(data_dir)?;
-    Ok(AuditBundle {
+    let cert_path = data_dir.join(config::UNIT_CERT_FILE);
+    let unit_certificate = std::fs::read_to_string(&cert_path).map_err(|e| AdminError::File {
+        path: cert_path.clone(),
+        message: format!("a bundle carries the unit certificate: {e}"),
+    })?;
+    let keys = crate::keys::DeviceKeys::open(data_dir)?;
+    let store = config::open_store_with(data_dir, &keys)?;
+    let records = store.records()?;
+    let sign = |msg: &[u8]| -> Result<String, AdminError> {
+        use base64::Engine;
+        Ok(base64::engine::general_purpose::STANDARD.encode(keys.sign_with_unit_key(msg)?))
+    };
+    let signatures = records
+        .iter()
+        .map(|r| sign(&crate::domain::chain_signing_message(r.seq, &r.hash)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut bundle = AuditBundle {
         unit_id: cfg.unit_id,
         terminal_id: cfg.terminal_id,
         exported_at: jst(Timestamp::now()),
-        records: store.records()?,
-    })
+        records,
+        unit_certificate,
+        signatures,
+        bundle_signature: String::new(),
+    };
+    bundle.bundle_signature = sign(&bundle_message(&bundle))?;
+    Ok(bundle)
+}
+
+/// A bundle's signatures, against the department's unit CA: the certificate must be one it
+/// issued, for the bundle's unit; every record's and the bundle's signature by its key.
+fn verify_bundle(path: &Path, b: &AuditBundle, unit_ca_der: &[u8]) -> Result<(), MergeError> {
+    use base64::Engine;
+    let not_signed = |reason: &str| MergeError::NotSigned {
+        path: path.to_path_buf(),
+        reason: reason.to_string(),
+    };
+    let der = crate::pki::pem_certificates(&b.unit_certificate)
+        .into_iter()
+        .next()
+        .ok_or_else(|| {
+            not_signed("no unit certificate (exported by an older version: export it again)")
+        })?;
+    if !crate::pki::is_signed_by(&der, unit_ca_der) {
+        return Err(not_signed(
+            "its unit certificate was not issued by the department's unit CA",
+        ));
+    }
+    let (cn, point) =
+        crate::pki::subject_cn_and_key(&der).map_err(|e| not_signed(&e.to_string()))?;
+    if cn != b.unit_id {
+        return Err(not_signed(&format!(
+            "its unit certificate is unit {cn:?}'s, the bundle says {:?}",
+            b.unit_id
+        )));
+    }
+    if b.signatures.len() != b.records.len() {
+        return Err(not_signed("not every record is signed"));
+    }
+    let key =
+        ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_ASN1, point);
+    let verifies = |msg: &[u8], sig: &str| {
+        base64::engine::general_purpose::STANDARD
+            .decode(sig)
+            .is_ok_and(|s| key.verify(msg, &s).is_ok())
+    };
+    for (r, sig) in b.records.iter().zip(&b.signatures) {
+        if !verifies(&crate::domain::chain_signing_message(r.seq, &r.hash), sig) {
+            return Err(MergeError::BadSignature {
+                path: path.to_path_buf(),
+                seq: r.seq,
+            });
+        }
+    }
+    if !verifies(&bundle_message(b), &b.bundle_signature) {
+        return Err(MergeError::BadBundleSignature {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(())
 }
 
 /// The rows of several tablets' bundles, each chain checked first, merged by time.
 pub fn audit_merge(
     bundles: &[PathBuf],
+    unit_ca: &Path,
     filter: &AuditFilter<'_>,
 ) -> Result<Vec<AuditRow>, MergeError> {
+    let ca_err = |reason: String| MergeError::UnitCa {
+        path: unit_ca.to_path_buf(),
+        reason,
+    };
+    let ca_pem = std::fs::read_to_string(unit_ca).map_err(|e| ca_err(e.to_string()))?;
+    let ca_der = crate::pki::pem_certificates(&ca_pem)
+        .into_iter()
+        .next()
+        .ok_or_else(|| ca_err("no certificate in it".into()))?;
     let mut all: Vec<(Timestamp, AuditRow)> = vec![];
     for path in bundles {
         let text = std::fs::read(path).map_err(|e| MergeError::Unreadable {
@@ -240,6 +368,7 @@ pub fn audit_merge(
                 path: path.clone(),
                 reason: e.to_string(),
             })?;
+        verify_bundle(path, &bundle, &ca_der)?;
         if let Some(broken) = store::verify_records(&bundle.records).first_broken {
             return Err(MergeError::Broken {
                 path: path.clone(),

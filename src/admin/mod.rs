@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 mod audit;
+mod ipsec;
+pub use ipsec::{IpsecOptions, PKCS11_MODULE_NAME, ipsec_config, load_ipsec, write_ipsec_dir};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 #[derive(Debug, Error)]
@@ -43,6 +45,18 @@ pub enum AdminError {
     Keys(#[from] crate::keys::KeyError),
     #[error("the tablet app is running (pid {0}); stop it before wiping")]
     AppRunning(u32),
+    #[error("{what} {value:?} cannot go into another program's configuration: {why}")]
+    UnsafeValue {
+        what: &'static str,
+        value: String,
+        why: &'static str,
+    },
+    #[error("swanctl: {0}")]
+    Swanctl(String),
+    #[error(
+        "the kiosk unit is running and systemd did not stop it ({0}); run wipe as root (sudo mynakyukyu-admin wipe): a signal alone would be undone by its restart"
+    )]
+    KioskRunning(String),
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, AdminError> {
@@ -85,6 +99,8 @@ pub struct InitOptions<'a> {
     pub terminal_id: Option<&'a str>,
     /// Keep the keys in 0600 files on a machine without a TPM.
     pub allow_file_keys: bool,
+    /// The PCRs the token PIN is sealed to (`sha256:0,2,4,7` when `None`).
+    pub pcrs: Option<&'a str>,
 }
 
 /// Create the device keys (in the TPM, or files only with `allow_file_keys`), the CSR,
@@ -101,7 +117,11 @@ pub fn init(data_dir: &Path, o: &InitOptions<'_>) -> Result<PathBuf, AdminError>
     let unit_ca_path = o.unit_ca.unwrap_or(o.server_ca);
     let unit_ca = read(unit_ca_path)?;
     first_certificate(unit_ca_path)?;
-    let keys = DeviceKeys::create(data_dir, o.allow_file_keys)?;
+    let keys = DeviceKeys::create(
+        data_dir,
+        o.allow_file_keys,
+        o.pcrs.unwrap_or(crate::keys::tpm_boot::DEFAULT_PCRS),
+    )?;
     let mut params = CertificateParams::default();
     let mut dn = DistinguishedName::new();
     dn.push(DnType::OrganizationName, o.department);
@@ -124,11 +144,35 @@ pub fn init(data_dir: &Path, o: &InitOptions<'_>) -> Result<PathBuf, AdminError>
         retention_days: 30,
         idle_lock_secs: 300,
         idle_end_viewing_secs: 600,
+        unsynced_warning_days: crate::upkeep::UNSYNCED_WARNING_DAYS,
         key_protection: keys.protection(),
     }
     .save(data_dir)?;
     keys.seal_files(config::PROTECTED_FILES)?;
+    if keys.protection() == KeyProtection::Tpm && rustix::process::geteuid().is_root() {
+        tpm_own()?;
+    }
     Ok(csr_path)
+}
+
+/// `tpm-own` (root): the TPM's owner and lockout hierarchies get the authorisation only
+/// root can read, so the kiosk user can neither delete the enrolment record nor clear the
+/// TPM. `init` run as root does this itself.
+pub fn tpm_own() -> Result<(), AdminError> {
+    if crate::keys::enrolled_here()?.is_none() {
+        return Err(AdminError::NotInitialised);
+    }
+    Ok(crate::keys::tpm_boot::TpmTools::new()
+        .take_ownership(&crate::keys::tpm_boot::system_dir())?)
+}
+
+/// Whether a TPM enrolment still waits for `tpm-own` (the record is not yet protected).
+pub fn tpm_ownership_pending(protection: KeyProtection) -> bool {
+    protection == KeyProtection::Tpm
+        && std::fs::symlink_metadata(
+            crate::keys::tpm_boot::system_dir().join(crate::keys::tpm_boot::HIERARCHY_AUTH_FILE),
+        )
+        .is_err()
 }
 
 /// A unit's file in the batch directories an admin carries between the tablets and the
@@ -298,6 +342,8 @@ pub struct Status {
     pub day_keys: usize,
     /// With TPM keys: what the token says about each key's exportability.
     pub tpm_keys: std::collections::BTreeMap<&'static str, crate::keys::tpm::KeyFlags>,
+    /// What needs the admin before it stops the tablet (English, one line each).
+    pub warnings: Vec<String>,
 }
 
 pub fn status(data_dir: &Path) -> Result<Status, AdminError> {
@@ -322,8 +368,36 @@ pub fn status(data_dir: &Path) -> Result<Status, AdminError> {
             tpm_keys.insert(label, token.key_flags(label)?);
         }
     }
+    let mut warnings = vec![];
+    if tpm_ownership_pending(keys.protection()) {
+        warnings.push(
+            "the TPM's owner and lockout hierarchies have no password yet: anyone on the tablet could delete its enrolment record or clear it; run `sudo mynakyukyu-admin tpm-own`".to_string(),
+        );
+    }
+    let unkeyed = roster
+        .crew
+        .iter()
+        .filter(|m| !crate::roster::is_keyed(&m.pin_hash))
+        .count();
+    if unkeyed > 0 {
+        warnings.push(format!(
+            "{unkeyed} crew PIN hashes are not keyed with the device's key (from an older version): remove and add those crew again so the roster file alone cannot be cracked"
+        ));
+    }
     let store = config::open_store_with(data_dir, &keys)?;
     let sync = store.sync_state()?;
+    let crl = config::server_crl_next_update(data_dir);
+    warnings.extend(
+        crate::upkeep::warnings(&crate::upkeep::Facts {
+            now: Timestamp::now(),
+            unit_certificate_not_after: cert.as_ref().map(|c| Timestamp(c.not_after_ms)),
+            server_crl_next_update: crl,
+            oldest_unsynced: sync.oldest_queued_at,
+            unsynced_warning_days: cfg.unsynced_warning_days,
+        })
+        .into_iter()
+        .map(|w| w.en),
+    );
     let oldest_record = store.oldest_record()?.map(Timestamp::to_rfc3339);
     let next_purge = store
         .next_purge(cfg.retention_days)?
@@ -361,6 +435,7 @@ pub fn status(data_dir: &Path) -> Result<Status, AdminError> {
         retention_days: cfg.retention_days,
         day_keys,
         tpm_keys,
+        warnings,
     })
 }
 
@@ -372,163 +447,6 @@ pub use audit::{
 /// Check the store's hash chain.
 pub fn audit_verify(data_dir: &Path) -> Result<crate::store::ChainReport, AdminError> {
     Ok(config::open_store(data_dir)?.verify_chain()?)
-}
-
-/// What `ipsec-config` needs besides the device config.
-pub struct IpsecOptions<'a> {
-    /// This tablet's IKE address(es) (`%any` on a tablet whose address changes).
-    pub local_addrs: &'a str,
-    /// The IPsec gateway.
-    pub remote_addrs: &'a str,
-    /// The gateway's identity, as in its certificate (e.g. `CN=gw.example`).
-    pub remote_id: &'a str,
-    /// The CA that issued the gateway's certificate; the gateway must chain to it.
-    pub gateway_ca: Option<&'a Path>,
-}
-
-/// The name strongSwan's pkcs11 plugin knows tpm2-pkcs11 by (`charon.plugins.pkcs11.modules`).
-pub const PKCS11_MODULE_NAME: &str = "tpm2";
-
-/// The file name of the gateway CA inside the swanctl directory.
-const GATEWAY_CA_NAME: &str = "gateway-ca.pem";
-
-/// A strongSwan swanctl.conf for this device: IKEv2, certificate authentication with the
-/// unit certificate, and traffic selectors that cover only the eligibility endpoint (no
-/// other traffic enters the tunnel, and without the tunnel there is no route to it).
-/// Paths are relative to a swanctl directory laid out by [`write_ipsec_dir`].
-pub fn ipsec_config(data_dir: &Path, o: &IpsecOptions) -> Result<String, AdminError> {
-    let cfg = DeviceConfig::load(data_dir)?.ok_or(AdminError::NotInitialised)?;
-    let endpoint = Endpoint::parse(&cfg.endpoint)
-        .map_err(|_| AdminError::BadEndpoint(cfg.endpoint.clone()))?;
-    let ts = match endpoint.host.parse::<std::net::IpAddr>() {
-        Ok(std::net::IpAddr::V4(a)) => format!("{a}/32[tcp/{}]", endpoint.port),
-        Ok(std::net::IpAddr::V6(a)) => format!("{a}/128[tcp/{}]", endpoint.port),
-        Err(_) => {
-            return Err(AdminError::BadEndpoint(format!(
-                "{} (the tunnel needs the endpoint as an IP address)",
-                cfg.endpoint
-            )));
-        }
-    };
-    let cacerts = if o.gateway_ca.is_some() {
-        format!("            cacerts = {GATEWAY_CA_NAME}\n")
-    } else {
-        String::new()
-    };
-    // with TPM keys charon signs IKE_AUTH in the TPM too (its pkcs11 plugin, module
-    // `tpm2`): the key is named by its CKA_ID, and no key file is laid out
-    let keys = DeviceKeys::open(data_dir)?;
-    let (key_files, secrets) = match keys.protection() {
-        KeyProtection::File => (
-            "private/unit.key (a link into the data dir)".to_string(),
-            String::new(),
-        ),
-        KeyProtection::Tpm => {
-            let pin = crate::keys::read_private(
-                &data_dir
-                    .join(crate::keys::TPM_DIR)
-                    .join(crate::keys::tpm::PIN_FILE),
-            )?;
-            (
-                format!(
-                    "no key file: the unit key stays in the TPM (strongSwan's pkcs11 plugin with a module `{PKCS11_MODULE_NAME}` = tpm2-pkcs11, TPM2_PKCS11_STORE={}/tpm)",
-                    data_dir.display()
-                ),
-                format!(
-                    "secrets {{\n    token_unit {{\n        module = {PKCS11_MODULE_NAME}\n        handle = {}\n        pin = {}\n    }}\n}}\n",
-                    hex::encode(crate::keys::tpm::UNIT_KEY_LABEL),
-                    String::from_utf8_lossy(&pin)
-                ),
-            )
-        }
-    };
-    Ok(format!(
-        "# Written by mynakyukyu-admin ipsec-config for unit {unit} ({dept}).\n\
-# Only the eligibility endpoint is tunnelled; with require_tunnel the app sends nothing\n\
-# patient-related unless the route to it is this tunnel (fail closed).\n\
-# Files: x509/unit.pem (a link into the data dir, so a renewed certificate is picked up),\n\
-# {key_files}, x509ca/{GATEWAY_CA_NAME}.\n\
-connections {{\n\
-    eligibility {{\n\
-        version = 2\n\
-        local_addrs = {local_addrs}\n\
-        remote_addrs = {remote_addrs}\n\
-        proposals = aes256gcm16-prfsha384-ecp384,aes256gcm16-prfsha256-ecp256\n\
-        dpd_delay = 10s\n\
-        # the gateway assigns the tablet's inner address (its mobile address changes)\n\
-        vips = 0.0.0.0\n\
-        local {{\n\
-            auth = pubkey\n\
-            certs = unit.pem\n\
-        }}\n\
-        remote {{\n\
-            auth = pubkey\n\
-            id = \"{remote_id}\"\n\
-{cacerts}\
-        }}\n\
-        children {{\n\
-            eligibility {{\n\
-                remote_ts = {ts}\n\
-                esp_proposals = aes256gcm16-ecp384,aes256gcm16-ecp256\n\
-                start_action = start\n\
-                dpd_action = restart\n\
-                close_action = start\n\
-            }}\n\
-        }}\n\
-    }}\n\
-}}\n\
-{secrets}",
-        unit = cfg.unit_id,
-        dept = cfg.department,
-        local_addrs = o.local_addrs,
-        remote_addrs = o.remote_addrs,
-        remote_id = o.remote_id,
-    ))
-}
-
-/// Lay out a swanctl directory (`SWANCTL_DIR`) for this device in `out`: `swanctl.conf`,
-/// the unit certificate and key as links into the data dir, and the gateway CA.
-pub fn write_ipsec_dir(data_dir: &Path, o: &IpsecOptions, out: &Path) -> Result<(), AdminError> {
-    let conf = ipsec_config(data_dir, o)?;
-    let cert = data_dir.join(config::UNIT_CERT_FILE);
-    if !cert.is_file() {
-        return Err(AdminError::File {
-            path: cert,
-            message: "no unit certificate installed yet (install-cert first)".into(),
-        });
-    }
-    let file_err = |path: &Path| {
-        let path = path.to_path_buf();
-        move |e: std::io::Error| AdminError::File {
-            path,
-            message: e.to_string(),
-        }
-    };
-    for sub in ["x509", "x509ca", "private"] {
-        let d = out.join(sub);
-        std::fs::create_dir_all(&d).map_err(file_err(&d))?;
-    }
-    let link = |target: &Path, at: &Path| -> Result<(), AdminError> {
-        let target = std::fs::canonicalize(target).map_err(file_err(target))?;
-        match std::fs::remove_file(at) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(file_err(at)(e)),
-        }
-        std::os::unix::fs::symlink(&target, at).map_err(file_err(at))
-    };
-    link(&cert, &out.join("x509").join("unit.pem"))?;
-    if DeviceKeys::open(data_dir)?.protection() == KeyProtection::File {
-        link(
-            &data_dir.join(config::UNIT_KEY_FILE),
-            &out.join("private").join("unit.key"),
-        )?;
-    }
-    if let Some(ca) = o.gateway_ca {
-        first_certificate(ca)?;
-        write(&out.join("x509ca").join(GATEWAY_CA_NAME), &read(ca)?)?;
-    }
-    write(&out.join("swanctl.conf"), conf.as_bytes())
 }
 
 /// What `wipe` did, and what it could not do.
@@ -547,9 +465,10 @@ pub struct WipeReport {
 pub const APP_PID_FILE: &str = "app.pid";
 
 /// Stop the tablet app that runs on this data dir (SIGTERM, then SIGKILL after 5 s).
-fn stop_running_app(data_dir: &Path, report: &mut WipeReport) {
+fn stop_running_app(data_dir: &Path, report: &mut WipeReport) -> Result<(), AdminError> {
+    stop_kiosk_unit(report)?;
     let Ok(text) = std::fs::read_to_string(data_dir.join(APP_PID_FILE)) else {
-        return;
+        return Ok(());
     };
     let Some(pid) = text
         .trim()
@@ -557,13 +476,13 @@ fn stop_running_app(data_dir: &Path, report: &mut WipeReport) {
         .ok()
         .and_then(rustix::process::Pid::from_raw)
     else {
-        return;
+        return Ok(());
     };
     let exe = std::fs::read_link(format!("/proc/{}/exe", pid.as_raw_nonzero()))
         .map(|p| p.display().to_string())
         .unwrap_or_default();
     if !exe.contains("mynakyukyu") {
-        return;
+        return Ok(());
     }
     let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
     // gone, or a zombie waiting for its parent to reap it
@@ -587,6 +506,39 @@ fn stop_running_app(data_dir: &Path, report: &mut WipeReport) {
         "stopped the running app (pid {})",
         pid.as_raw_nonzero()
     ));
+    Ok(())
+}
+
+/// The kiosk unit's name in the package.
+pub const KIOSK_UNIT: &str = "mynakyukyu-kiosk.service";
+
+/// On a tablet booted with systemd, stop the kiosk unit through systemd before anything
+/// is destroyed: a signal to the app alone would be undone by `Restart=always` mid-wipe.
+/// A unit that is active and will not stop (wipe not run as root) refuses the wipe.
+/// `MYNAKYUKYU_SYSTEMCTL` names another systemctl (tests on a machine without systemd).
+fn stop_kiosk_unit(report: &mut WipeReport) -> Result<(), AdminError> {
+    let systemctl = std::env::var_os("MYNAKYUKYU_SYSTEMCTL");
+    if systemctl.is_none() && !Path::new("/run/systemd/system").is_dir() {
+        return Ok(());
+    }
+    let systemctl = systemctl.unwrap_or_else(|| "systemctl".into());
+    let run = |args: &[&str]| std::process::Command::new(&systemctl).args(args).output();
+    match run(&["is-active", "--quiet", KIOSK_UNIT]) {
+        Ok(o) if o.status.success() => {}
+        _ => return Ok(()),
+    }
+    match run(&["stop", KIOSK_UNIT]) {
+        Ok(o) if o.status.success() => {
+            report
+                .destroyed
+                .push(format!("stopped {KIOSK_UNIT} through systemd"));
+            Ok(())
+        }
+        Ok(o) => Err(AdminError::KioskRunning(
+            String::from_utf8_lossy(&o.stderr).trim().to_string(),
+        )),
+        Err(e) => Err(AdminError::KioskRunning(e.to_string())),
+    }
 }
 
 /// Crypto-erase. Stops a running app; destroys the keys first (the TPM's objects, then the
@@ -595,32 +547,43 @@ fn stop_running_app(data_dir: &Path, report: &mut WipeReport) {
 /// A key that should be there and is not is reported, not skipped silently.
 pub fn wipe(data_dir: &Path) -> Result<WipeReport, AdminError> {
     let mut report = WipeReport::default();
-    stop_running_app(data_dir, &mut report);
+    stop_running_app(data_dir, &mut report)?;
     let cfg = DeviceConfig::load(data_dir).ok().flatten();
     let serial =
         pki::inspect_pem_file(&data_dir.join(config::UNIT_CERT_FILE)).map(|c| c.serial_hex);
+    let enrolled = crate::keys::enrolled_here().ok().flatten();
+    let mut unopened = None;
     match DeviceKeys::open(data_dir) {
-        Ok(keys) => {
-            let tpm = keys.protection() == KeyProtection::Tpm;
-            match keys.destroy() {
-                Ok(gone) => report.destroyed.extend(gone),
-                Err(e) => report.problems.push(format!("destroying the keys: {e}")),
-            }
-            if tpm {
-                match crate::keys::tpm::clear_tpm() {
-                    Ok(what) => report.destroyed.push(what),
-                    Err(e) => report.problems.push(format!(
-                        "{e}: a copy of the data dir taken before this wipe could still be opened on this tablet; clear the TPM in the firmware set-up"
-                    )),
-                }
-            }
-        }
-        Err(e) if cfg.is_some() => report.problems.push(format!(
-            "the device keys could not be opened to destroy them: {e}"
-        )),
+        Ok(keys) => match keys.destroy() {
+            Ok(gone) => report.destroyed.extend(gone),
+            Err(e) => report.problems.push(format!("destroying the keys: {e}")),
+        },
+        Err(e) if cfg.is_some() => unopened = Some(e),
         Err(_) => {}
     }
+    // a TPM-enrolled tablet is cleared whatever its data dir holds (a downgraded or
+    // half-deleted dir too): a new storage seed, so every blob ever wrapped under the old
+    // one, a copy of the data dir taken before this wipe included, can no longer be loaded
+    if enrolled.is_some() || cfg.as_ref().map(|c| c.key_protection) == Some(KeyProtection::Tpm) {
+        match crate::keys::tpm_boot::TpmTools::new().clear(&crate::keys::tpm_boot::system_dir())
+        {
+            Ok(what) => report.destroyed.push(what),
+            Err(e) => report.problems.push(format!(
+                "{e}: a copy of the data dir taken before this wipe could still be opened on this tablet; clear the TPM in the firmware set-up"
+            )),
+        }
+    }
+    let tpm_cleared = report.destroyed.iter().any(|d| d.contains("TPM2_Clear"));
+    if let Some(e) = unopened
+        && !tpm_cleared
+    {
+        // (keys the TPM no longer opens are gone with its clear: not a problem then)
+        report.problems.push(format!(
+            "the device keys could not be opened to destroy them: {e}"
+        ));
+    }
     if cfg.as_ref().map(|c| c.key_protection) == Some(KeyProtection::Tpm)
+        && !tpm_cleared
         && !report.destroyed.iter().any(|d| d.contains("TPM objects"))
     {
         report
@@ -645,6 +608,9 @@ pub fn wipe(data_dir: &Path) -> Result<WipeReport, AdminError> {
         "roster.failures.json",
         config::CONFIG_FILE,
         APP_PID_FILE,
+        // left by keys the TPM would no longer open (destroy() removes them otherwise)
+        config::STORE_KEY_FILE,
+        crate::keys::MANIFEST_FILE,
     ] {
         match crate::keys::destroy_private(&data_dir.join(name)) {
             Ok(true) => report.destroyed.push(name.to_string()),
@@ -652,7 +618,12 @@ pub fn wipe(data_dir: &Path) -> Result<WipeReport, AdminError> {
             Err(e) => report.problems.push(e.to_string()),
         }
     }
-    for dir in [config::STORE_DIR, "training", "exports"] {
+    for dir in [
+        config::STORE_DIR,
+        "training",
+        "exports",
+        crate::keys::TPM_DIR,
+    ] {
         let p = data_dir.join(dir);
         match std::fs::symlink_metadata(&p) {
             Ok(m) if m.file_type().is_symlink() => report.problems.push(format!(

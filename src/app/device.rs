@@ -6,7 +6,7 @@ use super::line::{KernelRoute, RouteCheck, TunnelState};
 use super::reader::{CardReader, PcscReader, PresenceWatch};
 use super::{Ports, Settings};
 use crate::config::{self, DeviceConfig};
-use crate::domain::{TerminalId, UnitId};
+use crate::domain::{TerminalId, Timestamp, UnitId};
 use crate::eligibility::client::tls_config;
 use crate::eligibility::{ClientSettings, EligibilityClient, Endpoint, UnitIdentity};
 use crate::roster::SignInGate;
@@ -32,6 +32,10 @@ pub enum DeviceError {
     Roster(#[from] crate::roster::RosterError),
     #[error("device keys: {0}")]
     Keys(#[from] crate::keys::KeyError),
+    #[error(
+        "this tablet was enrolled with its TPM ({0}) but its device files are gone: refusing to start (never training mode on an enrolled tablet)"
+    )]
+    Unenrolled(String),
 }
 
 impl DeviceError {
@@ -50,6 +54,15 @@ impl DeviceError {
             }
             DeviceError::Keys(crate::keys::KeyError::Tampered { .. }) => {
                 "端末の設定が管理者以外によって変更されています。\n使用を中止し、管理者に連絡してください。"
+            }
+            DeviceError::Keys(crate::keys::KeyError::BootStateChanged) => {
+                "端末の起動状態が登録時と違うため、鍵を開けません。\n使用を中止し、管理者に連絡してください（再登録が必要です）。"
+            }
+            DeviceError::Unenrolled(_) => {
+                "端末の登録情報（設定または証明書）が見つかりません。\n使用を中止し、管理者に連絡してください。"
+            }
+            DeviceError::Keys(crate::keys::KeyError::NotAsEnrolled(_)) => {
+                "端末の登録情報が管理者以外によって変更されています。\n使用を中止し、管理者に連絡してください。"
             }
             DeviceError::Keys(_) | DeviceError::Store(_) => {
                 "端末の鍵を開けません。\n使用を中止し、管理者に連絡してください。"
@@ -200,9 +213,12 @@ pub fn open(data_dir: &Path) -> Result<Device, DeviceError> {
         .require_tunnel
         .then(|| Arc::new(KernelRoute) as Arc<dyn RouteCheck>);
     let client = |settings| client(data_dir, &endpoint, &keys, settings, guard.clone());
-    let days_left = crate::pki::inspect_pem_file(&cert_path).map(|s| s.days_left);
+    let not_after = crate::pki::inspect_pem_file(&cert_path).map(|s| Timestamp(s.not_after_ms));
     let store = Arc::new(config::open_store_with(data_dir, &keys)?);
-    let gate = SignInGate::open(&data_dir.join(config::ROSTER_FILE))?;
+    let gate = SignInGate::open(
+        &data_dir.join(config::ROSTER_FILE),
+        config::roster_key(data_dir, &keys)?,
+    )?;
     let endpoint_addr = (endpoint.host.as_str(), endpoint.port)
         .to_socket_addrs()
         .ok()
@@ -228,7 +244,9 @@ pub fn open(data_dir: &Path) -> Result<Device, DeviceError> {
             },
             training: false,
             require_tunnel: config.require_tunnel,
-            unit_certificate_days_left: days_left,
+            unit_certificate_not_after: not_after,
+            crl_data_dir: Some(data_dir.to_path_buf()),
+            unsynced_warning_days: config.unsynced_warning_days,
             request_deadline: crate::app::REQUEST_DEADLINE,
             idle_lock: Duration::from_secs(config.idle_lock_secs),
             idle_end_viewing: Duration::from_secs(config.idle_end_viewing_secs),

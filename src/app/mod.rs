@@ -12,6 +12,7 @@
 //! for the records queued before it (a barrier on the writer), so a consent record is on
 //! disk before the inquiry that carries it leaves the tablet.
 
+mod crl_watch;
 pub mod device;
 pub mod line;
 pub mod reader;
@@ -110,8 +111,14 @@ pub struct Settings {
     pub training: bool,
     /// Refuse patient-related requests unless the route to the endpoint is the tunnel.
     pub require_tunnel: bool,
-    /// Days the unit certificate has left (negative: expired), for the status strip.
-    pub unit_certificate_days_left: Option<i64>,
+    /// When the unit certificate ends, for the status strip (days are counted at every
+    /// refresh: a tablet runs for weeks).
+    pub unit_certificate_not_after: Option<Timestamp>,
+    /// The data dir whose server CRL's next update the strip watches (re-read when the file
+    /// changes); `None` in training.
+    pub crl_data_dir: Option<std::path::PathBuf>,
+    /// Records waiting longer than this for the line are a warning on the strip (0: never).
+    pub unsynced_warning_days: u32,
     pub idle_lock: Duration,
     pub idle_end_viewing: Duration,
     /// The whole time a request may take, retries included; then it counts as a timeout
@@ -185,6 +192,8 @@ pub struct Controller {
     phone_pin: Option<(IncidentId, zeroize::Zeroizing<String>)>,
     /// The incident whose phone is signing the challenge now.
     phone_signing: Option<IncidentId>,
+    /// The server CRL's next update, for the strip's warning.
+    crl_watch: crl_watch::CrlWatch,
 }
 
 /// What work off the loop reports back.
@@ -333,6 +342,7 @@ impl Controller {
             card_signature: None,
             phone_pin: None,
             phone_signing: None,
+            crl_watch: Default::default(),
         };
         c.tunnel = c.check_route();
         c.refresh_status();
@@ -461,13 +471,44 @@ impl Controller {
             TunnelState::Direct if self.settings.require_tunnel => Level::Error,
             _ => Level::Warn,
         };
-        (s.certificate, s.certificate_level) = match self.settings.unit_certificate_days_left {
-            None => ("証明書 なし".into(), Level::Error),
-            Some(d) if d < 0 => ("証明書 期限切れ".into(), Level::Error),
-            Some(d) if d < 30 => (format!("証明書 {d}日"), Level::Warn),
-            Some(d) => (format!("証明書 {d}日"), Level::Ok),
+        let now = Timestamp::now();
+        let sync = self.ports.store.sync_state();
+        let upkeep = crate::upkeep::warnings(&crate::upkeep::Facts {
+            now,
+            unit_certificate_not_after: self.settings.unit_certificate_not_after,
+            server_crl_next_update: self
+                .crl_watch
+                .next_update(self.settings.crl_data_dir.as_deref()),
+            oldest_unsynced: sync.as_ref().ok().and_then(|s| s.oldest_queued_at),
+            unsynced_warning_days: self.settings.unsynced_warning_days,
+        });
+        let level_of = |w: &crate::upkeep::UpkeepWarning| match w.severity {
+            crate::upkeep::Severity::Urgent => Level::Error,
+            crate::upkeep::Severity::Warn => Level::Warn,
         };
-        match self.ports.store.sync_state() {
+        // the certificate's place shows the more urgent of the certificate and the CRL
+        let credential = upkeep.iter().find(|w| {
+            matches!(
+                w.topic,
+                crate::upkeep::Topic::ServerCrl | crate::upkeep::Topic::UnitCertificate
+            )
+        });
+        (s.certificate, s.certificate_level) =
+            match (credential, self.settings.unit_certificate_not_after) {
+                (Some(w), _) => (w.ja.clone(), level_of(w)),
+                (None, None) => ("証明書 なし".into(), Level::Error),
+                (None, Some(end)) => (
+                    format!(
+                        "証明書 {}日",
+                        (end.0 - now.0).div_euclid(24 * 60 * 60 * 1000)
+                    ),
+                    Level::Ok,
+                ),
+            };
+        let unsynced = upkeep
+            .iter()
+            .find(|w| w.topic == crate::upkeep::Topic::Unsynced);
+        match sync {
             Ok(state) => {
                 s.queued = state.queued;
                 s.last_sync = state
@@ -481,6 +522,11 @@ impl Controller {
                 } else {
                     Level::Ok
                 };
+                // records waiting too long: said where the last send is (never deleted)
+                if let Some(w) = unsynced {
+                    s.last_sync = w.ja.clone();
+                    s.sync_level = Level::Warn;
+                }
             }
             Err(e) => {
                 tracing::error!(error = %e, "store sync state unreadable");

@@ -78,6 +78,10 @@ enum Command {
         /// data dir then carries them).
         #[arg(long)]
         allow_file_keys: bool,
+        /// The PCRs the TPM seals the token's secret to (the keys open only in this boot
+        /// state; a firmware or boot-loader update then needs a re-enrolment).
+        #[arg(long, value_name = "SELECTION", default_value = mynakyukyu::keys::tpm_boot::DEFAULT_PCRS)]
+        pcrs: String,
         /// Also copy the CSR to DIR/<unit-id>.csr (one directory collects a whole batch).
         #[arg(long, value_name = "DIR")]
         csr_out: Option<PathBuf>,
@@ -133,6 +137,21 @@ enum Command {
         /// printing swanctl.conf.
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+    /// Root only: give the TPM's owner and lockout hierarchies a password only root can
+    /// read, so nobody else can delete the enrolment record or clear the TPM (`init` run
+    /// as root does this itself).
+    TpmOwn,
+    /// Load the IPsec connection into charon (`swanctl --load-all`), with the secret of
+    /// the TPM token the TPM unseals added in memory: no secret on disk (run as root by
+    /// mynakyukyu-ipsec.service).
+    IpsecLoad {
+        /// The swanctl directory `ipsec-config --out` laid out.
+        #[arg(long, default_value = "/etc/mynakyukyu/swanctl")]
+        swanctl_dir: PathBuf,
+        /// More arguments for swanctl (e.g. --uri unix:///run/charon.vici).
+        #[arg(last = true)]
+        swanctl_args: Vec<String>,
     },
     /// Crypto-erase the device's stored data (asks for confirmation).
     Wipe {
@@ -198,6 +217,10 @@ enum AuditCommand {
         /// Bundle files, one per tablet.
         #[arg(required = true)]
         bundles: Vec<PathBuf>,
+        /// The department's CA that issues unit certificates: each bundle must be signed
+        /// by a unit key it certified.
+        #[arg(long)]
+        unit_ca: PathBuf,
         /// The individual insured number, or for 医療扶助 the 受給者番号.
         #[arg(long)]
         insured_number: Option<String>,
@@ -287,6 +310,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             unit_ca,
             terminal_id,
             allow_file_keys,
+            pcrs,
             csr_out,
         } => {
             let csr = admin::init(
@@ -299,6 +323,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     unit_ca: unit_ca.as_deref(),
                     terminal_id: terminal_id.as_deref(),
                     allow_file_keys,
+                    pcrs: Some(&pcrs),
                 },
             )?;
             let csr = match csr_out {
@@ -310,6 +335,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 data.display(),
                 csr.display()
             );
+            if let Ok(Some(cfg)) = mynakyukyu::config::DeviceConfig::load(&data)
+                && admin::tpm_ownership_pending(cfg.key_protection)
+            {
+                println!(
+                    "next, as root: sudo mynakyukyu-admin tpm-own (until then anyone on the tablet could delete its TPM enrolment record)"
+                );
+            }
         }
         Command::InstallCrl { crl } => {
             let s = admin::install_crl(&data, &crl)?;
@@ -366,6 +398,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     s.retention_days,
                     s.next_purge.as_deref().unwrap_or("after upload")
                 );
+                for w in &s.warnings {
+                    println!("warning:     {w}");
+                }
             }
             if s.certificate_level == "error" || s.integrity != "ok" {
                 return Ok(ExitCode::from(1));
@@ -410,18 +445,23 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             match command {
                 CrewCommand::Add { id, name, no_view } => {
+                    let key = config::open_roster_key(&data)?;
                     let pin = read_pin()?;
-                    roster.add(&id, &name, &pin, !no_view)?;
-                    roster.save(&path)?;
+                    roster.add(&id, &name, &pin, !no_view, &key)?;
+                    roster.save(&path, &key)?;
                     println!("added {id}");
                 }
                 CrewCommand::Remove { id } => {
                     roster.remove(&id)?;
-                    roster.save(&path)?;
+                    roster.save(&path, &config::open_roster_key(&data)?)?;
                     println!("removed {id}");
                 }
                 CrewCommand::Unlock { id } => {
-                    mynakyukyu::roster::unlock(&path, id.as_deref())?;
+                    mynakyukyu::roster::unlock(
+                        &path,
+                        id.as_deref(),
+                        &config::open_roster_key(&data)?,
+                    )?;
                     println!("unlocked {}", id.as_deref().unwrap_or("every crew id"));
                 }
                 CrewCommand::List => {
@@ -460,13 +500,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
             command:
                 AuditCommand::Merge {
                     bundles,
+                    unit_ca,
                     insured_number,
                     since,
                     until,
                     format,
                 },
         } => {
-            let rows = admin::audit_merge(&bundles, &filter(&insured_number, &since, &until)?)?;
+            let rows = admin::audit_merge(
+                &bundles,
+                &unit_ca,
+                &filter(&insured_number, &since, &until)?,
+            )?;
             print_rows(&rows, format)?;
         }
         Command::Audit {
@@ -506,6 +551,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
                 None => print!("{}", admin::ipsec_config(&data, &o)?),
             }
+        }
+        Command::TpmOwn => {
+            admin::tpm_own()?;
+            println!(
+                "the TPM's owner and lockout hierarchies now need {}",
+                mynakyukyu::keys::tpm_boot::system_dir()
+                    .join(mynakyukyu::keys::tpm_boot::HIERARCHY_AUTH_FILE)
+                    .display()
+            );
+        }
+        Command::IpsecLoad {
+            swanctl_dir,
+            swanctl_args,
+        } => {
+            print!("{}", admin::load_ipsec(&data, &swanctl_dir, &swanctl_args)?);
         }
         Command::Wipe { yes } => {
             if !yes {

@@ -50,6 +50,10 @@ enum Command {
         /// Fault: answer each request with the previous answer on its connection.
         #[arg(long)]
         replay_previous: bool,
+        /// Fault: two emergency-info inquiries in flight together get each other's body,
+        /// every header (the ids too) right.
+        #[arg(long)]
+        swap_emergency_bodies: bool,
         /// Append every emergency-info inquiry as a JSON line to this file.
         #[arg(long)]
         audit_log: Option<PathBuf>,
@@ -132,6 +136,7 @@ fn main() -> ExitCode {
             reset_rate,
             stall,
             replay_previous,
+            swap_emergency_bodies,
             audit_log,
             flag_patients_per_hour,
             max_patients_per_hour,
@@ -145,6 +150,7 @@ fn main() -> ExitCode {
                     reset_rate,
                     error_rate,
                     replay_previous,
+                    swap_emergency_bodies,
                 },
                 audit_log,
                 today: mynakyukyu::domain::Timestamp::now().jst_date(),

@@ -145,6 +145,35 @@ fn main() -> ExitCode {
                 }
                 Err(_) => false,
             };
+            // an enrolled tablet whose device files were deleted stops; it never falls
+            // back to training mode (only an explicit --training on the unit's line does)
+            if !provisioned && !cli.training {
+                match mynakyukyu::keys::enrolled_here() {
+                    Ok(None) => {}
+                    Ok(Some(how)) => {
+                        let e = mynakyukyu::app::device::DeviceError::Unenrolled(how);
+                        show_stopped(&e);
+                        eprintln!("error: {e}");
+                        return ExitCode::from(2);
+                    }
+                    Err(e) => {
+                        let e = mynakyukyu::app::device::DeviceError::from(e);
+                        show_stopped(&e);
+                        eprintln!("error: {e}");
+                        return ExitCode::from(2);
+                    }
+                }
+            }
+            // a provisioned tablet checks its data dir, keys and manifest before anything
+            // else, with or without a display
+            if provisioned
+                && !cli.training
+                && let Err(e) = mynakyukyu::app::device::check(&data)
+            {
+                show_stopped(&e);
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
             let training = cli.training || !provisioned;
             if !has_display() {
                 tracing::info!(

@@ -18,6 +18,23 @@ pub use requests::*;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+/// A JSON error as a log line may carry it: its kind and where, never its message.
+/// serde_json's message quotes the value it rejected (`invalid type: string "…"`, `unknown
+/// variant `…``), and in an answer about a patient that value can be a drug or a name.
+pub fn json_error_text(e: &serde_json::Error) -> String {
+    let kind = match e.classify() {
+        serde_json::error::Category::Io => "I/O",
+        serde_json::error::Category::Syntax => "syntax",
+        serde_json::error::Category::Data => "data (a field of the wrong type or value)",
+        serde_json::error::Category::Eof => "cut short",
+    };
+    format!(
+        "JSON {kind} error at line {} column {}",
+        e.line(),
+        e.column()
+    )
+}
+
 /// Why a request to the eligibility system failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -97,7 +114,9 @@ impl<T> From<T> for Sensitive<T> {
 /// A wall-clock instant in milliseconds since the Unix epoch.
 ///
 /// The session state machine never reads the clock; the effects layer passes this in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct Timestamp(pub i64);
 

@@ -3,7 +3,7 @@
 
 use super::{
     CardCredential, ConsentState, IdentityCheck, IdentityMethod, IncidentId, OperatorId,
-    QualificationRef, TerminalId, TokenKind, UnitId,
+    PatientRef, QualificationRef, TerminalId, TokenKind, UnitId,
 };
 
 /// The qualification request the effects layer sends.
@@ -29,4 +29,7 @@ pub struct EmergencyInquiry {
     pub identity_check: IdentityCheck,
     /// The card or a phone.
     pub token: TokenKind,
+    /// The patient the qualification answer named: the emergency-info answer must name the
+    /// same one (and the same reference), or nothing of it is shown.
+    pub patient: PatientRef,
 }

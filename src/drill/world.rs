@@ -38,6 +38,7 @@ pub struct TrainingWorld {
     pub reader: Arc<VirtualReader>,
     pub store: Arc<Store>,
     pki_dir: PathBuf,
+    roster_key: crate::roster::RosterKey,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DrillError + '_ {
@@ -52,22 +53,6 @@ impl TrainingWorld {
         let pki_dir = dir.join("pki");
         if !crate::pki::dev::is_complete(&pki_dir) {
             crate::pki::dev::generate(&pki_dir).map_err(|e| DrillError::Setup(e.to_string()))?;
-        }
-        let roster_path = dir.join(crate::config::ROSTER_FILE);
-        let mut roster =
-            Roster::load(&roster_path).map_err(|e| DrillError::Setup(e.to_string()))?;
-        // a training dir from before 6-digit PINs holds the old training PIN: replace it
-        let stale = roster
-            .member(TRAINING_CREW)
-            .is_some_and(|m| !crate::roster::pin_matches(TRAINING_CREW_PIN, &m.pin_hash));
-        if stale {
-            let _ = roster.remove(TRAINING_CREW);
-        }
-        if roster.member(TRAINING_CREW).is_none() {
-            roster
-                .add(TRAINING_CREW, TRAINING_CREW_NAME, TRAINING_CREW_PIN, true)
-                .and_then(|()| roster.save(&roster_path))
-                .map_err(|e| DrillError::Setup(e.to_string()))?;
         }
         let server = SimServer::start(ServeOptions {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -89,6 +74,36 @@ impl TrainingWorld {
             .await
             .map_err(|e| DrillError::Setup(format!("line proxy: {e}")))?;
         let key = DeviceKey::load_or_create(&dir.join(crate::config::STORE_KEY_FILE))?;
+        let roster_key = crate::config::roster_key_of(&key);
+        let roster_path = dir.join(crate::config::ROSTER_FILE);
+        let mut roster =
+            Roster::load(&roster_path).map_err(|e| DrillError::Setup(e.to_string()))?;
+        // a training dir from before 6-digit PINs holds the old training PIN: replace it
+        let stale = roster.member(TRAINING_CREW).is_some_and(|m| {
+            !crate::roster::pin_matches(TRAINING_CREW_PIN, &m.pin_hash, &roster_key)
+        });
+        if stale {
+            let _ = roster.remove(TRAINING_CREW);
+        }
+        if roster.member(TRAINING_CREW).is_none() {
+            roster
+                .add(
+                    TRAINING_CREW,
+                    TRAINING_CREW_NAME,
+                    TRAINING_CREW_PIN,
+                    true,
+                    &roster_key,
+                )
+                .and_then(|()| roster.save(&roster_path, &roster_key))
+                .map_err(|e| DrillError::Setup(e.to_string()))?;
+        }
+        // counts from before they carried a MAC read as "every id locked": in a training
+        // dir they start again
+        if !crate::roster::counts_intact(&roster_path, &roster_key) {
+            crate::roster::unlock(&roster_path, None, &roster_key)
+                .map_err(|e| DrillError::Setup(e.to_string()))?;
+        }
+
         // Another drill on the same training dir holds the store for a few seconds at
         // most: wait for it rather than fail.
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
@@ -111,7 +126,13 @@ impl TrainingWorld {
             reader: VirtualReader::new(),
             store,
             pki_dir,
+            roster_key,
         })
+    }
+
+    /// The training roster's key (a subkey of the training store key).
+    pub fn roster_key(&self) -> &crate::roster::RosterKey {
+        &self.roster_key
     }
 
     /// A client for the training unit, through the line proxy on loopback.
@@ -148,8 +169,11 @@ impl TrainingWorld {
     /// The controller's parts for training.
     pub fn ports(&self) -> Result<Ports, DrillError> {
         let client = Arc::new(self.client(Self::client_settings())?);
-        let gate = SignInGate::open(&self.dir.join(crate::config::ROSTER_FILE))
-            .map_err(|e| DrillError::Setup(e.to_string()))?;
+        let gate = SignInGate::open(
+            &self.dir.join(crate::config::ROSTER_FILE),
+            self.roster_key.clone(),
+        )
+        .map_err(|e| DrillError::Setup(e.to_string()))?;
         Ok(Ports {
             reader: self.reader.clone(),
             client,
@@ -162,8 +186,8 @@ impl TrainingWorld {
     }
 
     pub fn settings(&self) -> Settings {
-        let days_left =
-            crate::pki::inspect_pem_file(&self.pki_dir.join("unit.pem")).map(|s| s.days_left);
+        let not_after = crate::pki::inspect_pem_file(&self.pki_dir.join("unit.pem"))
+            .map(|s| crate::domain::Timestamp(s.not_after_ms));
         Settings {
             station: Station {
                 unit: UnitId::new(crate::pki::dev::UNIT),
@@ -171,7 +195,9 @@ impl TrainingWorld {
             },
             training: true,
             require_tunnel: false,
-            unit_certificate_days_left: days_left,
+            unit_certificate_not_after: not_after,
+            crl_data_dir: None,
+            unsynced_warning_days: crate::upkeep::UNSYNCED_WARNING_DAYS,
             request_deadline: crate::app::REQUEST_DEADLINE,
             idle_lock: Duration::from_secs(300),
             idle_end_viewing: Duration::from_secs(600),

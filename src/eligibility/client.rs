@@ -7,7 +7,7 @@
 
 use super::wire::{self, Problem, problem};
 use crate::domain::{CardCredential, ChainedRecord, EmergencyInfo, IdentityMethod};
-use crate::domain::{EmergencyInquiry, QualificationRequest, ServiceFailure};
+use crate::domain::{EmergencyInquiry, QualificationRequest, ServiceFailure, json_error_text};
 use backon::Retryable;
 use base64::Engine;
 use http_body_util::BodyExt;
@@ -52,6 +52,10 @@ pub enum ClientError {
     /// connection dropped (it may carry another patient's data).
     #[error("the answer belongs to another request ({0})")]
     MismatchedAnswer(String),
+    /// The emergency-info body names another reference or patient than the one asked for
+    /// (or none): nothing of it is shown, and the connection is dropped.
+    #[error("the emergency-info answer is not for the patient asked about ({0})")]
+    AnswerForAnotherPatient(&'static str),
     #[error("refused to send: the connection to {0} does not go through the IPsec tunnel")]
     TunnelRequired(std::net::SocketAddr),
 }
@@ -96,6 +100,7 @@ impl ClientError {
             | ClientError::Refused(_)
             | ClientError::ResponseTooLarge(_)
             | ClientError::MismatchedAnswer(_)
+            | ClientError::AnswerForAnotherPatient(_)
             | ClientError::Protocol(_) => ServiceFailure::Protocol,
         }
     }
@@ -670,6 +675,19 @@ impl EligibilityClient {
             )
             .await?;
         let r: wire::EmergencyInfoResponse = decode(&a)?;
+        // the body must name the question: the reference asked with, and the patient the
+        // qualification answer named (the ids in the headers only say which request it
+        // answers, not whose data the body is)
+        let unbound = match (&r.qualification_ref, &r.patient) {
+            (None, _) | (_, None) => Some("it names no reference or patient"),
+            (Some(q), _) if *q != inquiry.qualification => Some("it names another reference"),
+            (_, Some(p)) if *p != inquiry.patient => Some("it names another patient"),
+            _ => None,
+        };
+        if let Some(why) = unbound {
+            self.disconnect().await;
+            return Err(ClientError::AnswerForAnotherPatient(why));
+        }
         Ok(EmergencyInfo {
             summary: r.emergency_summary,
             full: r.full_data,
@@ -1058,24 +1076,6 @@ fn decode<T: serde::de::DeserializeOwned>(a: &Answer) -> Result<T, ClientError> 
 
 fn to_json<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, ClientError> {
     serde_json::to_vec(v).map_err(|e| ClientError::Protocol(json_error_text(&e)))
-}
-
-/// A JSON error as a log line may carry it: its kind and where, never its message.
-/// serde_json's message quotes the value it rejected (`invalid type: string "…"`, `unknown
-/// variant `…``), and in an answer about a patient that value can be a drug or a name;
-/// the message went to the journal through `Protocol(...)`.
-fn json_error_text(e: &serde_json::Error) -> String {
-    let kind = match e.classify() {
-        serde_json::error::Category::Io => "I/O",
-        serde_json::error::Category::Syntax => "syntax",
-        serde_json::error::Category::Data => "data (a field of the wrong type or value)",
-        serde_json::error::Category::Eof => "cut short",
-    };
-    format!(
-        "JSON {kind} error at line {} column {}",
-        e.line(),
-        e.column()
-    )
 }
 
 pub fn encode_certificate(credential: &CardCredential) -> String {

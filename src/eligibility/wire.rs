@@ -2,7 +2,8 @@
 
 use crate::domain::{
     ChainHeadAck, ChainedRecord, ConsentState, Coverage, EmergencySummary, FullData, IdentityCheck,
-    IdentityMethod, IncidentId, OperatorId, QualificationRef, TerminalId, TokenKind, UnitId,
+    IdentityMethod, IncidentId, OperatorId, PatientRef, QualificationRef, TerminalId, TokenKind,
+    UnitId,
 };
 use serde::{Deserialize, Serialize};
 
@@ -75,8 +76,16 @@ pub struct EmergencyInfoRequest {
     pub token: TokenKind,
 }
 
+/// The emergency-info answer. Protocol v2, extended compatibly: it also names the
+/// reference and the patient it is for (a v2 client ignores them; this client requires
+/// them and refuses an answer that names another, so a gateway that mixes up two bodies
+/// while echoing the right headers shows nothing).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct EmergencyInfoResponse {
+    #[serde(default)]
+    pub qualification_ref: Option<QualificationRef>,
+    #[serde(default)]
+    pub patient: Option<PatientRef>,
     pub emergency_summary: EmergencySummary,
     pub full_data: FullData,
 }

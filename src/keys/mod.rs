@@ -14,6 +14,7 @@
 //! read them.
 
 pub mod tpm;
+pub mod tpm_boot;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -35,6 +36,12 @@ pub enum KeyError {
     NoTpm,
     #[error("{file} was changed outside mynakyukyu-admin ({reason})")]
     Tampered { file: String, reason: String },
+    #[error(
+        "the TPM refuses to unseal the token PIN: this tablet booted in another state than the one it was enrolled in (firmware, boot loader or Secure Boot changed, or another system booted); re-enrol"
+    )]
+    BootStateChanged,
+    #[error("this tablet was enrolled with its TPM: {0}")]
+    NotAsEnrolled(String),
 }
 
 /// Where the keys live.
@@ -165,6 +172,32 @@ fn random32() -> Result<Zeroizing<[u8; 32]>, KeyError> {
 }
 
 // ---------------------------------------------------------------------------------------
+// the enrolment
+
+/// What the TPM's enrolment record holds: SHA-256 of the files key's public point.
+fn files_key_digest(token: &tpm::TpmToken) -> Result<[u8; 32], KeyError> {
+    use sha2::Digest;
+    Ok(sha2::Sha256::digest(token.ec_point(tpm::FILES_KEY_LABEL)?).into())
+}
+
+/// Whether this tablet was enrolled with its TPM, and how that shows: the root-owned
+/// hierarchy authorisation in the system dir (there even with the TPM switched off in the
+/// firmware), or the TPM's enrolment NV index. Neither is the kiosk user's to remove.
+pub fn enrolled_here() -> Result<Option<String>, KeyError> {
+    let auth = tpm_boot::system_dir().join(tpm_boot::HIERARCHY_AUTH_FILE);
+    if std::fs::symlink_metadata(&auth).is_ok() {
+        return Ok(Some(format!("{} exists", auth.display())));
+    }
+    if tpm::tpm_present() && tpm_boot::TpmTools::new().enrolment()?.is_some() {
+        return Ok(Some(format!(
+            "its TPM holds the enrolment record (NV index {})",
+            tpm_boot::ENROLMENT_NV_INDEX
+        )));
+    }
+    Ok(None)
+}
+
+// ---------------------------------------------------------------------------------------
 // the device's keys
 
 /// The device's keys, opened.
@@ -191,10 +224,22 @@ pub fn p256_spki(point: &[u8]) -> Vec<u8> {
 impl DeviceKeys {
     /// `init`: make the keys. With a TPM they go into it; without one only if
     /// `allow_file_keys`.
-    pub fn create(data_dir: &Path, allow_file_keys: bool) -> Result<DeviceKeys, KeyError> {
+    pub fn create(
+        data_dir: &Path,
+        allow_file_keys: bool,
+        pcrs: &str,
+    ) -> Result<DeviceKeys, KeyError> {
+        if let Some(how) = enrolled_here()? {
+            return Err(KeyError::NotAsEnrolled(format!(
+                "{how}; wipe it before enrolling again"
+            )));
+        }
         create_private_dir(data_dir)?;
         let keys = if tpm::tpm_present() {
-            let token = tpm::TpmToken::create(&data_dir.join(TPM_DIR))?;
+            let token = tpm::TpmToken::create(&data_dir.join(TPM_DIR), pcrs)?;
+            // the enrolment goes where no file edit reaches: the TPM's NV, bound to the
+            // files key (so a second token made later in the same TPM is not this one)
+            tpm_boot::TpmTools::new().record_enrolment(&files_key_digest(&token)?)?;
             DeviceKeys::Tpm {
                 data_dir: data_dir.to_path_buf(),
                 token: Arc::new(token),
@@ -220,12 +265,29 @@ impl DeviceKeys {
 
     /// Open the keys `create` made.
     pub fn open(data_dir: &Path) -> Result<DeviceKeys, KeyError> {
-        if data_dir.join(TPM_DIR).join(tpm::PIN_FILE).exists() {
-            let token = tpm::TpmToken::open(&data_dir.join(TPM_DIR))?;
+        let tpm_dir = data_dir.join(TPM_DIR);
+        let enrolled = enrolled_here()?;
+        if [tpm_boot::SEALED_PCRS, tpm::LEGACY_PIN_FILE]
+            .iter()
+            .any(|f| std::fs::symlink_metadata(tpm_dir.join(f)).is_ok())
+        {
+            let token = tpm::TpmToken::open(&tpm_dir)?;
+            if tpm::tpm_present()
+                && let Some(recorded) = tpm_boot::TpmTools::new().enrolment()?
+                && recorded != files_key_digest(&token)?
+            {
+                return Err(KeyError::NotAsEnrolled(
+                    "the token in the data dir is not the one its TPM enrolled".into(),
+                ));
+            }
             Ok(DeviceKeys::Tpm {
                 data_dir: data_dir.to_path_buf(),
                 token: Arc::new(token),
             })
+        } else if let Some(how) = enrolled {
+            Err(KeyError::NotAsEnrolled(format!(
+                "{how}, and its data dir has no TPM token (file keys are refused)"
+            )))
         } else if [UNIT_KEY_FILE, STORE_KEY_FILE]
             .iter()
             .any(|f| std::fs::symlink_metadata(data_dir.join(f)).is_ok())
@@ -240,6 +302,17 @@ impl DeviceKeys {
                 "no device keys in {} (neither {TPM_DIR}/ nor {UNIT_KEY_FILE} nor {STORE_KEY_FILE})",
                 data_dir.display()
             )))
+        }
+    }
+
+    /// The token's secret, unsealed by the TPM again, for the one other program that logs
+    /// in to the token (charon, through `ipsec-load`); `None` with file keys.
+    pub fn token_secret(&self) -> Result<Option<Zeroizing<Vec<u8>>>, KeyError> {
+        match self {
+            DeviceKeys::Tpm { data_dir, .. } => tpm_boot::TpmTools::new()
+                .unseal(&data_dir.join(TPM_DIR))
+                .map(Some),
+            DeviceKeys::File { .. } => Ok(None),
         }
     }
 
@@ -335,6 +408,30 @@ impl DeviceKeys {
                         path,
                         reason: e.to_string(),
                     })
+            }
+        }
+    }
+
+    /// ECDSA P-256 with SHA-256 over `msg` by the unit key (inside the TPM where it lives
+    /// there), DER: what an audit bundle's records and the bundle itself are signed with.
+    pub fn sign_with_unit_key(&self, msg: &[u8]) -> Result<Vec<u8>, KeyError> {
+        match self {
+            DeviceKeys::Tpm { token, .. } => {
+                TpmSigner::new(token.clone(), tpm::UNIT_KEY_LABEL)?.sign_der(msg)
+            }
+            DeviceKeys::File { .. } => {
+                let pair = self.unit_key_pair()?;
+                let rng = ring::rand::SystemRandom::new();
+                let signer = ring::signature::EcdsaKeyPair::from_pkcs8(
+                    &ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+                    &pair.serialize_der(),
+                    &rng,
+                )
+                .map_err(|e| KeyError::Tpm(format!("unit key: {e}")))?;
+                signer
+                    .sign(&rng, msg)
+                    .map(|s| s.as_ref().to_vec())
+                    .map_err(|e| KeyError::Tpm(format!("signing: {e}")))
             }
         }
     }
@@ -500,7 +597,13 @@ impl DeviceKeys {
         }
         let tpm_dir = dir.join(TPM_DIR);
         if tpm_dir.exists() {
-            for name in [tpm::PIN_FILE, tpm::STORE_DB] {
+            for name in [
+                tpm::LEGACY_PIN_FILE,
+                tpm::STORE_DB,
+                tpm_boot::SEALED_PUB,
+                tpm_boot::SEALED_PRIV,
+                tpm_boot::SEALED_PCRS,
+            ] {
                 destroy_private(&tpm_dir.join(name))?;
             }
             std::fs::remove_dir_all(&tpm_dir).map_err(|e| KeyError::File {
@@ -709,7 +812,7 @@ mod tests {
     fn file_keys_seal_and_verify_the_manifest() {
         let dir = std::env::temp_dir().join(format!("myna-manifest-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let keys = DeviceKeys::create(&dir, true).unwrap();
+        let keys = DeviceKeys::create(&dir, true, tpm_boot::DEFAULT_PCRS).unwrap();
         std::fs::write(dir.join("a.toml"), "x = 1").unwrap();
         keys.seal_files(&["a.toml", "b.pem"]).unwrap();
         keys.verify_files(&["a.toml", "b.pem"]).unwrap();

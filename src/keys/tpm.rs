@@ -10,8 +10,9 @@
 //! very TPM, and the private halves never leave it (CKA_SENSITIVE, not CKA_EXTRACTABLE).
 //!
 //! The token is set up by `init` with a random SO PIN that is thrown away (only `wipe` and a
-//! new `init` touch the token again) and a random user PIN kept 0600 in the store dir. The PIN
-//! keeps other local users away from the keys; the TPM is what keeps them on this tablet.
+//! new `init` touch the token again) and a random user PIN that is never written in clear:
+//! the TPM seals it to the boot state ([`super::tpm_boot`]), so the keys open only on this
+//! tablet, booted as it was enrolled.
 
 use super::KeyError;
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
@@ -32,8 +33,9 @@ pub const UNIT_KEY_LABEL: &str = "unit";
 pub const STORE_WRAP_LABEL: &str = "store-wrap";
 /// The key that signs the integrity manifest of the data dir's files: EC P-256.
 pub const FILES_KEY_LABEL: &str = "files";
-/// The user PIN's file inside the token store dir.
-pub const PIN_FILE: &str = "token.pin";
+/// Where versions before the PIN was sealed kept it in clear; a token dir with it is
+/// refused (re-enrol).
+pub const LEGACY_PIN_FILE: &str = "token.pin";
 /// The SQLite store tpm2-pkcs11 keeps its wrapped objects in.
 pub const STORE_DB: &str = "tpm2_pkcs11.sqlite3";
 
@@ -58,9 +60,20 @@ pub fn module_path() -> Option<PathBuf> {
 /// Whether this machine has a TPM the module can reach: a kernel TPM device, or a TCTI
 /// named in the environment (a simulator in tests).
 pub fn tpm_present() -> bool {
-    module_path().is_some()
-        && (Path::new("/dev/tpmrm0").exists()
-            || std::env::var_os("TPM2_PKCS11_TCTI").is_some_and(|v| !v.is_empty()))
+    if module_path().is_none() {
+        return false;
+    }
+    match std::env::var("TPM2_PKCS11_TCTI")
+        .ok()
+        .filter(|v| !v.is_empty())
+    {
+        // a device TCTI (the package's `device:/dev/tpmrm0`) names a node that must exist
+        Some(t) => match t.strip_prefix("device:") {
+            Some(dev) => Path::new(dev.split(',').next().unwrap_or(dev)).exists(),
+            None => true,
+        },
+        None => Path::new("/dev/tpmrm0").exists(),
+    }
 }
 
 /// One PKCS#11 context per process: C_Initialize reads `TPM2_PKCS11_STORE` once.
@@ -114,7 +127,7 @@ pub struct TpmToken {
 impl TpmToken {
     /// Set up a new token in the first free slot and its three keys. `store_dir` must be
     /// empty or missing, and `TPM2_PKCS11_STORE` must name it.
-    pub fn create(store_dir: &Path) -> Result<TpmToken, KeyError> {
+    pub fn create(store_dir: &Path, pcrs: &str) -> Result<TpmToken, KeyError> {
         super::create_private_dir(store_dir)?;
         check_store_env(store_dir)?;
         let ctx = context()?;
@@ -147,9 +160,10 @@ impl TpmToken {
             so.logout().map_err(tpm("SO logout"))?;
         }
         use secrecy::ExposeSecret;
-        super::write_private(
-            &store_dir.join(PIN_FILE),
+        super::tpm_boot::TpmTools::new().seal(
+            store_dir,
             user_pin.expose_secret().as_bytes(),
+            pcrs,
         )?;
         let token = TpmToken::login(ctx, slot, &user_pin)?;
         token.generate()?;
@@ -159,8 +173,13 @@ impl TpmToken {
     /// Open the token `create` set up.
     pub fn open(store_dir: &Path) -> Result<TpmToken, KeyError> {
         check_store_env(store_dir)?;
-        let pin_path = store_dir.join(PIN_FILE);
-        let pin = super::read_private(&pin_path)?;
+        if std::fs::symlink_metadata(store_dir.join(LEGACY_PIN_FILE)).is_ok() {
+            return Err(KeyError::Tpm(format!(
+                "{LEGACY_PIN_FILE} holds the token PIN in clear (an older enrolment): wipe and enrol again"
+            )));
+        }
+        // the TPM unseals the PIN only in the boot state it was sealed to
+        let pin = super::tpm_boot::TpmTools::new().unseal(store_dir)?;
         let pin = AuthPin::from(String::from_utf8_lossy(&pin).into_owned());
         let ctx = context()?;
         let slot = find_slot(ctx)?;
@@ -345,39 +364,6 @@ impl TpmToken {
         }
         Ok(n)
     }
-}
-
-/// Clear the TPM (TPM2_Clear through `tpm2_clear`, platform hierarchy first, then lockout):
-/// a new storage seed, so every blob ever wrapped under the old one, including those in a
-/// copy of the data dir taken before a wipe, can no longer be loaded. Destroying the PKCS#11
-/// objects alone removes them from the token's store, not from such a copy.
-pub fn clear_tpm() -> Result<String, KeyError> {
-    let tcti = std::env::var("TPM2_PKCS11_TCTI")
-        .ok()
-        .filter(|t| !t.is_empty());
-    let mut last = String::new();
-    for hierarchy in ["p", "l"] {
-        let mut cmd = std::process::Command::new("tpm2_clear");
-        if let Some(t) = &tcti {
-            cmd.args(["-T", t]);
-        }
-        cmd.args(["-c", hierarchy]);
-        match cmd.output() {
-            Ok(o) if o.status.success() => {
-                return Ok(format!(
-                    "the TPM (TPM2_Clear, {} hierarchy)",
-                    if hierarchy == "p" {
-                        "platform"
-                    } else {
-                        "lockout"
-                    }
-                ));
-            }
-            Ok(o) => last = String::from_utf8_lossy(&o.stderr).trim().to_string(),
-            Err(e) => last = format!("cannot run tpm2_clear: {e}"),
-        }
-    }
-    Err(KeyError::Tpm(format!("TPM2_Clear refused: {last}")))
 }
 
 /// Exportability of a key, as the token reports it.

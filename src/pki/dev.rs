@@ -3,7 +3,7 @@
 //! File names are a contract (other tools and scripts rely on them):
 //! `ca.pem`/`ca.key` (fire-department CA), `server.pem`/`server.key` (localhost, 127.0.0.1),
 //! `server-revoked.*` (a server certificate on the CRL),
-//! `unit.pem`/`unit.key`, `unit-expired.*`, `unit-revoked.*`, `crl.pem`, `crl-expired.pem`, `other-ca.pem`,
+//! `unit.pem`/`unit.key`, `unit-expired.*`, `unit-revoked.*`, `crl.pem`, `crl-expired.pem`, `crl-soon.pem`, `other-ca.pem`,
 //! `other-unit.*` (a foreign CA and a unit under it), `jpki-ca.pem`/`jpki-ca.key`.
 
 use super::{
@@ -129,6 +129,17 @@ pub fn generate(dir: &Path) -> Result<(), PkiError> {
     }
     .signed_by(ca.issuer())?;
     write_public(&dir.join("crl-expired.pem"), stale.pem()?.as_bytes())?;
+    // and one whose next update is five days away: the warning before the fleet's date
+    let soon = CertificateRevocationListParams {
+        this_update: now - Duration::days(25),
+        next_update: now + Duration::days(5),
+        crl_number: SerialNumber::from(2u64.to_be_bytes().to_vec()),
+        issuing_distribution_point: None,
+        revoked_certs: vec![],
+        key_identifier_method: KeyIdMethod::Sha256,
+    }
+    .signed_by(ca.issuer())?;
+    write_public(&dir.join("crl-soon.pem"), soon.pem()?.as_bytes())?;
 
     let other = CertAuthority::generate("Some Other Authority", "Foreign CA (not trusted)")?;
     write_public(
@@ -168,6 +179,7 @@ pub fn is_complete(dir: &Path) -> bool {
         "unit-revoked.key",
         "crl.pem",
         "crl-expired.pem",
+        "crl-soon.pem",
         "other-ca.pem",
         "other-unit.pem",
         "other-unit.key",

@@ -79,6 +79,8 @@ pub struct CrlSummary {
     pub next_update: Option<String>,
     /// The next update is in the past: revocations after it are not in this list.
     pub stale: bool,
+    /// The earliest next update of the CRLs, ms since the Unix epoch.
+    pub next_update_ms: Option<i64>,
 }
 
 /// Every CRL in a PEM text must be signed by `ca_der`'s key; a summary of them.
@@ -96,6 +98,7 @@ pub fn inspect_crls(pem: &str, ca_der: &[u8], now: OffsetDateTime) -> Result<Crl
         revoked: 0,
         next_update: None,
         stale: false,
+        next_update_ms: None,
     };
     for der in &crls {
         let (_, crl) = x509_parser::revocation_list::CertificateRevocationList::from_der(der)
@@ -106,9 +109,13 @@ pub fn inspect_crls(pem: &str, ca_der: &[u8], now: OffsetDateTime) -> Result<Crl
         if let Some(next) = crl.next_update() {
             let next = next.to_datetime();
             summary.stale |= next < now;
-            summary.next_update = next
-                .format(&time::format_description::well_known::Rfc3339)
-                .ok();
+            let ms = (next.unix_timestamp_nanos() / 1_000_000) as i64;
+            if summary.next_update_ms.is_none_or(|m| ms < m) {
+                summary.next_update_ms = Some(ms);
+                summary.next_update = next
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .ok();
+            }
         }
     }
     Ok(summary)
@@ -394,6 +401,8 @@ pub struct CertSummary {
     pub not_after: String,
     /// Whole days until expiry (negative once expired).
     pub days_left: i64,
+    /// The end of validity, ms since the Unix epoch.
+    pub not_after_ms: i64,
     pub validity: Validity,
 }
 
@@ -427,8 +436,23 @@ pub fn inspect(der: &[u8], now: OffsetDateTime) -> Result<CertSummary, PkiError>
         not_before: rfc(nb),
         not_after: rfc(na),
         days_left: (na - now).whole_days(),
+        not_after_ms: (na.unix_timestamp_nanos() / 1_000_000) as i64,
         validity,
     })
+}
+
+/// A certificate's subject CN and its public key's bits (for P-256: the uncompressed point).
+pub fn subject_cn_and_key(cert_der: &[u8]) -> Result<(String, Vec<u8>), PkiError> {
+    let (_, cert) =
+        X509Certificate::from_der(cert_der).map_err(|e| PkiError::Parse(e.to_string()))?;
+    let cn = cert
+        .subject()
+        .iter_common_name()
+        .next()
+        .and_then(|c| c.as_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    Ok((cn, cert.public_key().subject_public_key.data.to_vec()))
 }
 
 /// Whether `cert_der` carries a valid signature by the key of `ca_der`.

@@ -1,23 +1,31 @@
 //! The crew roster (隊員名簿): who may sign in on this tablet and who may view.
 //!
 //! The admin keeps it with `mynakyukyu-admin crew …`; the app checks sign-ins against it.
-//! PINs are 6 to 12 digits, stored only as Argon2id hashes. Five wrong PINs lock a crew id,
+//! PINs are 6 to 12 digits, stored only as Argon2id hashes keyed with a secret of the
+//! device ([`RosterKey`], a subkey of the store key, which the TPM unwraps on an enrolled
+//! tablet): the roster file alone, copied off the tablet, cannot be cracked offline. The
+//! failure counts carry a MAC under the same key, so an edited counter file (`{}`) is a
+//! broken one, and breaks open no lock. Five wrong PINs lock a crew id,
 //! and each lock after the first is longer ([`LOCKOUT_STEPS_MS`]: 5 minutes, then an hour),
 //! until the third needs an admin (`mynakyukyu-admin crew unlock`). The counts live in a
 //! small file beside the roster so that a restart does not reset them; a missing or broken
 //! counter file reads as every id locked (deleting it must not be a way around the lock).
+//! The counts are read from the file at every sign-in, so `crew unlock` takes effect in a
+//! running app.
 //! A lock's time runs on the boot clock while the tablet stays up, so setting the wall clock
 //! forward does not shorten it. An id not on the roster costs one Argon2 verification like a
-//! listed one, so timing does not tell them apart.
+//! listed one, is counted and locked like one, and gets the same message, so neither time
+//! nor text tells them apart. Logs name a crew id only by a keyed fingerprint.
 
 use crate::domain::Timestamp;
-use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
+use zeroize::Zeroizing;
 
 /// Wrong PINs in a row before a crew id is locked.
 pub const MAX_PIN_FAILURES: u32 = 5;
@@ -78,6 +86,59 @@ impl RosterError {
     }
 }
 
+/// The device's key for the roster: Argon2's secret for PIN hashes, the counter file's MAC
+/// key, the key of log fingerprints (each a subkey of it).
+#[derive(Clone)]
+pub struct RosterKey(Zeroizing<[u8; 32]>);
+
+impl fmt::Debug for RosterKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RosterKey(..)")
+    }
+}
+
+/// The label of the store key's subkey that is the roster's key.
+pub const KEY_LABEL: &[u8] = b"mynakyukyu roster key v1";
+
+impl RosterKey {
+    /// From a 32-byte secret of the device (the store key's subkey [`KEY_LABEL`]).
+    pub fn from_secret(secret: Zeroizing<[u8; 32]>) -> RosterKey {
+        RosterKey(secret)
+    }
+
+    fn sub(&self, label: &[u8]) -> Zeroizing<[u8; 32]> {
+        let k = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, self.0.as_ref());
+        let mut out = Zeroizing::new([0u8; 32]);
+        out.copy_from_slice(ring::hmac::sign(&k, label).as_ref());
+        out
+    }
+
+    fn argon2(&self) -> Result<(Zeroizing<[u8; 32]>, Params), RosterError> {
+        Ok((self.sub(b"mynakyukyu roster pin v1"), Params::default()))
+    }
+
+    fn counts_mac(&self, bytes: &[u8]) -> String {
+        let k = ring::hmac::Key::new(
+            ring::hmac::HMAC_SHA256,
+            self.sub(b"mynakyukyu roster counts v1").as_ref(),
+        );
+        hex::encode(ring::hmac::sign(&k, bytes))
+    }
+
+    /// What a log line may say of a crew id: a keyed fingerprint (the id as typed never
+    /// reaches the journal, nor a PIN typed in its place).
+    pub fn fingerprint(&self, crew_id: &str) -> String {
+        let k = ring::hmac::Key::new(
+            ring::hmac::HMAC_SHA256,
+            self.sub(b"mynakyukyu roster log v1").as_ref(),
+        );
+        hex::encode(&ring::hmac::sign(&k, crew_id.as_bytes()).as_ref()[..6])
+    }
+}
+
+/// The mark of a PIN hash keyed with the [`RosterKey`] (before the PHC string).
+const KEYED: &str = "k1";
+
 /// One crew member on the roster.
 #[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct CrewMember {
@@ -85,7 +146,8 @@ pub struct CrewMember {
     pub name: String,
     /// Only members with viewing permission may view patients' information.
     pub can_view: bool,
-    /// Argon2id PHC string.
+    /// `k1` and an Argon2id PHC string keyed with the [`RosterKey`] (a bare PHC string:
+    /// unkeyed, from before keys; it still verifies, and `status` warns).
     pub pin_hash: String,
 }
 
@@ -129,44 +191,68 @@ fn check_crew_id(id: &str) -> Result<(), RosterError> {
     }
 }
 
-/// Hash a PIN with Argon2id (the crate's default parameters) and a fresh salt.
-pub fn hash_pin(pin: &str) -> Result<String, RosterError> {
+/// Hash a PIN with Argon2id (the crate's default parameters), a fresh salt and the
+/// device's key as Argon2's secret.
+pub fn hash_pin(pin: &str, key: &RosterKey) -> Result<String, RosterError> {
     if !PIN_DIGITS.contains(&pin.len()) || !pin.chars().all(|c| c.is_ascii_digit()) {
         return Err(RosterError::BadPin);
     }
     let mut salt = [0u8; 16];
     getrandom::fill(&mut salt).map_err(|e| RosterError::Hash(e.to_string()))?;
     let salt = SaltString::encode_b64(&salt).map_err(|e| RosterError::Hash(e.to_string()))?;
-    Argon2::default()
+    let (secret, params) = key.argon2()?;
+    Argon2::new_with_secret(secret.as_ref(), Algorithm::Argon2id, Version::V0x13, params)
+        .map_err(|e| RosterError::Hash(e.to_string()))?
         .hash_password(pin.as_bytes(), &salt)
-        .map(|h| h.to_string())
+        .map(|h| format!("{KEYED}{h}"))
         .map_err(|e| RosterError::Hash(e.to_string()))
 }
 
 /// A hash no PIN matches, verified against for ids not on the roster so they cost the
 /// same Argon2 time as listed ones.
-fn decoy_hash() -> &'static str {
-    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    DECOY.get_or_init(|| {
-        // a PIN of letters never passes `hash_pin`'s rule, so no one can type it
-        let salt = SaltString::encode_b64(b"mynakyukyu-decoy").unwrap_or_else(|_| {
-            SaltString::from_b64("bXluYWt5dWt5dWRlY295").expect("constant salt")
-        });
-        Argon2::default()
-            .hash_password(b"not-a-pin", &salt)
-            .map(|h| h.to_string())
-            .unwrap_or_default()
-    })
+fn decoy_hash(key: &RosterKey) -> String {
+    // a PIN of letters never passes `hash_pin`'s rule, so no one can type it
+    let salt = SaltString::encode_b64(b"mynakyukyu-decoy")
+        .unwrap_or_else(|_| SaltString::from_b64("bXluYWt5dWt5dWRlY295").expect("constant salt"));
+    key.argon2()
+        .ok()
+        .and_then(|(secret, params)| {
+            Argon2::new_with_secret(secret.as_ref(), Algorithm::Argon2id, Version::V0x13, params)
+                .ok()?
+                .hash_password(b"not-a-pin", &salt)
+                .ok()
+                .map(|h| format!("{KEYED}{h}"))
+        })
+        .unwrap_or_default()
 }
 
-pub fn pin_matches(pin: &str, hash: &str) -> bool {
-    PasswordHash::new(hash)
-        .map(|h| {
-            Argon2::default()
-                .verify_password(pin.as_bytes(), &h)
-                .is_ok()
-        })
-        .unwrap_or(false)
+/// Whether `pin` is the one `hash` was made from (a keyed hash with `key`; an unkeyed one
+/// from before keys without it).
+pub fn pin_matches(pin: &str, hash: &str, key: &RosterKey) -> bool {
+    let (keyed, phc) = match hash.strip_prefix(KEYED) {
+        Some(rest) => (true, rest),
+        None => (false, hash),
+    };
+    let Ok(h) = PasswordHash::new(phc) else {
+        return false;
+    };
+    if keyed {
+        let Ok((secret, params)) = key.argon2() else {
+            return false;
+        };
+        Argon2::new_with_secret(secret.as_ref(), Algorithm::Argon2id, Version::V0x13, params)
+            .map(|a| a.verify_password(pin.as_bytes(), &h).is_ok())
+            .unwrap_or(false)
+    } else {
+        Argon2::default()
+            .verify_password(pin.as_bytes(), &h)
+            .is_ok()
+    }
+}
+
+/// Whether a stored hash is keyed with the device's key.
+pub fn is_keyed(hash: &str) -> bool {
+    hash.starts_with(KEYED)
 }
 
 impl Roster {
@@ -195,7 +281,7 @@ impl Roster {
 
     /// Save the roster. The first save also starts the PIN-failure counter file: from then
     /// on a missing counter file means someone removed it, and every id reads as locked.
-    pub fn save(&self, path: &Path) -> Result<(), RosterError> {
+    pub fn save(&self, path: &Path, key: &RosterKey) -> Result<(), RosterError> {
         let text = toml::to_string(self).map_err(|e| RosterError::Malformed {
             path: path.to_path_buf(),
             message: e.to_string(),
@@ -203,7 +289,7 @@ impl Roster {
         crate::files::write_private(path, text.as_bytes()).map_err(io(path))?;
         let counts = failures_path(path);
         if !counts.exists() {
-            crate::files::write_private(&counts, b"{}").map_err(io(&counts))?;
+            write_failures(&counts, &BTreeMap::new(), key)?;
         }
         Ok(())
     }
@@ -214,6 +300,7 @@ impl Roster {
         name: &str,
         pin: &str,
         can_view: bool,
+        key: &RosterKey,
     ) -> Result<(), RosterError> {
         check_crew_id(id)?;
         if self.member(id).is_some() {
@@ -223,7 +310,7 @@ impl Roster {
             id: id.to_string(),
             name: name.to_string(),
             can_view,
-            pin_hash: hash_pin(pin)?,
+            pin_hash: hash_pin(pin, key)?,
         });
         Ok(())
     }
@@ -337,17 +424,39 @@ fn failures_path(roster_path: &Path) -> PathBuf {
 pub struct SignInGate {
     roster_path: PathBuf,
     failures_path: PathBuf,
-    /// `Err`: the counter file is missing or broken, and every id is locked until an admin
-    /// unlocks (the reason says which).
-    failures: Result<BTreeMap<String, Failures>, String>,
+    key: RosterKey,
 }
 
-fn read_failures(path: &Path, roster_path: &Path) -> Result<BTreeMap<String, Failures>, String> {
+/// The counter file: the counts and their MAC under the roster key.
+#[derive(Serialize, Deserialize)]
+struct CounterFile {
+    counts: BTreeMap<String, Failures>,
+    mac: String,
+}
+
+/// The counts, or why every id is locked: the counter file is missing, broken, or its MAC
+/// does not hold (edited by someone without the key).
+fn read_failures(
+    path: &Path,
+    roster_path: &Path,
+    key: &RosterKey,
+) -> Result<BTreeMap<String, Failures>, String> {
     match std::fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-            tracing::error!(error = %e, "PIN failure counts unreadable: every crew id locked");
-            format!("the PIN failure counter file is broken: {e}")
-        }),
+        Ok(bytes) => {
+            let file: CounterFile = serde_json::from_slice(&bytes).map_err(|e| {
+                tracing::error!(
+                    error = %crate::domain::json_error_text(&e),
+                    "PIN failure counts unreadable: every crew id locked"
+                );
+                "the PIN failure counter file is broken".to_string()
+            })?;
+            let body = serde_json::to_vec(&file.counts).map_err(|e| e.to_string())?;
+            if key.counts_mac(&body) != file.mac {
+                tracing::error!("PIN failure counts edited outside the app: every crew id locked");
+                return Err("the PIN failure counter file was changed outside the app".into());
+            }
+            Ok(file.counts)
+        }
         // a tablet with no roster yet has no counter file either
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !roster_path.exists() => {
             Ok(BTreeMap::new())
@@ -360,15 +469,31 @@ fn read_failures(path: &Path, roster_path: &Path) -> Result<BTreeMap<String, Fai
     }
 }
 
+fn write_failures(
+    path: &Path,
+    counts: &BTreeMap<String, Failures>,
+    key: &RosterKey,
+) -> Result<(), RosterError> {
+    let malformed = |e: serde_json::Error| RosterError::Malformed {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
+    let body = serde_json::to_vec(counts).map_err(malformed)?;
+    let file = CounterFile {
+        counts: counts.clone(),
+        mac: key.counts_mac(&body),
+    };
+    let bytes = serde_json::to_vec(&file).map_err(malformed)?;
+    crate::files::write_private(path, &bytes).map_err(io(path))
+}
+
 impl SignInGate {
     /// The roster at `roster_path`; failure counts beside it (`<roster>.failures.json`).
-    pub fn open(roster_path: &Path) -> Result<SignInGate, RosterError> {
-        let failures_path = failures_path(roster_path);
-        let failures = read_failures(&failures_path, roster_path);
+    pub fn open(roster_path: &Path, key: RosterKey) -> Result<SignInGate, RosterError> {
         Ok(SignInGate {
             roster_path: roster_path.to_path_buf(),
-            failures_path,
-            failures,
+            failures_path: failures_path(roster_path),
+            key,
         })
     }
 
@@ -403,14 +528,10 @@ impl SignInGate {
         now: &Clocks,
     ) -> Result<SignedIn, RosterError> {
         check_crew_id(crew_id)?;
-        let failures = match &mut self.failures {
-            Ok(f) => f,
-            Err(reason) => {
-                return Err(RosterError::LockedForAdmin {
-                    reason: reason.clone(),
-                });
-            }
-        };
+        // read at every attempt: an admin's `crew unlock` counts in a running app
+        let mut failures = read_failures(&self.failures_path, &self.roster_path, &self.key)
+            .map_err(|reason| RosterError::LockedForAdmin { reason })?;
+        let failures = &mut failures;
         let mut entry = failures.get(crew_id).cloned().unwrap_or_default();
         if entry.locks > 0 && entry.count == 0 {
             // a lock is in force (the count starts again when it has run out)
@@ -435,10 +556,18 @@ impl SignInGate {
         // Unknown ids are verified against a decoy and counted like wrong PINs, so neither
         // the time taken nor the lock tells listed ids from unlisted ones.
         let member = roster.member(crew_id);
-        let matches = pin_matches(pin, member.map_or(decoy_hash(), |m| m.pin_hash.as_str()));
+        let decoy;
+        let hash = match member {
+            Some(m) => m.pin_hash.as_str(),
+            None => {
+                decoy = decoy_hash(&self.key);
+                decoy.as_str()
+            }
+        };
+        let matches = pin_matches(pin, hash, &self.key);
         if let Some(m) = member.filter(|_| matches) {
             if failures.remove(crew_id).is_some() {
-                self.save_failures()?;
+                write_failures(&self.failures_path, failures, &self.key)?;
             }
             return Ok(SignedIn {
                 crew_id: m.id.clone(),
@@ -457,8 +586,13 @@ impl SignInGate {
         }
         let locks = entry.locks;
         failures.insert(crew_id.to_string(), entry);
-        self.save_failures()?;
-        tracing::warn!(crew_id, tries_left, locks, "sign-in refused");
+        write_failures(&self.failures_path, failures, &self.key)?;
+        tracing::warn!(
+            crew = %self.key.fingerprint(crew_id),
+            tries_left,
+            locks,
+            "sign-in refused"
+        );
         if tries_left == 0 {
             match lock_length_ms(locks) {
                 Some(ms) => Err(RosterError::Locked {
@@ -468,53 +602,52 @@ impl SignInGate {
                     reason: format!("{locks} locks in a row"),
                 }),
             }
-        } else if member.is_none() {
-            Err(RosterError::NotListed(crew_id.to_string()))
         } else {
+            // the same answer for an id not on the roster: counted and locked alike
             Err(RosterError::WrongPin { tries_left })
         }
     }
+}
 
-    fn save_failures(&self) -> Result<(), RosterError> {
-        let Ok(failures) = &self.failures else {
-            return Ok(());
-        };
-        let bytes = serde_json::to_vec(failures).map_err(|e| RosterError::Malformed {
-            path: self.failures_path.clone(),
-            message: e.to_string(),
-        })?;
-        crate::files::write_private(&self.failures_path, &bytes).map_err(io(&self.failures_path))
-    }
+/// Whether the counter file beside `roster_path` is there (or not needed yet) and its MAC
+/// holds under `key`.
+pub fn counts_intact(roster_path: &Path, key: &RosterKey) -> bool {
+    read_failures(&failures_path(roster_path), roster_path, key).is_ok()
 }
 
 /// `crew unlock`: clear one id's lock (or, with `None`, every id's, and a missing or broken
 /// counter file). Admin only.
-pub fn unlock(roster_path: &Path, crew_id: Option<&str>) -> Result<(), RosterError> {
+pub fn unlock(
+    roster_path: &Path,
+    crew_id: Option<&str>,
+    key: &RosterKey,
+) -> Result<(), RosterError> {
     let path = failures_path(roster_path);
-    let mut failures = read_failures(&path, roster_path).unwrap_or_default();
+    let mut failures = read_failures(&path, roster_path, key).unwrap_or_default();
     match crew_id {
         Some(id) => {
             failures.remove(id);
         }
         None => failures.clear(),
     }
-    let bytes = serde_json::to_vec(&failures).map_err(|e| RosterError::Malformed {
-        path: path.clone(),
-        message: e.to_string(),
-    })?;
-    crate::files::write_private(&path, &bytes).map_err(io(&path))
+    write_failures(&path, &failures, key)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn key() -> RosterKey {
+        RosterKey::from_secret(Zeroizing::new([42u8; 32]))
+    }
+
     fn roster_in(dir: &Path) -> PathBuf {
         let path = dir.join("roster.toml");
         let mut r = Roster::default();
-        r.add("EMT-1", "救急 一郎", "246800", true).unwrap();
-        r.add("DRV-2", "機関員 二郎", "135700", false).unwrap();
-        r.save(&path).unwrap();
+        r.add("EMT-1", "救急 一郎", "246800", true, &key()).unwrap();
+        r.add("DRV-2", "機関員 二郎", "135700", false, &key())
+            .unwrap();
+        r.save(&path, &key()).unwrap();
         path
     }
 
@@ -538,7 +671,7 @@ mod tests {
     #[test]
     fn sign_in_checks_the_pin_and_carries_the_viewing_permission() {
         let d = tmp("signin");
-        let mut gate = SignInGate::open(&roster_in(&d)).unwrap();
+        let mut gate = SignInGate::open(&roster_in(&d), key()).unwrap();
         let t = Timestamp(1_000_000);
         assert_eq!(
             gate.sign_in("EMT-1", "246800", t).unwrap(),
@@ -548,9 +681,10 @@ mod tests {
             }
         );
         assert!(!gate.sign_in("DRV-2", "135700", t).unwrap().can_view);
+        // an id not on the roster: the answer a wrong PIN gets, nothing that says "unknown"
         assert!(matches!(
             gate.sign_in("EMT-9", "246800", t),
-            Err(RosterError::NotListed(_))
+            Err(RosterError::WrongPin { tries_left: 4 })
         ));
         let _ = std::fs::remove_dir_all(d);
     }
@@ -579,14 +713,14 @@ mod tests {
     fn five_wrong_pins_lock_the_crew_id_across_restarts_until_the_lock_runs_out() {
         let d = tmp("lock");
         let path = roster_in(&d);
-        let mut gate = SignInGate::open(&path).unwrap();
+        let mut gate = SignInGate::open(&path, key()).unwrap();
         let t = at(10_000_000, "boot-a", 1_000);
         assert!(matches!(
             lock_out(&mut gate, &t),
             RosterError::Locked { .. }
         ));
         // the right PIN does not open a locked id, not even after a restart
-        let mut gate = SignInGate::open(&path).unwrap();
+        let mut gate = SignInGate::open(&path, key()).unwrap();
         assert!(matches!(
             gate.sign_in_at("EMT-1", "246800", &t),
             Err(RosterError::Locked { .. })
@@ -602,7 +736,7 @@ mod tests {
     fn each_lock_is_longer_and_the_third_needs_an_admin() {
         let d = tmp("escalate");
         let path = roster_in(&d);
-        let mut gate = SignInGate::open(&path).unwrap();
+        let mut gate = SignInGate::open(&path, key()).unwrap();
         let mut boot = 0;
         let mut t = || {
             boot += 1;
@@ -642,8 +776,8 @@ mod tests {
             .message_ja()
             .contains("同意取得困難")
         );
-        unlock(&path, Some("EMT-1")).unwrap();
-        let mut gate = SignInGate::open(&path).unwrap();
+        unlock(&path, Some("EMT-1"), &key()).unwrap();
+        let mut gate = SignInGate::open(&path, key()).unwrap();
         assert!(gate.sign_in_at("EMT-1", "246800", &a_week_later).is_ok());
         let _ = std::fs::remove_dir_all(d);
     }
@@ -652,7 +786,7 @@ mod tests {
     fn setting_the_clock_forward_does_not_shorten_a_lock() {
         let d = tmp("clock");
         let path = roster_in(&d);
-        let mut gate = SignInGate::open(&path).unwrap();
+        let mut gate = SignInGate::open(&path, key()).unwrap();
         let t = at(10_000_000, "boot-c", 5_000);
         lock_out(&mut gate, &t);
         // the wall clock jumps a day ahead, the boot clock moved one second
@@ -681,7 +815,7 @@ mod tests {
         );
         let t = at(1_000, "boot-x", 1);
         std::fs::remove_file(&counts).unwrap();
-        let mut gate = SignInGate::open(&path).unwrap();
+        let mut gate = SignInGate::open(&path, key()).unwrap();
         for id in ["EMT-1", "DRV-2", "NOBODY"] {
             assert!(
                 matches!(
@@ -692,13 +826,13 @@ mod tests {
             );
         }
         std::fs::write(&counts, "{ not json").unwrap();
-        let mut gate = SignInGate::open(&path).unwrap();
+        let mut gate = SignInGate::open(&path, key()).unwrap();
         assert!(matches!(
             gate.sign_in_at("EMT-1", "246800", &t),
             Err(RosterError::LockedForAdmin { .. })
         ));
-        unlock(&path, None).unwrap();
-        let mut gate = SignInGate::open(&path).unwrap();
+        unlock(&path, None, &key()).unwrap();
+        let mut gate = SignInGate::open(&path, key()).unwrap();
         assert!(gate.sign_in_at("EMT-1", "246800", &t).is_ok());
         let _ = std::fs::remove_dir_all(d);
     }
@@ -706,33 +840,34 @@ mod tests {
     #[test]
     fn an_unknown_id_is_verified_against_a_decoy_like_a_known_one() {
         // the decoy is a real Argon2id hash with the roster's parameters
-        let decoy = PasswordHash::new(decoy_hash()).unwrap();
-        let real_hash = hash_pin("246800").unwrap();
-        let real = PasswordHash::new(&real_hash).unwrap();
+        let decoy_text = decoy_hash(&key());
+        let decoy = PasswordHash::new(decoy_text.strip_prefix(KEYED).unwrap()).unwrap();
+        let real_hash = hash_pin("246800", &key()).unwrap();
+        let real = PasswordHash::new(real_hash.strip_prefix(KEYED).unwrap()).unwrap();
         assert_eq!(decoy.algorithm, real.algorithm);
         assert_eq!(decoy.params, real.params);
-        assert!(!pin_matches("246800", decoy_hash()));
-        assert!(!pin_matches("000000", decoy_hash()));
+        assert!(!pin_matches("246800", &decoy_text, &key()));
+        assert!(!pin_matches("000000", &decoy_text, &key()));
     }
 
     #[test]
     fn bad_input_is_refused_with_a_reason() {
         let mut r = Roster::default();
         assert!(matches!(
-            r.add("x y", "n", "123456", true),
+            r.add("x y", "n", "123456", true, &key()),
             Err(RosterError::BadCrewId(_))
         ));
         assert!(matches!(
-            r.add("A", "n", "12345", true),
+            r.add("A", "n", "12345", true, &key()),
             Err(RosterError::BadPin)
         ));
         assert!(matches!(
-            r.add("A", "n", "12ab56", true),
+            r.add("A", "n", "12ab56", true, &key()),
             Err(RosterError::BadPin)
         ));
-        r.add("A", "n", "123456", true).unwrap();
+        r.add("A", "n", "123456", true, &key()).unwrap();
         assert!(matches!(
-            r.add("A", "n", "123456", true),
+            r.add("A", "n", "123456", true, &key()),
             Err(RosterError::AlreadyListed(_))
         ));
         assert!(matches!(r.remove("B"), Err(RosterError::NotListed(_))));

@@ -774,10 +774,11 @@ impl Session {
         let Some(incident) = self.incident.as_mut() else {
             return vec![];
         };
-        let (Some(consent), Some(qualification), Some(check)) = (
+        let (Some(consent), Some(qualification), Some(check), Some(patient)) = (
             incident.consent.and_then(ConsentDecision::inquiry_state),
             incident.qualification.clone(),
             incident.identity_check,
+            incident.coverage.as_ref().map(|c| c.patient.clone()),
         ) else {
             return vec![];
         };
@@ -797,6 +798,7 @@ impl Session {
             identity_method: IdentityMethod::MynaCard,
             identity_check: check,
             token: incident.token.unwrap_or_default(),
+            patient,
         })]
     }
 

@@ -30,6 +30,10 @@ pub struct Faults {
     /// broken proxy or cache would.
     #[serde(default)]
     pub replay_previous: bool,
+    /// A gateway that mixes up bodies: two emergency-info inquiries in flight together
+    /// (within 3 s) get each other's body, while every header, the ids included, is right.
+    #[serde(default)]
+    pub swap_emergency_bodies: bool,
 }
 
 use crate::domain::{
@@ -460,6 +464,12 @@ impl Simulator {
             token: inquiry.token,
         });
         Ok(patient.emergency_info(self.today))
+    }
+
+    /// The patient a reference was issued for, as the qualification answer named them.
+    pub fn patient_for(&self, q: &QualificationRef) -> Option<crate::domain::PatientRef> {
+        let issued = self.qualifications.get(q.as_str())?;
+        Some(self.patients.get(issued.patient)?.coverage().patient)
     }
 
     /// The server-side log of inquiries.

@@ -103,13 +103,22 @@ impl HeldChain {
 struct Shared {
     sim: Mutex<Simulator>,
     faults: Mutex<Faults>,
-    /// Every record accepted, by record id (across device keys).
-    records: Mutex<HashMap<String, Record>>,
+    /// Every record accepted, by the device key that signed it and then its id: a record
+    /// id is the tablet's to choose, so another tablet's record with the same id is another
+    /// record, never a replacement.
+    records: Mutex<HashMap<(String, String), Record>>,
     /// The audit chain of each device key (by the hex SHA-256 of its public key).
     chains: Mutex<HashMap<String, HeldChain>>,
     audit_file: Option<Mutex<std::fs::File>>,
     stats: ServerStats,
+    /// The fault `swap_emergency_bodies`: an answer waiting for a partner to swap with.
+    swap_slot: Mutex<SwapSlot>,
 }
+
+type SwapSlot = Option<(
+    wire::EmergencyInfoResponse,
+    tokio::sync::oneshot::Sender<wire::EmergencyInfoResponse>,
+)>;
 
 /// A running simulator server; dropping it does not stop it, `shutdown` does.
 pub struct SimServer {
@@ -202,6 +211,7 @@ impl SimServer {
         let shared = Arc::new(Shared {
             sim: Mutex::new(sim),
             faults: Mutex::new(options.faults),
+            swap_slot: Mutex::new(None),
             records: Mutex::new(HashMap::new()),
             chains: Mutex::new(HashMap::new()),
             audit_file,
@@ -237,7 +247,10 @@ impl SimServer {
 
     /// How many distinct records the server holds, and the ids.
     pub fn record_ids(&self) -> Vec<String> {
-        lock(&self.shared.records).keys().cloned().collect()
+        lock(&self.shared.records)
+            .keys()
+            .map(|(_, id)| id.clone())
+            .collect()
     }
 
     /// Inquiries logged so far (server-side audit log).
@@ -598,6 +611,29 @@ fn problem_response(p: &Problem) -> Response {
         .into_response()
 }
 
+/// The fault `swap_emergency_bodies`: meet another inquiry in flight (up to 3 s) and
+/// answer with its body; alone, answer with one's own.
+async fn swapped(shared: &Shared, mine: wire::EmergencyInfoResponse) -> Response {
+    let partner = lock(&shared.swap_slot).take();
+    match partner {
+        Some((theirs, tx)) => {
+            let _ = tx.send(mine);
+            ok(&theirs)
+        }
+        None => {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            *lock(&shared.swap_slot) = Some((mine.clone(), tx));
+            match tokio::time::timeout(std::time::Duration::from_secs(3), rx).await {
+                Ok(Ok(theirs)) => ok(&theirs),
+                _ => {
+                    lock(&shared.swap_slot).take();
+                    ok(&mine)
+                }
+            }
+        }
+    }
+}
+
 fn ok<T: serde::Serialize>(v: &T) -> Response {
     match serde_json::to_vec(v) {
         Ok(body) => (
@@ -726,6 +762,7 @@ async fn emergency_info(
     let at = Timestamp::now();
     let result = {
         let mut sim = lock(&shared.sim);
+        let patient = sim.patient_for(&req.qualification_ref);
         let r = sim.emergency_info(
             at,
             InquiryFields {
@@ -741,10 +778,10 @@ async fn emergency_info(
             },
         );
         let logged = sim.audit_log().last().cloned();
-        (r, logged)
+        (r.map(|info| (info, patient)), logged)
     };
     match result {
-        (Ok(info), logged) => {
+        (Ok((info, patient)), logged) => {
             if let (Some(file), Some(entry)) = (&shared.audit_file, logged)
                 && entry.incident == req.incident_id
                 && let Ok(mut line) = serde_json::to_vec(&entry)
@@ -752,10 +789,16 @@ async fn emergency_info(
                 line.push(b'\n');
                 let _ = lock(file).write_all(&line);
             }
-            ok(&wire::EmergencyInfoResponse {
+            let answer = wire::EmergencyInfoResponse {
+                qualification_ref: Some(req.qualification_ref.clone()),
+                patient,
                 emergency_summary: info.summary,
                 full_data: info.full,
-            })
+            };
+            if lock(&shared.faults).swap_emergency_bodies {
+                return swapped(&shared, answer).await;
+            }
+            ok(&answer)
         }
         (Err(InquiryRefusal::UnknownQualification), _) => problem_response(&Problem::new(
             problem::UNKNOWN_QUALIFICATION,
@@ -892,7 +935,10 @@ async fn records(
     let mut held = lock(&shared.records);
     for r in fresh {
         chain.records.insert(r.seq, r.clone());
-        held.insert(r.record.id.clone(), r.record.clone());
+        held.insert(
+            (connection.key_id.clone(), r.record.id.clone()),
+            r.record.clone(),
+        );
     }
     let Some(head) = chain.head() else {
         return bad_request("an empty batch".into());

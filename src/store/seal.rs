@@ -19,6 +19,16 @@ impl DeviceKey {
         DeviceKey(Zeroizing::new(*bytes))
     }
 
+    /// A key for another purpose derived from this one (HMAC-SHA256 over `label`): the
+    /// roster's key is one, so it is as safe as the store key (TPM-wrapped on a tablet)
+    /// and needs no file of its own.
+    pub fn subkey(&self, label: &[u8]) -> Zeroizing<[u8; 32]> {
+        let k = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, self.0.as_ref());
+        let mut out = Zeroizing::new([0u8; 32]);
+        out.copy_from_slice(ring::hmac::sign(&k, label).as_ref());
+        out
+    }
+
     pub fn generate() -> Result<DeviceKey, StoreError> {
         let mut k = Zeroizing::new([0u8; 32]);
         getrandom::fill(k.as_mut()).map_err(|e| StoreError::Key {

@@ -317,3 +317,19 @@ pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
         .unwrap();
     assert!(o.status.success(), "{}", output_text(&o));
 }
+
+/// Every file under `dir` (what a thief who copies the data dir holds).
+pub fn files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(files(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}

@@ -146,12 +146,81 @@ impl SoftTpm {
                 .status()
                 .is_ok_and(|s| s.success())
         });
+        // as a tablet's firmware does before it starts the OS: the platform hierarchy is
+        // closed, so TPM2_Clear needs the lockout authorisation (the admin's)
+        let o = tpm.tool("tpm2_hierarchycontrol", &["-C", "p", "phEnable", "clear"]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        std::fs::create_dir_all(tpm.system_dir()).unwrap();
         tpm
+    }
+
+    /// The root-owned system dir of this test tablet (`/etc/mynakyukyu` on a real one):
+    /// where `init` keeps the TPM's hierarchy authorisation.
+    pub fn system_dir(&self) -> PathBuf {
+        self.dir.path().join("etc")
+    }
+
+    /// A tpm2-tools command on this TPM, as anyone who can reach the TPM device could run
+    /// it (the kiosk user is in group tss).
+    pub fn tool(&self, tool: &str, args: &[&str]) -> std::process::Output {
+        let mut c = Command::new(tool);
+        self.env(&mut c).args(["-T", &self.tcti]).args(args);
+        c.output()
+            .unwrap_or_else(|e| panic!("{tool} (tpm2-tools): {e}"))
+    }
+
+    /// The token's secret as the kiosk user gets it in the boot state the tablet was
+    /// enrolled in: the TPM unseals it (tpm2-tools, not our code).
+    pub fn unseal_token_secret(&self, data: &Path) -> Result<String, String> {
+        let t = data.join("tpm");
+        let pcrs = std::fs::read_to_string(t.join("token.pcrs")).map_err(|e| e.to_string())?;
+        let ctx = self.dir.path().join("sealed.ctx");
+        let load = self.tool(
+            "tpm2_load",
+            &[
+                "-C",
+                "0x81000001",
+                "-u",
+                t.join("token.pin.pub").to_str().unwrap(),
+                "-r",
+                t.join("token.pin.priv").to_str().unwrap(),
+                "-c",
+                ctx.to_str().unwrap(),
+            ],
+        );
+        if !load.status.success() {
+            return Err(String::from_utf8_lossy(&load.stderr).into_owned());
+        }
+        let o = self.tool(
+            "tpm2_unseal",
+            &[
+                "-c",
+                ctx.to_str().unwrap(),
+                "-p",
+                &format!("pcr:{}", pcrs.trim()),
+            ],
+        );
+        if o.status.success() {
+            Ok(String::from_utf8_lossy(&o.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&o.stderr).into_owned())
+        }
+    }
+
+    /// Another boot state: extend PCR 7 (Secure Boot policy), as a boot from another
+    /// medium or a changed Secure Boot database would leave it.
+    pub fn boot_something_else(&self) {
+        let o = self.tool(
+            "tpm2_pcrextend",
+            &["7:sha256=6b86b273ff34fce19d6b804eff5a3f5747ada4eaa22f1d49c01e52ddb7875b4b"],
+        );
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
 
     /// Point a command at this TPM.
     pub fn env<'a>(&self, c: &'a mut Command) -> &'a mut Command {
         c.env("DBUS_SESSION_BUS_ADDRESS", &self.bus)
+            .env("MYNAKYUKYU_SYSTEM_DIR", self.system_dir())
             .env("TPM2_PKCS11_TCTI", &self.tcti)
             .env("TPM2_PKCS11_LOG_LEVEL", "0")
             .env("TSS2_LOG", "all+none")
@@ -160,7 +229,9 @@ impl SoftTpm {
 
     /// OpenSC's pkcs11-tool on the tablet's token (an independent PKCS#11 client).
     pub fn pkcs11_tool(&self, data: &Path, args: &[&str]) -> std::process::Output {
-        let pin = std::fs::read_to_string(data.join("tpm").join("token.pin")).unwrap();
+        let pin = self
+            .unseal_token_secret(data)
+            .expect("the TPM unseals the token secret in the enrolled boot state");
         let mut c = Command::new("pkcs11-tool");
         self.env(&mut c)
             .env("TPM2_PKCS11_STORE", data.join("tpm"))
