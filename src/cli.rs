@@ -141,6 +141,34 @@ pub fn no_core_dumps() {
     }
 }
 
+/// Keep this process's memory out of swap: the unwrapped store and day keys, the crew's
+/// and the patient's PINs and the clinical data of a viewing live in the heap, and a swap
+/// partition is a file on the disk a thief takes. `mlockall` with `MCL_ONFAULT` locks pages
+/// as they are touched; it is asked for only when the memory-lock limit allows it (the
+/// kiosk unit sets `LimitMEMLOCK=infinity`): under a small limit, locking future mappings
+/// would make allocations fail. Returns whether memory is locked.
+pub fn lock_memory() -> bool {
+    use rustix::mm::{MlockAllFlags, mlockall};
+    use rustix::process::{Resource, getrlimit};
+    let limit = getrlimit(Resource::Memlock);
+    let roomy = limit.current.is_none_or(|c| c >= 1 << 30);
+    let privileged = rustix::process::geteuid().is_root();
+    if !roomy && !privileged {
+        tracing::warn!(
+            limit = ?limit.current,
+            "memory not locked against swap: the memory-lock limit is too small (the kiosk unit sets LimitMEMLOCK=infinity)"
+        );
+        return false;
+    }
+    match mlockall(MlockAllFlags::CURRENT | MlockAllFlags::FUTURE | MlockAllFlags::ONFAULT) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, "memory not locked against swap");
+            false
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

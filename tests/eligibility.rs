@@ -524,11 +524,13 @@ async fn scripted_server(script: Vec<Vec<u8>>) -> (u16, Arc<std::sync::atomic::A
                             Ok(n) => buf.extend_from_slice(&chunk[..n]),
                         }
                     };
-                    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+                    let original = String::from_utf8_lossy(&buf[..head_end]).to_string();
+                    // names matched in lower case, values as sent
                     let field = |name: &str| {
-                        head.lines()
-                            .find_map(|l| l.strip_prefix(name))
-                            .map(|v| v.trim().to_string())
+                        original
+                            .lines()
+                            .find(|l| l.to_ascii_lowercase().starts_with(name))
+                            .map(|l| l[name.len()..].trim().to_string())
                     };
                     let body_len: usize = field("content-length:")
                         .and_then(|v| v.parse().ok())
@@ -542,11 +544,13 @@ async fn scripted_server(script: Vec<Vec<u8>>) -> (u16, Arc<std::sync::atomic::A
                     }
                     buf.drain(..head_end + body_len);
                     let rid = field("request-id:").unwrap_or_default();
-                    let raw = String::from_utf8_lossy(&answer).replace("{rid}", &rid);
-                    let raw = if answer.is_ascii() {
-                        raw.into_bytes()
-                    } else {
-                        answer
+                    let iid = field("incident-id:").unwrap_or_default();
+                    let raw = match std::str::from_utf8(&answer) {
+                        Ok(text) => text
+                            .replace("{rid}", &rid)
+                            .replace("{iid}", &iid)
+                            .into_bytes(),
+                        Err(_) => answer,
                     };
                     if tls.write_all(&raw).await.is_err() {
                         return;
@@ -567,6 +571,110 @@ fn health_answer(extra_head: &str) -> Vec<u8> {
         body.len()
     )
     .into_bytes()
+}
+
+/// Answers about a patient that do not parse, and refusals whose text names one: what the
+/// app would log of them (every tracing line of the client, and each error as the app
+/// logs it) holds none of the patient's values.
+#[tokio::test]
+async fn no_value_of_a_malformed_answer_or_a_refusal_reaches_a_log_line() {
+    use std::io::Write;
+    #[derive(Clone, Default)]
+    struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+    impl Write for Captured {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let captured = Captured::default();
+    let sink = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || sink.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let secrets = [
+        "ワーファリン錠1mg",
+        "木村 花子",
+        "キムラ ハナコ",
+        "みなと循環器",
+    ];
+    let answer = |status: &str, ctype: &str, body: &str| {
+        format!(
+            "HTTP/1.1 {status}\r\nrequest-id: {{rid}}\r\nincident-id: {{iid}}\r\ncontent-type: {ctype}\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes()
+    };
+    let cases = vec![
+        // a drug class the tablet does not know: serde would quote the variant
+        answer(
+            "200 OK",
+            "application/json",
+            r#"{"emergency_summary":{"medications":[{"date":"2026-12-01","drug":"ワーファリン錠1mg","class":"ワーファリン錠1mg","dose":"1","days":7,"prescriber":"みなと循環器"}]},"full_data":{}}"#,
+        ),
+        // a name where a number belongs
+        answer(
+            "200 OK",
+            "application/json",
+            r#"{"emergency_summary":{"medications":[{"date":"2026-12-01","drug":"x","class":"other","dose":"1","days":"木村 花子","prescriber":"x"}]},"full_data":{}}"#,
+        ),
+        // a refusal whose title and detail name the patient
+        answer(
+            "403 Forbidden",
+            "application/problem+json",
+            r#"{"type":"urn:mynakyukyu:problem:foreign-unit","title":"木村 花子 (キムラ ハナコ) is not yours","status":403,"detail":"みなと循環器 ワーファリン錠1mg"}"#,
+        ),
+        // and a problem type that is itself a name
+        answer(
+            "403 Forbidden",
+            "application/problem+json",
+            r#"{"type":"木村 花子","title":"x","status":403}"#,
+        ),
+    ];
+    let n = cases.len();
+    for raw in cases {
+        let (port, _) = scripted_server(vec![raw]).await;
+        let c = client(port);
+        let err = c
+            .emergency_info(&EmergencyInquiry {
+                incident: IncidentId::new("I-LOG"),
+                qualification: QualificationRef::new("Q-LOG"),
+                consent: ConsentState::Consented,
+                operator: OperatorId::new("EMT-1"),
+                unit: UnitId::new(mynakyukyu::pki::dev::UNIT),
+                terminal: TerminalId::new("T-1"),
+                identity_method: IdentityMethod::MynaCard,
+                identity_check: IdentityCheck::Photo,
+                token: Default::default(),
+                patient: mynakyukyu::domain::PatientRef {
+                    local_id: mynakyukyu::domain::Sensitive("L-1".into()),
+                    insured_number: mynakyukyu::domain::Sensitive("1".into()),
+                    public_assistance: None,
+                },
+            })
+            .await
+            .unwrap_err();
+        // as the app logs a failed request
+        tracing::warn!(error = %err, debug = ?err, "emergency info failed");
+    }
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(log.matches("emergency info failed").count() == n, "{log}");
+    for s in secrets {
+        assert!(!log.contains(s), "{s:?} reached the log:\n{log}");
+    }
+    common::reliability_row(
+        "log-no-answer-values",
+        "Security",
+        "malformed emergency-info answers carrying a drug, a name and a hospital (an unknown drug class, a name where a number belongs), and refusals whose type, title and detail name the patient; every tracing line captured, each error logged as the app does",
+        n,
+        0,
+        "none of the values in any log line: JSON errors by kind and position, refusals by their problem type (or 'unrecognised') and status",
+    );
 }
 
 #[tokio::test]

@@ -843,6 +843,18 @@ fn an_app_that_aborts_during_a_viewing_leaves_no_core_file() {
             .all(|v| v == "0"),
         "the app keeps a core-file limit: {core_limit}"
     );
+    // and what it holds is locked against swap (mlockall; this test runs as root, whose
+    // memory-lock limit does not bind, like the kiosk unit's LimitMEMLOCK=infinity)
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let locked_kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmLck:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        locked_kb > 10 * 1024,
+        "the viewing app's memory is not locked against swap: VmLck {locked_kb} kB"
+    );
     let mut app = app;
     let _ = Command::new("kill")
         .args(["-ABRT", &pid.to_string()])
@@ -864,7 +876,7 @@ fn an_app_that_aborts_during_a_viewing_leaves_no_core_file() {
         1,
         0,
         &format!(
-            "no core file; the app's own limit 0/0 ({} control core(s) seen)",
+            "no core file; the app's own limit 0/0, {locked_kb} kB locked against swap ({} control core(s) seen)",
             collected.len()
         ),
     );

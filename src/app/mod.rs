@@ -675,6 +675,8 @@ impl Controller {
         if self.session.phase() != Phase::SignedOut {
             return None;
         }
+        // the crew's PIN is zeroed when dropped (after the check, on the blocking pool)
+        let pin = zeroize::Zeroizing::new(pin);
         let gate = self.ports.gate.clone();
         let checked = tokio::task::spawn_blocking(move || {
             gate.lock()

@@ -107,6 +107,9 @@ fn main() -> ExitCode {
     // first thing in main: it may replace the process (see `prepare_process`)
     cli.common.prepare_process();
     cli.common.init_logging();
+    // keys, PINs and a viewing's clinical data never reach a swap partition
+    let locked = mynakyukyu::cli::lock_memory();
+    tracing::debug!(locked, "memory locked against swap");
     let result = match cli.command {
         Some(Command::CardInfo {
             reader,

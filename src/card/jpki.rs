@@ -266,11 +266,9 @@ pub fn verify_auth_pin(
         }
         PinState::TriesLeft(_) => {}
     }
-    let r = exchange(
-        t,
-        &apdu::verify(0x80, pin.as_bytes()).unwrap_or_default(),
-        &mut apdus,
-    )?;
+    // the VERIFY command carries the patient's PIN: zeroed when dropped
+    let command = zeroize::Zeroizing::new(apdu::verify(0x80, pin.as_bytes()).unwrap_or_default());
+    let r = exchange(t, &command, &mut apdus)?;
     match (r.sw, r.sw.tries_left()) {
         (sw, _) if sw.is_ok() => Ok(PinOutcome::Verified),
         (_, Some(n)) => Ok(PinOutcome::Wrong { tries_left: n }),

@@ -40,7 +40,9 @@ pub enum ClientError {
     CardNotAccepted(CardProblem),
     #[error("no coverage found")]
     NoCoverage,
-    #[error("the server refused the request: {} ({})", .0.title, .0.kind)]
+    /// Shown by its problem type and status only: a server's title and detail are free
+    /// text, and an answer about a patient may name them there.
+    #[error("the server refused the request: {}", .0.log_text())]
     Refused(Problem),
     #[error("the server is temporarily unavailable (HTTP {0})")]
     Unavailable(u16),

@@ -115,7 +115,7 @@ pub struct RecordsHead {
 }
 
 /// RFC 9457 problem details.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Problem {
     #[serde(rename = "type")]
     pub kind: String,
@@ -123,6 +123,35 @@ pub struct Problem {
     pub status: u16,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+}
+
+impl std::fmt::Debug for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Problem({})", self.log_text())
+    }
+}
+
+impl Problem {
+    /// The problem as a log line or a stored sync error may carry it: its type if that is
+    /// a URN-like token, and its status. A server's title and detail are free text, and an
+    /// answer about a patient may name them there: never repeated.
+    pub fn log_text(&self) -> String {
+        let kind = &self.kind;
+        let token = !kind.is_empty()
+            && kind.len() <= 100
+            && kind
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b":-._/".contains(&b));
+        format!(
+            "{} (HTTP {})",
+            if token {
+                kind.as_str()
+            } else {
+                "an unrecognised problem type"
+            },
+            self.status
+        )
+    }
 }
 
 /// The problem types of protocol v1.

@@ -158,7 +158,7 @@ impl Uploader {
                 Err(ClientError::Refused(p))
                     if p.kind == problem::CHAIN_CONFLICT || p.kind == problem::CHAIN_GAP =>
                 {
-                    let why = format!("{} ({})", p.title, p.detail.unwrap_or_default());
+                    let why = p.log_text();
                     let store = self.store.clone();
                     let text = why.clone();
                     blocking(move || store.record_chain_conflict(&text, Timestamp::now())).await?;
