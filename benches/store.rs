@@ -9,7 +9,7 @@ use mynakyukyu::domain::{
     OperatorId, PatientRef, RecordBody, Sensitive, TerminalId, Timestamp, UnitId,
 };
 
-use mynakyukyu::store::{DeviceKey, Store};
+use mynakyukyu::store::{Store, StoreKey};
 use mynakyukyu::sync::{Uploader, UploaderSettings};
 use std::sync::Arc;
 use std::time::Instant;
@@ -47,7 +47,7 @@ fn main() {
     let out_dir = common::out_dir();
     let tmp = std::env::temp_dir().join(format!("bench-store-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).unwrap();
-    let key = DeviceKey::create(&tmp.join("store.key")).unwrap();
+    let key = StoreKey::create(&tmp.join("store.key")).unwrap();
 
     // append + flush, one at a time, as the app does
     let store = Store::open(&tmp.join("a"), &key).unwrap();

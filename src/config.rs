@@ -146,11 +146,11 @@ pub fn roster_key(
     keys: &crate::keys::DeviceKeys,
 ) -> Result<crate::roster::RosterKey, crate::store::StoreError> {
     let raw = keys.store_key().map_err(key_error(data_dir))?;
-    Ok(roster_key_of(&crate::store::DeviceKey::from_bytes(&raw)))
+    Ok(roster_key_of(&crate::store::StoreKey::from_bytes(&raw)))
 }
 
 /// The roster's key: a subkey of the store key.
-pub fn roster_key_of(store_key: &crate::store::DeviceKey) -> crate::roster::RosterKey {
+pub fn roster_key_of(store_key: &crate::store::StoreKey) -> crate::roster::RosterKey {
     crate::roster::RosterKey::from_secret(store_key.subkey(crate::roster::KEY_LABEL))
 }
 
@@ -168,7 +168,7 @@ pub fn open_store_with(
     keys: &crate::keys::DeviceKeys,
 ) -> Result<crate::store::Store, crate::store::StoreError> {
     let raw = keys.store_key().map_err(key_error(data_dir))?;
-    let key = crate::store::DeviceKey::from_bytes(&raw);
+    let key = crate::store::StoreKey::from_bytes(&raw);
     crate::store::Store::open(&data_dir.join(STORE_DIR), &key)
 }
 

@@ -280,7 +280,7 @@ fn audit_export_lists_the_records_and_verify_checks_the_chain_then_wipe_erases()
     let data = d.path().join("tablet");
     init(&data);
     {
-        let key = mynakyukyu::store::DeviceKey::load(&data.join("store.key")).unwrap();
+        let key = mynakyukyu::store::StoreKey::load(&data.join("store.key")).unwrap();
         let store = mynakyukyu::store::Store::open(&data.join("store"), &key).unwrap();
         for i in 0..3 {
             store
@@ -456,7 +456,7 @@ fn audit_merge_answers_from_every_tablet_and_refuses_a_broken_chain() {
             &common::no_tpm,
         );
         {
-            let key = mynakyukyu::store::DeviceKey::load(&data.join("store.key")).unwrap();
+            let key = mynakyukyu::store::StoreKey::load(&data.join("store.key")).unwrap();
             let store = mynakyukyu::store::Store::open(&data.join("store"), &key).unwrap();
             // the citizen's patient on both tablets, another patient on the second
             let t = 1_790_000_000_000 + n as i64 * 1000;

@@ -348,7 +348,7 @@ fn after_every_drill_a_thief_with_the_whole_data_dir_and_its_key_finds_no_clinic
     );
     // what was stored is there and verifies, and the store has no place for clinical data
     let dir = data.join("training");
-    let key = mynakyukyu::store::DeviceKey::load(&dir.join("store.key")).unwrap();
+    let key = mynakyukyu::store::StoreKey::load(&dir.join("store.key")).unwrap();
     let store = mynakyukyu::store::Store::open(&dir.join("store"), &key).unwrap();
     let store_records = store.records().unwrap().len();
     assert!(store_records >= 20);

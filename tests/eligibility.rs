@@ -1001,7 +1001,7 @@ async fn the_uploader_sends_nothing_over_a_connection_the_route_guard_refuses() 
     };
     let c = Arc::new(client(server.local_addr.port()).with_route_guard(guard));
     let dir = TempDir::new("guarded-upload");
-    let key = mynakyukyu::store::DeviceKey::create(&dir.path().join("store.key")).unwrap();
+    let key = mynakyukyu::store::StoreKey::create(&dir.path().join("store.key")).unwrap();
     let store = Arc::new(mynakyukyu::store::Store::open(&dir.path().join("store"), &key).unwrap());
     for i in 0..3 {
         store

@@ -7,7 +7,7 @@ use common::*;
 use mynakyukyu::domain::{RecordBody, Timestamp};
 use mynakyukyu::sim::Faults;
 use mynakyukyu::sim::server::{ServeOptions, SimServer};
-use mynakyukyu::store::{DeviceKey, Store};
+use mynakyukyu::store::{Store, StoreKey};
 use mynakyukyu::sync::{Uploader, UploaderSettings};
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Write};
@@ -21,7 +21,7 @@ fn audit(i: u64) -> RecordBody {
 }
 
 fn open_store(dir: &Path) -> Store {
-    let key = DeviceKey::load_or_create(&dir.join("store.key")).unwrap();
+    let key = StoreKey::load_or_create(&dir.join("store.key")).unwrap();
     // sled 0.34 releases its file lock when its flusher thread notices the drop, so a
     // reopen right after a drop may briefly find it held
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
@@ -39,13 +39,14 @@ fn open_store(dir: &Path) -> Store {
     }
 }
 
-/// Not a test on its own: the child side of the crash test. It appends until killed and
-/// prints the id of every record whose append returned (was acknowledged).
+/// Not a test on its own: the child side of the crash test, which runs it with
+/// `--ignored --exact` in a process of its own. It appends until killed and prints the id of
+/// every record whose append returned (was acknowledged).
 #[test]
+#[ignore = "the child process of acknowledged_records_survive_sigkill_and_upload_exactly_once, which starts it"]
 fn crash_child_appender() {
-    let Ok(dir) = std::env::var("MYNAKYUKYU_CRASH_CHILD") else {
-        return;
-    };
+    let dir = std::env::var("MYNAKYUKYU_CRASH_CHILD")
+        .expect("MYNAKYUKYU_CRASH_CHILD names the store dir (set by the crash test)");
     let store = open_store(Path::new(&dir));
     let mut out = std::io::stdout().lock();
     for i in 0..100_000 {
@@ -72,6 +73,7 @@ fn acknowledged_records_survive_sigkill_and_upload_exactly_once() {
     for cycle in 0..CYCLES {
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args([
+                "--ignored",
                 "--exact",
                 "crash_child_appender",
                 "--nocapture",

@@ -8,12 +8,36 @@
 //! ([`read_phone_certificate`]); an iPhone answers only once its owner unlocked it.
 
 use super::apdu::{self, ApduError, Response};
-use super::virtual_card::{
-    EF_AUTH_CA, EF_AUTH_CERT, EF_AUTH_KEY, EF_AUTH_PIN, EF_TOKEN_INFO, JPKI_AID, SFI_TOKEN_INFO,
-    TOKEN_LABEL_ANDROID, TOKEN_LABEL_CARD, TOKEN_LABEL_IPHONE, TOKEN_LABEL_JUKI,
-};
 use super::{CardError, Transport};
 use crate::domain::TokenKind;
+
+// The JPKI application as cards and phones present it (facts from the public
+// specifications and client code; the virtual card serves the same ids).
+
+/// JPKI AP (公的個人認証 AP).
+pub const JPKI_AID: [u8; 10] = [0xD3, 0x92, 0xF0, 0x00, 0x26, 0x01, 0x00, 0x00, 0x00, 0x01];
+/// Card-face helper AP (券面事項入力補助 AP).
+pub const FACE_AID: [u8; 10] = [0xD3, 0x92, 0x10, 0x00, 0x31, 0x00, 0x01, 0x01, 0x04, 0x08];
+/// The ATR OpenSC's JPKI driver recognises.
+pub const JPKI_ATR: [u8; 9] = [0x3B, 0xE0, 0x00, 0xFF, 0x81, 0x31, 0xFE, 0x45, 0x14];
+
+pub const EF_AUTH_CERT: [u8; 2] = [0x00, 0x0A];
+pub const EF_AUTH_CA: [u8; 2] = [0x00, 0x0B];
+pub const EF_TOKEN_INFO: [u8; 2] = [0x00, 0x06];
+pub const EF_AUTH_KEY: [u8; 2] = [0x00, 0x17];
+pub const EF_AUTH_PIN: [u8; 2] = [0x00, 0x18];
+/// The short EF identifier of EF 0006 (READ BINARY with P1 = 0x80 | SFI).
+pub const SFI_TOKEN_INFO: u8 = 0x06;
+
+/// EF 0006's label on a My Number card.
+pub const TOKEN_LABEL_CARD: &str = "JPKIAPICCTOKEN2";
+/// EF 0006's label on an Android phone's secure element (GP-SE).
+pub const TOKEN_LABEL_ANDROID: &str = "JPKIAPGPSETOKEN";
+/// EF 0006's label on an iPhone, as public client code reads it (not checked against a
+/// device here: see docs/SECURITY.md "Phones").
+pub const TOKEN_LABEL_IPHONE: &str = "JPKIAPIOSTOKEN";
+/// EF 0006's label on the older 住基カード, which is not a My Number card.
+pub const TOKEN_LABEL_JUKI: &str = "JPKIAPICCTOKEN";
 
 /// No JPKI certificate is near this size; a card claiming more is refused.
 pub const MAX_CERT_BYTES: usize = 8 * 1024;

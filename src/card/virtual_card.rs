@@ -10,20 +10,14 @@
 //! late.
 
 use super::apdu::{Response, StatusWord};
+// the application's identifiers are the protocol's: defined where the real dialogue is
+pub use super::jpki::{
+    EF_AUTH_CA, EF_AUTH_CERT, EF_AUTH_KEY, EF_AUTH_PIN, EF_TOKEN_INFO, FACE_AID, JPKI_AID,
+    JPKI_ATR, SFI_TOKEN_INFO, TOKEN_LABEL_ANDROID, TOKEN_LABEL_CARD, TOKEN_LABEL_IPHONE,
+    TOKEN_LABEL_JUKI,
+};
 use crate::domain::TokenKind;
 
-/// JPKI AP (公的個人認証 AP).
-pub const JPKI_AID: [u8; 10] = [0xD3, 0x92, 0xF0, 0x00, 0x26, 0x01, 0x00, 0x00, 0x00, 0x01];
-/// Card-face helper AP (券面事項入力補助 AP).
-pub const FACE_AID: [u8; 10] = [0xD3, 0x92, 0x10, 0x00, 0x31, 0x00, 0x01, 0x01, 0x04, 0x08];
-/// The ATR OpenSC's JPKI driver recognises.
-pub const JPKI_ATR: [u8; 9] = [0x3B, 0xE0, 0x00, 0xFF, 0x81, 0x31, 0xFE, 0x45, 0x14];
-
-pub const EF_AUTH_CERT: [u8; 2] = [0x00, 0x0A];
-pub const EF_AUTH_CA: [u8; 2] = [0x00, 0x0B];
-pub const EF_TOKEN_INFO: [u8; 2] = [0x00, 0x06];
-pub const EF_AUTH_KEY: [u8; 2] = [0x00, 0x17];
-pub const EF_AUTH_PIN: [u8; 2] = [0x00, 0x18];
 /// Signature certificate, its CA, key and PIN (PIN-protected; present so that generic
 /// middleware such as OpenSC recognises the application).
 const EF_SIGN_CERT: [u8; 2] = [0x00, 0x01];
@@ -36,19 +30,6 @@ const EF_FACE_BASIC: [u8; 2] = [0x00, 0x02];
 const PIN_TRIES: u8 = 3;
 /// Certificate EFs are fixed-size on the card; the certificate is shorter.
 const CERT_EF_SIZE: usize = 2048;
-/// The short EF identifier of EF 0006 (READ BINARY with P1 = 0x80 | SFI).
-pub const SFI_TOKEN_INFO: u8 = 0x06;
-
-/// EF 0006's label on a My Number card.
-pub const TOKEN_LABEL_CARD: &str = "JPKIAPICCTOKEN2";
-/// EF 0006's label on an Android phone's secure element (GP-SE).
-pub const TOKEN_LABEL_ANDROID: &str = "JPKIAPGPSETOKEN";
-/// EF 0006's label on an iPhone, as public client code reads it (not checked against a
-/// device here: see docs/SECURITY.md "Phones").
-pub const TOKEN_LABEL_IPHONE: &str = "JPKIAPIOSTOKEN";
-/// EF 0006's label on the older 住基カード, which is not a My Number card.
-pub const TOKEN_LABEL_JUKI: &str = "JPKIAPICCTOKEN";
-
 /// How late a phone answers each APDU over vpcd: NFC to a phone's secure element is slower
 /// than to a card. A training figure, not one measured on a phone.
 pub const PHONE_APDU_MS: u64 = 25;

@@ -19,7 +19,7 @@ use crate::sim::proxy::DelayProxy;
 /// The trainer's line, as the trainer panel sets it.
 pub use crate::sim::proxy::LinkState;
 use crate::sim::server::{ServeOptions, SimServer};
-use crate::store::{DeviceKey, Store};
+use crate::store::{Store, StoreKey};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -73,7 +73,7 @@ impl TrainingWorld {
         let proxy = DelayProxy::start(server.local_addr, Duration::ZERO)
             .await
             .map_err(|e| DrillError::Setup(format!("line proxy: {e}")))?;
-        let key = DeviceKey::load_or_create(&dir.join(crate::config::STORE_KEY_FILE))?;
+        let key = StoreKey::load_or_create(&dir.join(crate::config::STORE_KEY_FILE))?;
         let roster_key = crate::config::roster_key_of(&key);
         let roster_path = dir.join(crate::config::ROSTER_FILE);
         let mut roster =

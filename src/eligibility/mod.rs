@@ -4,6 +4,9 @@
 //! same at both ends, where no test sees it).
 
 pub mod client;
+mod endpoint;
+mod error;
+mod identity;
 pub mod wire;
 
 pub use client::{

@@ -13,8 +13,12 @@
 //! Files the keys live in are opened with `O_NOFOLLOW` and refused when group or others may
 //! read them.
 
+mod manifest;
+mod signer;
 pub mod tpm;
 pub mod tpm_boot;
+
+pub use signer::{TpmSigner, UnitTlsKey, ecdsa_der};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -118,8 +122,12 @@ pub fn read_private(path: &Path) -> Result<Zeroizing<Vec<u8>>, KeyError> {
         .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
         .open(path)
         .map_err(|e| match e.raw_os_error() {
-            Some(40) => err("is a symbolic link; refusing to follow it".into()),
-            Some(2) => KeyError::Missing(path.display().to_string()),
+            Some(n) if n == rustix::io::Errno::LOOP.raw_os_error() => {
+                err("is a symbolic link; refusing to follow it".into())
+            }
+            Some(n) if n == rustix::io::Errno::NOENT.raw_os_error() => {
+                KeyError::Missing(path.display().to_string())
+            }
             _ => err(e.to_string()),
         })?;
     let meta = f.metadata().map_err(|e| err(e.to_string()))?;
@@ -152,7 +160,7 @@ pub fn destroy_private(path: &Path) -> Result<bool, KeyError> {
     {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-        Err(e) if e.raw_os_error() == Some(40) => {
+        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
             return Err(err("is a symbolic link; refusing to follow it".into()));
         }
         Err(e) => return Err(err(e.to_string())),
@@ -444,142 +452,6 @@ impl DeviceKeys {
         }
     }
 
-    // -- the integrity manifest --------------------------------------------------------
-
-    fn manifest_body(files: &BTreeMap<String, String>) -> Vec<u8> {
-        // BTreeMap: a stable order, so the same files give the same bytes
-        serde_json::to_vec(files).unwrap_or_default()
-    }
-
-    fn hash_files(data_dir: &Path, names: &[&str]) -> Result<BTreeMap<String, String>, KeyError> {
-        use sha2::Digest;
-        let mut files = BTreeMap::new();
-        for name in names {
-            let path = data_dir.join(name);
-            match std::fs::symlink_metadata(&path) {
-                Ok(m) if m.file_type().is_symlink() => {
-                    return Err(KeyError::Tampered {
-                        file: name.to_string(),
-                        reason: "it is a symbolic link".into(),
-                    });
-                }
-                Ok(_) => {
-                    let bytes = std::fs::read(&path).map_err(|e| KeyError::File {
-                        path: path.clone(),
-                        reason: e.to_string(),
-                    })?;
-                    files.insert(name.to_string(), hex::encode(sha2::Sha256::digest(&bytes)));
-                }
-                Err(_) => {}
-            }
-        }
-        Ok(files)
-    }
-
-    /// Sign the manifest of the protected files that exist now (every admin change ends
-    /// with this).
-    pub fn seal_files(&self, names: &[&str]) -> Result<(), KeyError> {
-        let files = Self::hash_files(self.data_dir(), names)?;
-        let body = Self::manifest_body(&files);
-        let tag = self.tag(&body)?;
-        let manifest = Manifest {
-            protection: self.protection(),
-            files,
-            tag: hex::encode(tag),
-        };
-        write_private(
-            &self.data_dir().join(MANIFEST_FILE),
-            &serde_json::to_vec_pretty(&manifest).unwrap_or_default(),
-        )
-    }
-
-    /// Check the protected files against the signed manifest: any file changed, added,
-    /// removed or swapped for a link is refused, naming it.
-    pub fn verify_files(&self, names: &[&str]) -> Result<(), KeyError> {
-        let path = self.data_dir().join(MANIFEST_FILE);
-        let text = read_private(&path).map_err(|e| KeyError::Tampered {
-            file: MANIFEST_FILE.into(),
-            reason: e.to_string(),
-        })?;
-        let manifest: Manifest = serde_json::from_slice(&text).map_err(|e| KeyError::Tampered {
-            file: MANIFEST_FILE.into(),
-            reason: format!("not a manifest: {e}"),
-        })?;
-        if manifest.protection != self.protection() {
-            return Err(KeyError::Tampered {
-                file: MANIFEST_FILE.into(),
-                reason: format!(
-                    "it was signed with {} keys, the device has {} keys",
-                    manifest.protection.as_str(),
-                    self.protection().as_str()
-                ),
-            });
-        }
-        let tag = hex::decode(&manifest.tag).unwrap_or_default();
-        if !self.check_tag(&Self::manifest_body(&manifest.files), &tag)? {
-            return Err(KeyError::Tampered {
-                file: MANIFEST_FILE.into(),
-                reason: "its signature does not verify".into(),
-            });
-        }
-        let now = Self::hash_files(self.data_dir(), names)?;
-        for name in names {
-            match (manifest.files.get(*name), now.get(*name)) {
-                (Some(a), Some(b)) if a == b => {}
-                (None, None) => {}
-                (Some(_), Some(_)) => {
-                    return Err(KeyError::Tampered {
-                        file: name.to_string(),
-                        reason: "its content differs from what the admin signed".into(),
-                    });
-                }
-                (Some(_), None) => {
-                    return Err(KeyError::Tampered {
-                        file: name.to_string(),
-                        reason: "it was removed".into(),
-                    });
-                }
-                (None, Some(_)) => {
-                    return Err(KeyError::Tampered {
-                        file: name.to_string(),
-                        reason: "it was added".into(),
-                    });
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn tag(&self, body: &[u8]) -> Result<Vec<u8>, KeyError> {
-        match self {
-            DeviceKeys::Tpm { token, .. } => token.sign_p256(tpm::FILES_KEY_LABEL, body),
-            DeviceKeys::File { data_dir } => {
-                let key = read_private(&data_dir.join(FILES_KEY_FILE))?;
-                let k = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key);
-                Ok(ring::hmac::sign(&k, body).as_ref().to_vec())
-            }
-        }
-    }
-
-    fn check_tag(&self, body: &[u8], tag: &[u8]) -> Result<bool, KeyError> {
-        match self {
-            DeviceKeys::Tpm { token, .. } => {
-                // verified in software against the public key the TPM holds
-                let point = token.ec_point(tpm::FILES_KEY_LABEL)?;
-                let key = ring::signature::UnparsedPublicKey::new(
-                    &ring::signature::ECDSA_P256_SHA256_FIXED,
-                    point,
-                );
-                Ok(key.verify(body, tag).is_ok())
-            }
-            DeviceKeys::File { data_dir } => {
-                let key = read_private(&data_dir.join(FILES_KEY_FILE))?;
-                let k = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key);
-                Ok(ring::hmac::verify(&k, body, tag).is_ok())
-            }
-        }
-    }
-
     /// Wipe the keys: the TPM's objects first (every sealed byte is then unreadable,
     /// whatever the flash keeps), then the key files. Returns what was destroyed.
     pub fn destroy(self) -> Result<Vec<String>, KeyError> {
@@ -616,220 +488,5 @@ impl DeviceKeys {
     }
 }
 
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Manifest {
-    protection: KeyProtection,
-    files: BTreeMap<String, String>,
-    /// Hex: ECDSA P-256 r ‖ s by the TPM's files key, or HMAC-SHA256 with the file key.
-    tag: String,
-}
-
-/// The unit key for rustls: a PEM key's DER (file keys) or a signer in the TPM.
-pub enum UnitTlsKey {
-    Der(rustls::pki_types::PrivateKeyDer<'static>),
-    Signer(Arc<dyn rustls::sign::SigningKey>),
-}
-
-impl std::fmt::Debug for UnitTlsKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            UnitTlsKey::Der(_) => f.write_str("UnitTlsKey::Der(..)"),
-            UnitTlsKey::Signer(_) => f.write_str("UnitTlsKey::Signer(tpm)"),
-        }
-    }
-}
-
-pub use tpm::TpmSigner;
-
-impl TpmSigner {
-    pub fn new(token: Arc<tpm::TpmToken>, label: &'static str) -> Result<TpmSigner, KeyError> {
-        let point = token.ec_point(label)?;
-        Ok(TpmSigner {
-            token,
-            label,
-            point,
-        })
-    }
-
-    /// ECDSA-Sig-Value (DER) from the token's r ‖ s.
-    fn sign_der(&self, msg: &[u8]) -> Result<Vec<u8>, KeyError> {
-        let raw = self.token.sign_p256(self.label, msg)?;
-        if raw.len() != 64 {
-            return Err(KeyError::Tpm(format!(
-                "ECDSA signature of {} bytes, expected 64",
-                raw.len()
-            )));
-        }
-        Ok(ecdsa_der(&raw[..32], &raw[32..]))
-    }
-}
-
-/// DER SEQUENCE { INTEGER r, INTEGER s } from big-endian r and s.
-pub fn ecdsa_der(r: &[u8], s: &[u8]) -> Vec<u8> {
-    fn int(v: &[u8]) -> Vec<u8> {
-        let mut v: &[u8] = v;
-        while v.len() > 1 && v[0] == 0 {
-            v = &v[1..];
-        }
-        let mut out = vec![0x02];
-        if v[0] & 0x80 != 0 {
-            out.push(v.len() as u8 + 1);
-            out.push(0);
-        } else {
-            out.push(v.len() as u8);
-        }
-        out.extend_from_slice(v);
-        out
-    }
-    let (r, s) = (int(r), int(s));
-    let mut out = vec![0x30, (r.len() + s.len()) as u8];
-    out.extend(r);
-    out.extend(s);
-    out
-}
-
-impl std::fmt::Debug for TpmSigner {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "TpmSigner({})", self.label)
-    }
-}
-
-impl rcgen::PublicKeyData for TpmSigner {
-    fn der_bytes(&self) -> &[u8] {
-        &self.point
-    }
-    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
-        &rcgen::PKCS_ECDSA_P256_SHA256
-    }
-}
-
-impl rcgen::SigningKey for TpmSigner {
-    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
-        self.sign_der(msg).map_err(|e| {
-            tracing::error!(error = %e, "TPM signature for the CSR failed");
-            rcgen::Error::RemoteKeyError
-        })
-    }
-}
-
-impl rustls::sign::SigningKey for TpmSigner {
-    fn choose_scheme(
-        &self,
-        offered: &[rustls::SignatureScheme],
-    ) -> Option<Box<dyn rustls::sign::Signer>> {
-        offered
-            .contains(&rustls::SignatureScheme::ECDSA_NISTP256_SHA256)
-            .then(|| Box::new(self.clone()) as Box<dyn rustls::sign::Signer>)
-    }
-    fn public_key(&self) -> Option<rustls::pki_types::SubjectPublicKeyInfoDer<'_>> {
-        Some(p256_spki(&self.point).into())
-    }
-    fn algorithm(&self) -> rustls::SignatureAlgorithm {
-        rustls::SignatureAlgorithm::ECDSA
-    }
-}
-
-impl rustls::sign::Signer for TpmSigner {
-    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, rustls::Error> {
-        self.sign_der(message)
-            .map_err(|e| rustls::Error::General(e.to_string()))
-    }
-    fn scheme(&self) -> rustls::SignatureScheme {
-        rustls::SignatureScheme::ECDSA_NISTP256_SHA256
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ecdsa_der_matches_what_ring_verifies() {
-        // sign with ring in fixed form, re-encode, verify as ASN.1
-        let rng = ring::rand::SystemRandom::new();
-        let pkcs8 = ring::signature::EcdsaKeyPair::generate_pkcs8(
-            &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
-            &rng,
-        )
-        .unwrap();
-        let kp = ring::signature::EcdsaKeyPair::from_pkcs8(
-            &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
-            pkcs8.as_ref(),
-            &rng,
-        )
-        .unwrap();
-        use ring::signature::KeyPair;
-        for i in 0..64u8 {
-            let msg = [i; 40];
-            let sig = kp.sign(&rng, &msg).unwrap();
-            let der = ecdsa_der(&sig.as_ref()[..32], &sig.as_ref()[32..]);
-            let pk = ring::signature::UnparsedPublicKey::new(
-                &ring::signature::ECDSA_P256_SHA256_ASN1,
-                kp.public_key().as_ref(),
-            );
-            assert!(pk.verify(&msg, &der).is_ok(), "round {i}");
-        }
-    }
-
-    #[test]
-    fn private_files_refuse_links_and_wide_modes() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = std::env::temp_dir().join(format!("myna-keys-{}", std::process::id()));
-        create_private_dir(&dir).unwrap();
-        let f = dir.join("k");
-        write_private(&f, b"secret").unwrap();
-        assert_eq!(
-            std::fs::metadata(&f).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
-        assert_eq!(read_private(&f).unwrap().as_slice(), b"secret");
-        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(read_private(&f).unwrap_err().to_string().contains("0600"));
-        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
-        let link = dir.join("link");
-        std::os::unix::fs::symlink(&f, &link).unwrap();
-        assert!(
-            read_private(&link)
-                .unwrap_err()
-                .to_string()
-                .contains("symbolic link")
-        );
-        assert!(
-            destroy_private(&link)
-                .unwrap_err()
-                .to_string()
-                .contains("symbolic link")
-        );
-        assert!(f.exists(), "the link's target was not touched");
-        assert!(write_private(&link, b"x").is_err());
-        assert_eq!(read_private(&f).unwrap().as_slice(), b"secret");
-        assert!(destroy_private(&f).unwrap());
-        assert!(!destroy_private(&f).unwrap());
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn file_keys_seal_and_verify_the_manifest() {
-        let dir = std::env::temp_dir().join(format!("myna-manifest-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let keys = DeviceKeys::create(&dir, true, tpm_boot::DEFAULT_PCRS).unwrap();
-        std::fs::write(dir.join("a.toml"), "x = 1").unwrap();
-        keys.seal_files(&["a.toml", "b.pem"]).unwrap();
-        keys.verify_files(&["a.toml", "b.pem"]).unwrap();
-        std::fs::write(dir.join("a.toml"), "x = 2").unwrap();
-        let e = keys.verify_files(&["a.toml", "b.pem"]).unwrap_err();
-        assert!(e.to_string().contains("a.toml"), "{e}");
-        std::fs::write(dir.join("a.toml"), "x = 1").unwrap();
-        std::fs::write(dir.join("b.pem"), "new").unwrap();
-        let e = keys.verify_files(&["a.toml", "b.pem"]).unwrap_err();
-        assert!(
-            e.to_string().contains("b.pem") && e.to_string().contains("added"),
-            "{e}"
-        );
-        assert_eq!(keys.store_key().unwrap().len(), 32);
-        let gone = DeviceKeys::open(&dir).unwrap().destroy().unwrap();
-        assert!(gone.iter().any(|g| g == STORE_KEY_FILE), "{gone:?}");
-        assert!(DeviceKeys::open(&dir).is_err());
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-}
+mod tests;

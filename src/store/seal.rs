@@ -11,12 +11,12 @@ use std::path::Path;
 use zeroize::Zeroizing;
 
 /// The store's key: 32 random bytes in a file readable only by the app's user.
-pub struct DeviceKey(Zeroizing<[u8; 32]>);
+pub struct StoreKey(Zeroizing<[u8; 32]>);
 
-impl DeviceKey {
+impl StoreKey {
     /// A key handed over by [`crate::keys::DeviceKeys::store_key`] (unwrapped by the TPM).
-    pub fn from_bytes(bytes: &[u8; 32]) -> DeviceKey {
-        DeviceKey(Zeroizing::new(*bytes))
+    pub fn from_bytes(bytes: &[u8; 32]) -> StoreKey {
+        StoreKey(Zeroizing::new(*bytes))
     }
 
     /// A key for another purpose derived from this one (HMAC-SHA256 over `label`): the
@@ -29,17 +29,17 @@ impl DeviceKey {
         out
     }
 
-    pub fn generate() -> Result<DeviceKey, StoreError> {
+    pub fn generate() -> Result<StoreKey, StoreError> {
         let mut k = Zeroizing::new([0u8; 32]);
         getrandom::fill(k.as_mut()).map_err(|e| StoreError::Key {
             path: "(random)".into(),
             reason: e.to_string(),
         })?;
-        Ok(DeviceKey(k))
+        Ok(StoreKey(k))
     }
 
     /// Read the key file, refusing one that others can read.
-    pub fn load(path: &Path) -> Result<DeviceKey, StoreError> {
+    pub fn load(path: &Path) -> Result<StoreKey, StoreError> {
         use std::os::unix::fs::PermissionsExt;
         let err = |reason: String| StoreError::Key {
             path: path.display().to_string(),
@@ -54,18 +54,18 @@ impl DeviceKey {
             .as_slice()
             .try_into()
             .map_err(|_| err(format!("expected 32 bytes, found {}", bytes.len())))?;
-        Ok(DeviceKey(Zeroizing::new(arr)))
+        Ok(StoreKey(Zeroizing::new(arr)))
     }
 
     /// Write a new key file (0600). Fails if one exists: a key is never silently replaced.
-    pub fn create(path: &Path) -> Result<DeviceKey, StoreError> {
+    pub fn create(path: &Path) -> Result<StoreKey, StoreError> {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
         let err = |reason: String| StoreError::Key {
             path: path.display().to_string(),
             reason,
         };
-        let key = DeviceKey::generate()?;
+        let key = StoreKey::generate()?;
         let mut f = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -79,11 +79,11 @@ impl DeviceKey {
     }
 
     /// Load the key, or create it if there is none yet (training mode's first run).
-    pub fn load_or_create(path: &Path) -> Result<DeviceKey, StoreError> {
+    pub fn load_or_create(path: &Path) -> Result<StoreKey, StoreError> {
         if path.exists() {
-            DeviceKey::load(path)
+            StoreKey::load(path)
         } else {
-            DeviceKey::create(path)
+            StoreKey::create(path)
         }
     }
 
@@ -121,7 +121,7 @@ pub(super) struct Sealer {
 }
 
 impl Sealer {
-    pub(super) fn new(key: &DeviceKey) -> Sealer {
+    pub(super) fn new(key: &StoreKey) -> Sealer {
         Sealer {
             cipher: ChaCha20Poly1305::new(Key::from_slice(key.0.as_ref())),
         }

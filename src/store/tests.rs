@@ -85,7 +85,7 @@ fn info() -> EmergencyInfo {
 
 fn open(d: &Dir) -> (Store, PathBuf) {
     let key_path = d.0.join("store.key");
-    let key = DeviceKey::load_or_create(&key_path).unwrap();
+    let key = StoreKey::load_or_create(&key_path).unwrap();
     // sled 0.34 releases its file lock when its flusher thread notices the drop (up to its
     // flush interval later), so a reopen right after a drop may briefly find it held
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
@@ -288,7 +288,7 @@ fn a_flipped_byte_in_the_files_on_disk_is_detected() {
         }
     }
     assert!(flipped, "record bytes not found on disk");
-    let key = DeviceKey::load(&d.0.join("store.key")).unwrap();
+    let key = StoreKey::load(&d.0.join("store.key")).unwrap();
     match Store::open(&db, &key) {
         // sled's own checksum may refuse the damaged segment …
         Err(_) => {}
@@ -351,7 +351,7 @@ fn another_devices_key_cannot_open_the_store() {
         let (s, _) = open(&d);
         s.append(audit(1), Timestamp(1)).unwrap();
     }
-    let other = DeviceKey::generate().unwrap();
+    let other = StoreKey::generate().unwrap();
     assert!(matches!(
         Store::open(&d.0.join("db"), &other),
         Err(StoreError::Tampered { .. })
@@ -363,19 +363,19 @@ fn the_key_file_is_owner_only_and_never_replaced() {
     use std::os::unix::fs::PermissionsExt;
     let d = dir("keyfile");
     let p = d.0.join("store.key");
-    DeviceKey::create(&p).unwrap();
+    StoreKey::create(&p).unwrap();
     assert_eq!(
         std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
         0o600
     );
-    assert!(DeviceKey::create(&p).is_err(), "existing key replaced");
+    assert!(StoreKey::create(&p).is_err(), "existing key replaced");
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let err = DeviceKey::load(&p).err().unwrap();
+    let err = StoreKey::load(&p).err().unwrap();
     assert!(err.to_string().contains("0600"), "{err}");
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
     std::fs::write(&p, b"short").unwrap();
-    assert!(DeviceKey::load(&p).is_err());
-    DeviceKey::destroy(&p).unwrap();
+    assert!(StoreKey::load(&p).is_err());
+    StoreKey::destroy(&p).unwrap();
     assert!(!p.exists());
 }
 
@@ -468,7 +468,7 @@ fn a_clinical_cache_left_by_an_old_version_is_dropped_at_open() {
 #[test]
 fn a_failing_random_source_is_an_error_and_nothing_is_acknowledged() {
     let d = dir("random");
-    let key = DeviceKey::generate().unwrap();
+    let key = StoreKey::generate().unwrap();
     let s = Store::open(&d.0, &key).unwrap();
     s.append(audit(1), Timestamp(1)).unwrap();
     seal::FAIL_RANDOM.with(|f| f.set(true));
@@ -534,7 +534,7 @@ fn expiry_destroys_the_day_key_so_old_sealed_bytes_open_nowhere() {
         None
     );
     drop(s);
-    let key = DeviceKey::load(&key_path).unwrap();
+    let key = StoreKey::load(&key_path).unwrap();
     let s = Store::open(&d.0.join("db"), &key).unwrap();
     assert_eq!(
         s.open_day("records", &0u64.to_be_bytes(), &lifted).unwrap(),
