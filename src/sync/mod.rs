@@ -178,6 +178,7 @@ impl Uploader {
     /// Keep the outbox empty until `stop` turns true.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         let mut failures: u32 = 0;
+        let mut delays = backoff(&self.settings);
         let mut head_checked = false;
         loop {
             if !head_checked {
@@ -193,12 +194,13 @@ impl Uploader {
             let wait = match self.sync_once().await {
                 Ok(_) => {
                     failures = 0;
+                    delays = backoff(&self.settings);
                     self.settings.idle_poll
                 }
                 Err(e) => {
                     failures = failures.saturating_add(1);
                     tracing::info!(error = %e, failures, "upload deferred");
-                    backoff(&self.settings, failures)
+                    delays.next().unwrap_or(self.settings.backoff_max)
                 }
             };
             tokio::select! {
@@ -213,15 +215,16 @@ impl Uploader {
     }
 }
 
-/// base · 2^(n-1), capped, then uniformly jittered down to half.
-fn backoff(s: &UploaderSettings, failures: u32) -> Duration {
-    let exp = s
-        .backoff_base
-        .saturating_mul(1u32 << failures.saturating_sub(1).min(16));
-    let ceiling = exp.min(s.backoff_max);
-    let mut b = [0u8; 4];
-    let _ = getrandom::fill(&mut b);
-    ceiling.mul_f64(0.5 + f64::from(u32::from_le_bytes(b)) / f64::from(u32::MAX) / 2.0)
+/// The waits after failures in a row: base · 2^(n-1) up to the cap, jittered, for as long
+/// as it takes (backon's exponential backoff, the one the client's retries use too).
+fn backoff(s: &UploaderSettings) -> impl Iterator<Item = Duration> + use<> {
+    use backon::BackoffBuilder;
+    backon::ExponentialBuilder::default()
+        .with_min_delay(s.backoff_base)
+        .with_max_delay(s.backoff_max)
+        .with_jitter()
+        .without_max_times()
+        .build()
 }
 
 #[cfg(test)]
@@ -235,10 +238,13 @@ mod tests {
             backoff_max: Duration::from_millis(1_000),
             ..UploaderSettings::default()
         };
-        for (n, ceiling) in [(1, 100), (2, 200), (3, 400), (5, 1_000), (30, 1_000)] {
-            let d = backoff(&s, n);
-            let c = Duration::from_millis(ceiling);
-            assert!(d <= c && d >= c / 2, "{n}: {d:?}");
+        // backon's jitter adds up to the delay itself on top of it
+        let delays: Vec<Duration> = backoff(&s).take(30).collect();
+        assert_eq!(delays.len(), 30, "never gives up");
+        for (n, floor) in [(0, 100), (1, 200), (2, 400), (4, 1_000), (29, 1_000)] {
+            let d = delays[n];
+            let f = Duration::from_millis(floor);
+            assert!(d >= f && d <= f * 2, "{n}: {d:?}");
         }
     }
 }
