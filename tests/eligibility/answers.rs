@@ -331,22 +331,12 @@ async fn no_value_of_a_malformed_answer_or_a_refusal_reaches_a_log_line() {
         let (port, _) = scripted_server(vec![raw]).await;
         let c = client(port);
         let err = c
-            .emergency_info(&EmergencyInquiry {
-                incident: IncidentId::new("I-LOG"),
-                qualification: QualificationRef::new("Q-LOG"),
-                consent: ConsentState::Consented,
-                operator: OperatorId::new("EMT-1"),
-                unit: UnitId::new(mynakyukyu::pki::dev::UNIT),
-                terminal: TerminalId::new("T-1"),
-                identity_method: IdentityMethod::MynaCard,
-                identity_check: IdentityCheck::Photo,
-                token: Default::default(),
-                patient: mynakyukyu::domain::PatientRef {
-                    local_id: mynakyukyu::domain::Sensitive("L-1".into()),
-                    insured_number: mynakyukyu::domain::Sensitive("1".into()),
-                    public_assistance: None,
-                },
-            })
+            .emergency_info(&inquiry_about(
+                "I-LOG",
+                QualificationRef::new("Q-LOG"),
+                ConsentState::Consented,
+                nobody("L-1"),
+            ))
             .await
             .unwrap_err();
         // as the app logs a failed request

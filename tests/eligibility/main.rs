@@ -47,11 +47,26 @@ fn inquiry(
     // a made-up or foreign reference names nobody: the server refuses it before any body
     let patient = server
         .with_simulator(|s| s.patient_for(&q))
-        .unwrap_or_else(|| mynakyukyu::domain::PatientRef {
-            local_id: mynakyukyu::domain::Sensitive(String::new()),
-            insured_number: mynakyukyu::domain::Sensitive(String::new()),
-            public_assistance: None,
-        });
+        .unwrap_or_else(|| nobody(""));
+    inquiry_about(incident, q, consent, patient)
+}
+
+/// A patient reference with this local id and nothing else.
+fn nobody(local_id: &str) -> mynakyukyu::domain::PatientRef {
+    mynakyukyu::domain::PatientRef {
+        local_id: mynakyukyu::domain::Sensitive(local_id.to_string()),
+        insured_number: mynakyukyu::domain::Sensitive(String::new()),
+        public_assistance: None,
+    }
+}
+
+/// An inquiry by photo from unit `pki::dev::UNIT`, terminal T-1, crew EMT-1.
+fn inquiry_about(
+    incident: &str,
+    q: QualificationRef,
+    consent: ConsentState,
+    patient: mynakyukyu::domain::PatientRef,
+) -> EmergencyInquiry {
     EmergencyInquiry {
         patient,
         incident: IncidentId::new(incident),
