@@ -329,6 +329,51 @@ pub fn chain_hash(prev_hash: &str, seq: u64, record: &Record) -> String {
     hex::encode(h.finalize())
 }
 
+/// Why a link of the audit chain does not hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkFault {
+    /// Its sequence number is not the one after the link before it.
+    Gap,
+    /// It does not name the hash of the link before it.
+    PrevHash,
+    /// Its hash is not the hash of its content and link.
+    Content,
+}
+
+impl LinkFault {
+    pub fn reason(self) -> &'static str {
+        match self {
+            LinkFault::Gap => "a record before this one is missing",
+            LinkFault::PrevHash => "previous-hash link does not match",
+            LinkFault::Content => "record content does not match its hash",
+        }
+    }
+}
+
+/// The one check of a chain link, for the store, the admin's merge and the server alike:
+/// the record at `seq` must follow `after_seq` (when there is a link before it), name
+/// `after_hash` as its previous hash (the link before, or the chain's anchor), and carry
+/// the hash of its own content and link.
+pub fn check_link(
+    after_seq: Option<u64>,
+    after_hash: Option<&str>,
+    seq: u64,
+    prev_hash: &str,
+    record: &Record,
+    hash: &str,
+) -> Result<(), LinkFault> {
+    if after_seq.is_some_and(|s| s.checked_add(1) != Some(seq)) {
+        return Err(LinkFault::Gap);
+    }
+    if after_hash.is_some_and(|h| h != prev_hash) {
+        return Err(LinkFault::PrevHash);
+    }
+    if chain_hash(prev_hash, seq, record) != hash {
+        return Err(LinkFault::Content);
+    }
+    Ok(())
+}
+
 /// What the unit key signs for each record: a domain label, the sequence number and the
 /// chain hash (which covers the record and everything before it).
 pub fn chain_signing_message(seq: u64, hash: &str) -> Vec<u8> {

@@ -147,7 +147,7 @@ impl Store {
             Some(v) => self.open_json::<String>("meta", META_ANCHOR, &v)?,
             None => GENESIS.to_string(),
         };
-        let mut expected_seq: Option<u64> = None;
+        let mut last_seq: Option<u64> = None;
         let mut checked = 0;
         for kv in self.records.iter() {
             let (k, v) = kv?;
@@ -175,19 +175,18 @@ impl Store {
             if stored.seq != seq {
                 return Ok(broken(id, "record moved to another position"));
             }
-            if let Some(want) = expected_seq
-                && seq != want
-            {
-                return Ok(broken(id, "a record before this one is missing"));
-            }
-            if stored.prev_hash != expected_prev {
-                return Ok(broken(id, "previous-hash link does not match"));
-            }
-            if chain_hash(&stored.prev_hash, stored.seq, &stored.record) != stored.hash {
-                return Ok(broken(id, "record content does not match its hash"));
+            if let Err(fault) = crate::domain::check_link(
+                last_seq,
+                Some(&expected_prev),
+                seq,
+                &stored.prev_hash,
+                &stored.record,
+                &stored.hash,
+            ) {
+                return Ok(broken(id, fault.reason()));
             }
             expected_prev = stored.hash;
-            expected_seq = Some(seq + 1);
+            last_seq = Some(seq);
             checked += 1;
         }
         Ok(ChainReport {

@@ -196,16 +196,15 @@ pub fn verify_records(records: &[StoredRecord]) -> ChainReport {
                 reason: reason.to_string(),
             }),
         };
-        if let Some(p) = prev {
-            if r.seq != p.seq + 1 {
-                return broken("a record before this one is missing");
-            }
-            if r.prev_hash != p.hash {
-                return broken("previous-hash link does not match");
-            }
-        }
-        if chain_hash(&r.prev_hash, r.seq, &r.record) != r.hash {
-            return broken("record content does not match its hash");
+        if let Err(fault) = crate::domain::check_link(
+            prev.map(|p| p.seq),
+            prev.map(|p| p.hash.as_str()),
+            r.seq,
+            &r.prev_hash,
+            &r.record,
+            &r.hash,
+        ) {
+            return broken(fault.reason());
         }
         prev = Some(r);
         checked += 1;

@@ -285,7 +285,9 @@ pub(super) async fn records(
                 key.verify(&crate::domain::chain_signing_message(r.seq, &r.hash), &sig)
                     .is_ok()
             });
-        if !signature_ok || crate::domain::chain_hash(&r.prev_hash, r.seq, &r.record) != r.hash {
+        let content_ok =
+            crate::domain::check_link(None, None, r.seq, &r.prev_hash, &r.record, &r.hash).is_ok();
+        if !signature_ok || !content_ok {
             return chain_refusal(
                 problem::BAD_RECORD_SIGNATURE,
                 422,
@@ -313,26 +315,36 @@ pub(super) async fn records(
         // the first record ever held may start anywhere (older ones purged before the
         // server knew this key); after that, each one links to the one before
         if let Some((seq, hash)) = &prev {
-            if r.seq != seq + 1 {
-                return chain_refusal(
-                    problem::CHAIN_GAP,
-                    409,
-                    "Records are missing before this one",
-                    format!(
-                        "unit {} record {} after held {}",
-                        connection.unit.as_str(),
-                        r.seq,
-                        seq
-                    ),
-                );
-            }
-            if r.prev_hash != *hash {
-                return chain_refusal(
-                    problem::CHAIN_CONFLICT,
-                    409,
-                    "The record does not link to the chain the server holds",
-                    format!("unit {} record {}", connection.unit.as_str(), r.seq),
-                );
+            match crate::domain::check_link(
+                Some(*seq),
+                Some(hash),
+                r.seq,
+                &r.prev_hash,
+                &r.record,
+                &r.hash,
+            ) {
+                Ok(()) => {}
+                Err(crate::domain::LinkFault::Gap) => {
+                    return chain_refusal(
+                        problem::CHAIN_GAP,
+                        409,
+                        "Records are missing before this one",
+                        format!(
+                            "unit {} record {} after held {}",
+                            connection.unit.as_str(),
+                            r.seq,
+                            seq
+                        ),
+                    );
+                }
+                Err(_) => {
+                    return chain_refusal(
+                        problem::CHAIN_CONFLICT,
+                        409,
+                        "The record does not link to the chain the server holds",
+                        format!("unit {} record {}", connection.unit.as_str(), r.seq),
+                    );
+                }
             }
         }
         prev = Some((r.seq, r.hash.clone()));
