@@ -51,9 +51,7 @@ impl TrainingWorld {
     pub async fn start(dir: &Path, today: time::Date) -> Result<TrainingWorld, DrillError> {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
         let pki_dir = dir.join("pki");
-        if !crate::pki::dev::is_complete(&pki_dir) {
-            crate::pki::dev::generate(&pki_dir).map_err(|e| DrillError::Setup(e.to_string()))?;
-        }
+        crate::pki::dev::ensure(&pki_dir).map_err(|e| DrillError::Setup(e.to_string()))?;
         let server = SimServer::start(ServeOptions {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             pki_dir: pki_dir.clone(),

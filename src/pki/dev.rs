@@ -164,6 +164,48 @@ pub fn generate(dir: &Path) -> Result<(), PkiError> {
 }
 
 /// Whether `dir` already holds a complete development PKI.
+/// The development PKI in `dir`, made if it is missing or incomplete. Several drills may
+/// start at once on a fresh training dir: each makes its PKI in a directory of its own and
+/// renames it into place, so no drill ever reads one CA's certificate beside another
+/// CA's CRL; the first rename wins and the others use it.
+pub fn ensure(dir: &Path) -> Result<(), PkiError> {
+    if is_complete(dir) {
+        return Ok(());
+    }
+    let io = |path: &Path| {
+        let path = path.display().to_string();
+        move |source| PkiError::Io { path, source }
+    };
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "pki".into());
+    let fresh = dir.with_file_name(format!(".{name}.new-{}-{stamp}", std::process::id()));
+    generate(&fresh)?;
+    if dir.exists() && !is_complete(dir) {
+        // one an older version made: set aside (another drill may have done so already)
+        let aside = dir.with_file_name(format!(".{name}.old-{}-{stamp}", std::process::id()));
+        if std::fs::rename(dir, &aside).is_ok() {
+            let _ = std::fs::remove_dir_all(&aside);
+        }
+    }
+    match std::fs::rename(&fresh, dir) {
+        Ok(()) => Ok(()),
+        Err(_) if is_complete(dir) => {
+            let _ = std::fs::remove_dir_all(&fresh);
+            Ok(())
+        }
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&fresh);
+            Err(io(dir)(e))
+        }
+    }
+}
+
 pub fn is_complete(dir: &Path) -> bool {
     [
         "ca.pem",
