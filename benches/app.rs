@@ -95,8 +95,11 @@ fn main() {
         return;
     }
     let out_dir = common::out_dir();
-    let tmp = std::env::temp_dir().join(format!("bench-app-{}", std::process::id()));
-    std::fs::create_dir_all(&tmp).unwrap();
+    let tmp_dir = tempfile::Builder::new()
+        .prefix("bench-app-")
+        .tempdir()
+        .unwrap();
+    let tmp = tmp_dir.path().to_path_buf();
     let mut md = String::from("## The tablet app (`cargo bench --bench app`)\n\n");
 
     // --- cold start, in a real window
@@ -202,5 +205,5 @@ virtual reader):\n\n\
     ));
     rig.rt.block_on(world.shutdown());
     std::fs::write(out_dir.join("app.md"), md).unwrap();
-    let _ = std::fs::remove_dir_all(&tmp);
+    drop(tmp_dir);
 }

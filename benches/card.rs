@@ -51,7 +51,11 @@ fn main() {
     let mut before_phones_apdus = 0;
     let mut theirs = Vec::new();
     let mut theirs_apdus = 0;
-    let tmp = std::env::temp_dir().join(format!("bench-card-{}.pem", std::process::id()));
+    let tmp_dir = tempfile::Builder::new()
+        .prefix("bench-card-")
+        .tempdir()
+        .unwrap();
+    let tmp = tmp_dir.path().join("card.pem");
     for i in 0..N {
         // ours and the read before phones in turn first: the one after OpenSC's process
         // pays for pcscd taking the card back
@@ -108,7 +112,7 @@ fn main() {
         );
         theirs_apdus = counter.load(Ordering::Relaxed) - before;
     }
-    let _ = std::fs::remove_file(&tmp);
+    drop(tmp_dir);
 
     // an Android phone in the second reader: the token read, then its smartphone PIN and
     // the certificate in one card session, as the app does

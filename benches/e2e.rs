@@ -40,8 +40,11 @@ fn main() {
         common::count("BENCH_E2E_PER_RTT", 50),
         common::count("BENCH_E2E_GROWTH", 1000).max(60),
     );
-    let tmp = std::env::temp_dir().join(format!("bench-e2e-{}", std::process::id()));
-    std::fs::create_dir_all(&tmp).unwrap();
+    let tmp_dir = tempfile::Builder::new()
+        .prefix("bench-e2e-")
+        .tempdir()
+        .unwrap();
+    let tmp = tmp_dir.path().to_path_buf();
     let _pcscd = common::Pcscd::ensure();
     let reader_name = common::vpcd_readers()[0].clone();
 
@@ -151,5 +154,5 @@ the watch {presence_ms:.0} ms after the card came up (pcscd polls vpcd).\n\n\
     rig.rt.block_on(world.shutdown());
     std::fs::write(out_dir.join("e2e.md"), &md).unwrap();
     println!("{md}");
-    let _ = std::fs::remove_dir_all(&tmp);
+    drop(tmp_dir);
 }

@@ -161,7 +161,11 @@ fn main() {
         return;
     }
     let out_dir = common::out_dir();
-    let pki = std::env::temp_dir().join(format!("bench-pki-{}", std::process::id()));
+    let pki_dir = tempfile::Builder::new()
+        .prefix("bench-pki-")
+        .tempdir()
+        .unwrap();
+    let pki = pki_dir.path().join("pki");
     mynakyukyu::pki::dev::generate(&pki).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let mut md = String::new();
@@ -286,7 +290,7 @@ fn main() {
             n as f64 / wall
         ));
     });
-    let _ = std::fs::remove_dir_all(&pki);
+    drop(pki_dir);
     std::fs::write(out_dir.join("eligibility.md"), &md).unwrap();
     println!("{md}");
 }

@@ -40,8 +40,11 @@ fn main() {
     }
     let incidents = common::count("BENCH_SHIFT_INCIDENTS", 1000).max(100);
     let out_dir = common::out_dir();
-    let tmp = std::env::temp_dir().join(format!("bench-shift-{}", std::process::id()));
-    std::fs::create_dir_all(&tmp).expect("temp dir");
+    let tmp_dir = tempfile::Builder::new()
+        .prefix("bench-shift-")
+        .tempdir()
+        .unwrap();
+    let tmp = tmp_dir.path().to_path_buf();
     let (rt, world, _, patient) = common::training_world(&tmp.join("training"));
     let pki = world.dir.join("pki");
 
@@ -117,5 +120,5 @@ reached over mutual TLS on loopback. One incident = card, photo, 同意取得困
     std::fs::write(out_dir.join("shift.md"), md).expect("write shift.md");
     rig.rt.block_on(world.shutdown());
     drop(sim);
-    let _ = std::fs::remove_dir_all(&tmp);
+    drop(tmp_dir);
 }

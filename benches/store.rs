@@ -45,8 +45,11 @@ fn main() {
         return;
     }
     let out_dir = common::out_dir();
-    let tmp = std::env::temp_dir().join(format!("bench-store-{}", std::process::id()));
-    std::fs::create_dir_all(&tmp).unwrap();
+    let tmp_dir = tempfile::Builder::new()
+        .prefix("bench-store-")
+        .tempdir()
+        .unwrap();
+    let tmp = tmp_dir.path().to_path_buf();
     let key = StoreKey::create(&tmp.join("store.key")).unwrap();
 
     // append + flush, one at a time, as the app does
@@ -124,7 +127,7 @@ fn main() {
         ));
     }
     drop(store);
-    let _ = std::fs::remove_dir_all(&tmp);
+    drop(tmp_dir);
     let mut growth_md = String::from(
         "\nGrowth: one store filled to about 1,000 and then about 100,000 queued records (not \
 uploaded). The sync status (queued count and oldest record) is what the status strip reads \

@@ -46,17 +46,17 @@ mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 
-    fn dir(tag: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("myna-files-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
+    fn dir(tag: &str) -> tempfile::TempDir {
+        tempfile::Builder::new()
+            .prefix(&format!("myna-files-{tag}-"))
+            .tempdir()
+            .expect("a temporary directory")
     }
 
     #[test]
     fn a_write_replaces_the_file_0600_and_leaves_no_temporary() {
         let d = dir("replace");
-        let p = d.join("roster.toml");
+        let p = d.path().join("roster.toml");
         std::fs::write(&p, b"old").unwrap();
         write_private(&p, b"new").unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"new");
@@ -64,27 +64,25 @@ mod tests {
             std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
             0o600
         );
-        assert_eq!(std::fs::read_dir(&d).unwrap().count(), 1);
-        let _ = std::fs::remove_dir_all(&d);
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
     }
 
     #[test]
     fn a_symlink_in_the_files_place_is_refused_and_its_target_untouched() {
         let d = dir("link");
-        let target = d.join("elsewhere");
+        let target = d.path().join("elsewhere");
         std::fs::write(&target, b"keep").unwrap();
-        let p = d.join("device.toml");
+        let p = d.path().join("device.toml");
         std::os::unix::fs::symlink(&target, &p).unwrap();
         let e = write_private(&p, b"evil").unwrap_err();
         assert!(e.to_string().contains("symbolic link"), "{e}");
         assert_eq!(std::fs::read(&target).unwrap(), b"keep");
         assert!(!temporary(&p).exists());
         // and a symlink where the temporary goes is not followed either
-        let q = d.join("unit.pem");
+        let q = d.path().join("unit.pem");
         std::os::unix::fs::symlink(&target, temporary(&q)).unwrap();
         write_private(&q, b"cert").unwrap();
         assert_eq!(std::fs::read(&target).unwrap(), b"keep");
         assert_eq!(std::fs::read(&q).unwrap(), b"cert");
-        let _ = std::fs::remove_dir_all(&d);
     }
 }

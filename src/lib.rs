@@ -26,7 +26,7 @@
 //! | [`admin`] | fire-department administration behind `mynakyukyu-admin`; the audit answer (export, bundle, merge) |
 //! | [`cli`] | what every binary shares: `--data-dir`, `--log-format`, logging set-up, the package's `/etc` settings |
 //! | [`files`] | the data dir's private atomic write (0600, `O_NOFOLLOW`, sync, rename) |
-//! | [`route`] | which way the kernel routes an address (the tunnel or not), over rtnetlink |
+//! | [`kernel_route`] | which way the kernel routes an address (the tunnel or not), over rtnetlink |
 //! | [`upkeep`] | what needs the admin before it stops the tablet: the server CRL's next update, the unit certificate's end, records unsynced too long |
 //!
 //! The binaries are thin: `src/bin/mynakyukyu.rs` (the tablet app),
@@ -42,10 +42,10 @@ pub mod domain;
 pub mod drill;
 pub mod eligibility;
 pub mod files;
+pub mod kernel_route;
 pub mod keys;
 pub mod pki;
 pub mod roster;
-pub mod route;
 pub mod session;
 pub mod sim;
 pub mod store;

@@ -270,10 +270,10 @@ async fn records_wait_out_a_simulator_outage_and_arrive_once() {
 #[test]
 fn a_restored_older_store_is_caught_by_the_server_and_by_the_tablet() {
     let dir = TempDir::new("rollback");
-    let live = dir.0.as_path().join("tablet");
+    let live = dir.path().join("tablet");
     std::fs::create_dir(&live).unwrap();
-    let older = dir.0.as_path().join("older");
-    let older_again = dir.0.as_path().join("older-again");
+    let older = dir.path().join("older");
+    let older_again = dir.path().join("older-again");
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let server = start_sim(Faults::default()).await;
@@ -339,14 +339,14 @@ fn a_restored_older_store_is_caught_by_the_server_and_by_the_tablet() {
 fn an_emptied_chain_head_file_is_a_broken_chain() {
     let dir = TempDir::new("rollback");
     {
-        let store = open_store(dir.0.as_path());
+        let store = open_store(dir.path());
         for i in 0..3 {
             store.append(audit(i), Timestamp(i as i64)).unwrap();
         }
         assert_eq!(store.verify_chain().unwrap().first_broken, None);
     }
-    std::fs::File::create(dir.0.as_path().join("store").join("chain.head")).unwrap();
-    let store = open_store(dir.0.as_path());
+    std::fs::File::create(dir.path().join("store").join("chain.head")).unwrap();
+    let store = open_store(dir.path());
     let broken = store.verify_chain().unwrap().first_broken.expect("broken");
     assert!(broken.reason.contains("emptied"), "{broken:?}");
     common::reliability_row(

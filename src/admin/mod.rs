@@ -412,8 +412,8 @@ pub fn status(data_dir: &Path) -> Result<Status, AdminError> {
             (e.host.as_str(), e.port).to_socket_addrs().ok()?.next()
         })
         .map(|a| {
-            use crate::route::RouteCheck;
-            format!("{:?}", crate::route::KernelRoute.route_to(a.ip()))
+            use crate::kernel_route::RouteCheck;
+            format!("{:?}", crate::kernel_route::KernelRoute.route_to(a.ip()))
         })
         .unwrap_or_else(|| "Unknown".into());
     Ok(Status {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
-pub use crate::route::{
+pub use crate::kernel_route::{
     KernelRoute, RouteAnswer, RouteCheck, TunnelState, classify, classify_route,
 };
 

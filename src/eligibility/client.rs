@@ -14,7 +14,8 @@ use super::wire::{self, Problem, problem};
 use crate::domain::{CardCredential, ChainedRecord, EmergencyInfo, IdentityMethod};
 use crate::domain::{EmergencyInquiry, QualificationRequest, json_error_text};
 use answer::{
-    Answer, Exchange, MAX_RESPONSE_HEAD_BYTES, USER_AGENT, classify, decode, tls_error, to_json,
+    Answer, ExchangeFailure, MAX_RESPONSE_HEAD_BYTES, USER_AGENT, classify, decode, tls_error,
+    to_json,
 };
 use backon::Retryable;
 use base64::Engine;
@@ -354,7 +355,7 @@ impl EligibilityClient {
         .await
         .map_err(|_| ClientError::Timeout(timeout))?;
         let outcome = match outcome {
-            Err(Exchange::StaleConnection) if reused => {
+            Err(ExchangeFailure::StaleConnection) if reused => {
                 conn = self.connect().await?;
                 tokio::time::timeout(
                     timeout,
@@ -423,9 +424,9 @@ impl EligibilityClient {
         path: &str,
         body: Option<bytes::Bytes>,
         question: &Question,
-    ) -> Result<Answer, Exchange> {
+    ) -> Result<Answer, ExchangeFailure> {
         if conn.ended {
-            return Err(Exchange::StaleConnection);
+            return Err(ExchangeFailure::StaleConnection);
         }
         let Conn {
             sender,
@@ -455,7 +456,7 @@ impl EligibilityClient {
         path: &str,
         body: Option<bytes::Bytes>,
         question: &Question,
-    ) -> Result<Answer, Exchange> {
+    ) -> Result<Answer, ExchangeFailure> {
         use http::header;
         let mut request = http::Request::builder()
             .method(method)
@@ -472,15 +473,15 @@ impl EligibilityClient {
         }
         let request = request
             .body(http_body_util::Full::new(body.unwrap_or_default()))
-            .map_err(|e| Exchange::Http(format!("request: {e}")))?;
+            .map_err(|e| ExchangeFailure::Http(format!("request: {e}")))?;
         // resolves as the connection (polled alongside) is ready for the next message
         if sender.ready().await.is_err() {
-            return Err(Exchange::StaleConnection);
+            return Err(ExchangeFailure::StaleConnection);
         }
         let response = sender
             .send_request(request)
             .await
-            .map_err(Exchange::from_hyper)?;
+            .map_err(ExchangeFailure::from_hyper)?;
         let (parts, body) = response.into_parts();
         let cap = self.settings.max_response_bytes;
         // refuse an announced oversize answer before reading it
@@ -491,27 +492,27 @@ impl EligibilityClient {
             .and_then(|v| v.parse::<u64>().ok())
             .is_some_and(|n| n > cap as u64)
         {
-            return Err(Exchange::TooLarge);
+            return Err(ExchangeFailure::TooLarge);
         }
         // both framings at once is how responses are split (RFC 9112 §6.1: "ought to be
         // handled as an error"); hyper lets chunked win, we refuse the answer
         if parts.headers.contains_key(header::CONTENT_LENGTH)
             && parts.headers.contains_key(header::TRANSFER_ENCODING)
         {
-            return Err(Exchange::Http(
+            return Err(ExchangeFailure::Http(
                 "answer framed by both Content-Length and Transfer-Encoding".into(),
             ));
         }
         let echoed = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
         if echoed(wire::HEADER_REQUEST_ID) != Some(question.request_id.as_str()) {
             tracing::warn!("answer refused: it names another request");
-            return Err(Exchange::Mismatched("request id".into()));
+            return Err(ExchangeFailure::Mismatched("request id".into()));
         }
         if let Some(incident) = &question.incident
             && echoed(wire::HEADER_INCIDENT_ID) != Some(incident.as_str())
         {
             tracing::warn!("answer refused: it names another incident");
-            return Err(Exchange::Mismatched("incident id".into()));
+            return Err(ExchangeFailure::Mismatched("incident id".into()));
         }
         let body = http_body_util::Limited::new(body, cap)
             .collect()
@@ -520,11 +521,11 @@ impl EligibilityClient {
                 if e.downcast_ref::<http_body_util::LengthLimitError>()
                     .is_some()
                 {
-                    Exchange::TooLarge
+                    ExchangeFailure::TooLarge
                 } else {
                     match e.downcast::<hyper::Error>() {
-                        Ok(h) => Exchange::from_hyper(*h),
-                        Err(other) => Exchange::Http(other.to_string()),
+                        Ok(h) => ExchangeFailure::from_hyper(*h),
+                        Err(other) => ExchangeFailure::Http(other.to_string()),
                     }
                 }
             })?

@@ -184,11 +184,11 @@ pub mod problem {
 }
 
 impl Problem {
-    pub fn new(kind: &str, title: &str, status: u16, detail: Option<String>) -> Self {
+    pub fn new(kind: &str, title: &str, status: http::StatusCode, detail: Option<String>) -> Self {
         Problem {
             kind: kind.to_string(),
             title: title.to_string(),
-            status,
+            status: status.as_u16(),
             detail,
         }
     }

@@ -33,7 +33,8 @@ fn ecdsa_der_matches_what_ring_verifies() {
 #[test]
 fn private_files_refuse_links_and_wide_modes() {
     use std::os::unix::fs::PermissionsExt;
-    let dir = std::env::temp_dir().join(format!("myna-keys-{}", std::process::id()));
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("keys");
     create_private_dir(&dir).unwrap();
     let f = dir.join("k");
     write_private(&f, b"secret").unwrap();
@@ -69,8 +70,8 @@ fn private_files_refuse_links_and_wide_modes() {
 
 #[test]
 fn file_keys_seal_and_verify_the_manifest() {
-    let dir = std::env::temp_dir().join(format!("myna-manifest-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
     let keys = DeviceKeys::create(&dir, true, tpm_boot::DEFAULT_PCRS).unwrap();
     std::fs::write(dir.join("a.toml"), "x = 1").unwrap();
     keys.seal_files(&["a.toml", "b.pem"]).unwrap();

@@ -239,7 +239,8 @@ mod tests {
 
     #[test]
     fn dev_pki_has_every_file_with_the_promised_properties() {
-        let dir = std::env::temp_dir().join(format!("devpki-{}", std::process::id()));
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("pki");
         generate(&dir).unwrap();
         assert!(is_complete(&dir));
         let der = |name: &str| {

@@ -569,13 +569,11 @@ mod tests {
     #[test]
     fn secrets_are_written_owner_only() {
         use std::os::unix::fs::PermissionsExt;
-        let dir = std::env::temp_dir().join(format!("pki-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let p = dir.join("k.key");
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("k.key");
         write_secret(&p, b"secret").unwrap();
         write_secret(&p, b"secret2").unwrap();
         let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

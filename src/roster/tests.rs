@@ -16,27 +16,26 @@ fn roster_in(dir: &Path) -> PathBuf {
     path
 }
 
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("roster-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+fn tmp(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("roster-{name}-"))
+        .tempdir()
+        .expect("a temporary directory")
 }
 
 #[test]
 fn pins_are_stored_as_argon2id_hashes_only() {
     let d = tmp("hash");
-    let path = roster_in(&d);
+    let path = roster_in(d.path());
     let text = std::fs::read_to_string(&path).unwrap();
     assert!(text.contains("$argon2id$"));
     assert!(!text.contains("246800") && !text.contains("135700"));
-    let _ = std::fs::remove_dir_all(d);
 }
 
 #[test]
 fn sign_in_checks_the_pin_and_carries_the_viewing_permission() {
     let d = tmp("signin");
-    let mut gate = SignInGate::open(&roster_in(&d), key()).unwrap();
+    let mut gate = SignInGate::open(&roster_in(d.path()), key()).unwrap();
     let t = Timestamp(1_000_000);
     assert_eq!(
         gate.sign_in("EMT-1", "246800", t).unwrap(),
@@ -51,7 +50,6 @@ fn sign_in_checks_the_pin_and_carries_the_viewing_permission() {
         gate.sign_in("EMT-9", "246800", t),
         Err(RosterError::WrongPin { tries_left: 4 })
     ));
-    let _ = std::fs::remove_dir_all(d);
 }
 
 fn at(wall: i64, boot: &str, boot_ms: i64) -> Clocks {
@@ -77,7 +75,7 @@ fn lock_out(gate: &mut SignInGate, now: &Clocks) -> RosterError {
 #[test]
 fn five_wrong_pins_lock_the_crew_id_across_restarts_until_the_lock_runs_out() {
     let d = tmp("lock");
-    let path = roster_in(&d);
+    let path = roster_in(d.path());
     let mut gate = SignInGate::open(&path, key()).unwrap();
     let t = at(10_000_000, "boot-a", 1_000);
     assert!(matches!(
@@ -94,13 +92,12 @@ fn five_wrong_pins_lock_the_crew_id_across_restarts_until_the_lock_runs_out() {
     assert!(gate.sign_in_at("DRV-2", "135700", &t).is_ok());
     let later = at(t.wall.0 + LOCKOUT_MS + 1, "boot-a", 1_000 + LOCKOUT_MS + 1);
     assert!(gate.sign_in_at("EMT-1", "246800", &later).is_ok());
-    let _ = std::fs::remove_dir_all(d);
 }
 
 #[test]
 fn each_lock_is_longer_and_the_third_needs_an_admin() {
     let d = tmp("escalate");
-    let path = roster_in(&d);
+    let path = roster_in(d.path());
     let mut gate = SignInGate::open(&path, key()).unwrap();
     let mut boot = 0;
     let mut t = || {
@@ -144,13 +141,12 @@ fn each_lock_is_longer_and_the_third_needs_an_admin() {
     unlock(&path, Some("EMT-1"), &key()).unwrap();
     let mut gate = SignInGate::open(&path, key()).unwrap();
     assert!(gate.sign_in_at("EMT-1", "246800", &a_week_later).is_ok());
-    let _ = std::fs::remove_dir_all(d);
 }
 
 #[test]
 fn setting_the_clock_forward_does_not_shorten_a_lock() {
     let d = tmp("clock");
-    let path = roster_in(&d);
+    let path = roster_in(d.path());
     let mut gate = SignInGate::open(&path, key()).unwrap();
     let t = at(10_000_000, "boot-c", 5_000);
     lock_out(&mut gate, &t);
@@ -166,13 +162,12 @@ fn setting_the_clock_forward_does_not_shorten_a_lock() {
         gate.sign_in_at("EMT-1", "246800", &rebooted_back),
         Err(RosterError::Locked { .. })
     ));
-    let _ = std::fs::remove_dir_all(d);
 }
 
 #[test]
 fn a_deleted_or_broken_counter_file_locks_every_id_until_an_admin_unlocks() {
     let d = tmp("counter");
-    let path = roster_in(&d);
+    let path = roster_in(d.path());
     let counts = path.with_extension("failures.json");
     assert!(
         counts.exists(),
@@ -199,7 +194,6 @@ fn a_deleted_or_broken_counter_file_locks_every_id_until_an_admin_unlocks() {
     unlock(&path, None, &key()).unwrap();
     let mut gate = SignInGate::open(&path, key()).unwrap();
     assert!(gate.sign_in_at("EMT-1", "246800", &t).is_ok());
-    let _ = std::fs::remove_dir_all(d);
 }
 
 #[test]
@@ -237,11 +231,10 @@ fn bad_input_is_refused_with_a_reason() {
     ));
     assert!(matches!(r.remove("B"), Err(RosterError::NotListed(_))));
     let d = tmp("bad");
-    let p = d.join("roster.toml");
+    let p = d.path().join("roster.toml");
     std::fs::write(&p, "crew = 5").unwrap();
     assert!(matches!(
         Roster::load(&p),
         Err(RosterError::Malformed { .. })
     ));
-    let _ = std::fs::remove_dir_all(d);
 }

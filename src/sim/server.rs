@@ -292,13 +292,18 @@ fn router(shared: Arc<Shared>, stopped: watch::Receiver<bool>) -> Router {
         .route(wire::PATH_RECORDS_HEAD, get(records_head))
         .route(PATH_SIM_FAULTS, post(set_faults))
         .fallback(|| async {
-            problem_response(&Problem::new(problem::NOT_FOUND, "Not found", 404, None))
+            problem_response(&Problem::new(
+                problem::NOT_FOUND,
+                "Not found",
+                StatusCode::NOT_FOUND,
+                None,
+            ))
         })
         .method_not_allowed_fallback(|| async {
             problem_response(&Problem::new(
                 problem::BAD_REQUEST,
                 "Method not allowed",
-                405,
+                StatusCode::METHOD_NOT_ALLOWED,
                 None,
             ))
         })

@@ -5,22 +5,18 @@ use crate::domain::{
     Medication, OperatorId, PatientRef, Sensitive, TerminalId, UnitId,
 };
 
-struct Dir(PathBuf);
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+/// A test's store directory (the `tempfile` crate's), removed when dropped.
+struct Dir(tempfile::TempDir);
+impl Dir {
+    fn path(&self) -> &std::path::Path {
+        self.0.path()
     }
 }
 fn dir(tag: &str) -> Dir {
-    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let d = std::env::temp_dir().join(format!(
-        "store-{tag}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    Dir(d)
+    Dir(tempfile::Builder::new()
+        .prefix(&format!("store-{tag}-"))
+        .tempdir()
+        .expect("a temporary directory"))
 }
 
 const NAME: &str = "試験 花子";
@@ -84,13 +80,13 @@ fn info() -> EmergencyInfo {
 }
 
 fn open(d: &Dir) -> (Store, PathBuf) {
-    let key_path = d.0.join("store.key");
+    let key_path = d.path().join("store.key");
     let key = StoreKey::load_or_create(&key_path).unwrap();
     // sled 0.34 releases its file lock when its flusher thread notices the drop (up to its
     // flush interval later), so a reopen right after a drop may briefly find it held
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
-        match Store::open(&d.0.join("db"), &key) {
+        match Store::open(&d.path().join("db"), &key) {
             Ok(s) => return (s, key_path),
             Err(e)
                 if e.to_string().contains("acquire lock")
@@ -142,7 +138,7 @@ fn appended_records_come_back_in_order_and_survive_reopen() {
 #[test]
 fn a_kill_right_after_the_first_record_is_not_an_emptied_chain_head() {
     let d = dir("first-record-kill");
-    let head = d.0.join("db").join("chain.head");
+    let head = d.path().join("db").join("chain.head");
     let at_open = {
         let (s, _) = open(&d);
         let at_open = std::fs::read(&head).unwrap();
@@ -179,7 +175,7 @@ fn a_snapshot_cut_short_by_a_kill_does_not_keep_the_store_shut() {
     };
     // wait for sled to let go of its lock, as a killed process's lock goes with it
     drop(open(&d));
-    let sled_dir = d.0.join("db").join("sled");
+    let sled_dir = d.path().join("db").join("sled");
     for (name, bytes) in [
         ("snap.7FFFFFFFFFFFFFFF.generating", &b""[..]),
         ("snap.7FFFFFFFFFFFFFFE.generating", &[0x42u8; 40][..]),
@@ -266,7 +262,7 @@ fn verify_catches_a_deleted_a_moved_and_a_rewritten_record() {
 #[test]
 fn a_flipped_byte_in_the_files_on_disk_is_detected() {
     let d = dir("diskflip");
-    let db = d.0.join("db");
+    let db = d.path().join("db");
     let sled_dir = db.join("sled");
     let (sealed_value, files_before) = {
         let (s, _) = open(&d);
@@ -288,7 +284,7 @@ fn a_flipped_byte_in_the_files_on_disk_is_detected() {
         }
     }
     assert!(flipped, "record bytes not found on disk");
-    let key = StoreKey::load(&d.0.join("store.key")).unwrap();
+    let key = StoreKey::load(&d.path().join("store.key")).unwrap();
     match Store::open(&db, &key) {
         // sled's own checksum may refuse the damaged segment …
         Err(_) => {}
@@ -332,7 +328,7 @@ fn nothing_sensitive_is_readable_in_the_files() {
             .unwrap();
     }
     drop(s);
-    for f in walk(&d.0) {
+    for f in walk(d.path()) {
         let bytes = std::fs::read(&f).unwrap();
         for secret in [NAME, INSURED, DRUG, "P0004", "ワーファリン"] {
             assert!(
@@ -353,7 +349,7 @@ fn another_devices_key_cannot_open_the_store() {
     }
     let other = StoreKey::generate().unwrap();
     assert!(matches!(
-        Store::open(&d.0.join("db"), &other),
+        Store::open(&d.path().join("db"), &other),
         Err(StoreError::Tampered { .. })
     ));
 }
@@ -362,7 +358,7 @@ fn another_devices_key_cannot_open_the_store() {
 fn the_key_file_is_owner_only_and_never_replaced() {
     use std::os::unix::fs::PermissionsExt;
     let d = dir("keyfile");
-    let p = d.0.join("store.key");
+    let p = d.path().join("store.key");
     StoreKey::create(&p).unwrap();
     assert_eq!(
         std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
@@ -442,7 +438,7 @@ fn a_clinical_cache_left_by_an_old_version_is_dropped_at_open() {
     let d = dir("old-cache");
     {
         // what an earlier version left: the emergency info in a "cache" tree
-        let db = sled::open(d.0.join("db").join("sled")).unwrap();
+        let db = sled::open(d.path().join("db").join("sled")).unwrap();
         let cache = db.open_tree("cache").unwrap();
         cache
             .insert("I-1", serde_json::to_vec(&info()).unwrap())
@@ -453,7 +449,7 @@ fn a_clinical_cache_left_by_an_old_version_is_dropped_at_open() {
     let trees = s.tree_names();
     assert!(!trees.iter().any(|t| t == "cache"), "{trees:?}");
     drop(s);
-    let db = sled::open(d.0.join("db").join("sled")).unwrap();
+    let db = sled::open(d.path().join("db").join("sled")).unwrap();
     let left = db
         .tree_names()
         .iter()
@@ -469,7 +465,7 @@ fn a_clinical_cache_left_by_an_old_version_is_dropped_at_open() {
 fn a_failing_random_source_is_an_error_and_nothing_is_acknowledged() {
     let d = dir("random");
     let key = StoreKey::generate().unwrap();
-    let s = Store::open(&d.0, &key).unwrap();
+    let s = Store::open(d.path(), &key).unwrap();
     s.append(audit(1), Timestamp(1)).unwrap();
     seal::FAIL_RANDOM.with(|f| f.set(true));
     let err = s.append(audit(2), Timestamp(2)).unwrap_err();
@@ -535,7 +531,7 @@ fn expiry_destroys_the_day_key_so_old_sealed_bytes_open_nowhere() {
     );
     drop(s);
     let key = StoreKey::load(&key_path).unwrap();
-    let s = Store::open(&d.0.join("db"), &key).unwrap();
+    let s = Store::open(&d.path().join("db"), &key).unwrap();
     assert_eq!(
         s.open_day("records", &0u64.to_be_bytes(), &lifted).unwrap(),
         None

@@ -15,7 +15,7 @@ pub(super) const USER_AGENT: &str = concat!("mynakyukyu/", env!("CARGO_PKG_VERSI
 pub(super) const MAX_RESPONSE_HEAD_BYTES: usize = 16 * 1024;
 
 /// What went wrong inside one exchange.
-pub(super) enum Exchange {
+pub(super) enum ExchangeFailure {
     /// The server closed a kept-alive connection before answering: reconnect and resend.
     StaleConnection,
     TooLarge,
@@ -24,10 +24,10 @@ pub(super) enum Exchange {
     Http(String),
 }
 
-impl Exchange {
-    pub(super) fn from_hyper(e: hyper::Error) -> Exchange {
+impl ExchangeFailure {
+    pub(super) fn from_hyper(e: hyper::Error) -> ExchangeFailure {
         if e.is_canceled() || e.is_closed() || e.is_incomplete_message() {
-            return Exchange::StaleConnection;
+            return ExchangeFailure::StaleConnection;
         }
         // an I/O error underneath (a TLS alert, a reset) says more than hyper's wrapper
         let mut source = std::error::Error::source(&e);
@@ -35,25 +35,25 @@ impl Exchange {
             if let Some(io) = s.downcast_ref::<std::io::Error>() {
                 let kind = io.kind();
                 return match io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
-                    Some(tls) => Exchange::Io(std::io::Error::new(kind, tls.clone())),
-                    None => Exchange::Io(std::io::Error::new(kind, io.to_string())),
+                    Some(tls) => ExchangeFailure::Io(std::io::Error::new(kind, tls.clone())),
+                    None => ExchangeFailure::Io(std::io::Error::new(kind, io.to_string())),
                 };
             }
             source = s.source();
         }
-        Exchange::Http(e.to_string())
+        ExchangeFailure::Http(e.to_string())
     }
 
     pub(super) fn into_client_error(self, cap: usize) -> ClientError {
         match self {
-            Exchange::StaleConnection => ClientError::Unreachable(std::io::Error::new(
+            ExchangeFailure::StaleConnection => ClientError::Unreachable(std::io::Error::new(
                 std::io::ErrorKind::ConnectionAborted,
                 "connection closed by the server",
             )),
-            Exchange::TooLarge => ClientError::ResponseTooLarge(cap),
-            Exchange::Mismatched(what) => ClientError::MismatchedAnswer(what),
-            Exchange::Io(io) => tls_error(io),
-            Exchange::Http(e) => ClientError::Protocol(format!("HTTP: {e}")),
+            ExchangeFailure::TooLarge => ClientError::ResponseTooLarge(cap),
+            ExchangeFailure::Mismatched(what) => ClientError::MismatchedAnswer(what),
+            ExchangeFailure::Io(io) => tls_error(io),
+            ExchangeFailure::Http(e) => ClientError::Protocol(format!("HTTP: {e}")),
         }
     }
 }

@@ -65,7 +65,13 @@ fn endpoints_parse_or_fail_clearly() {
 fn problems_map_to_typed_errors() {
     let answer = |status, kind: &str| Answer {
         status,
-        body: serde_json::to_vec(&Problem::new(kind, "t", status, None)).unwrap(),
+        body: serde_json::to_vec(&Problem::new(
+            kind,
+            "t",
+            http::StatusCode::from_u16(status).unwrap(),
+            None,
+        ))
+        .unwrap(),
     };
     assert!(matches!(
         classify(answer(422, problem::CARD_REVOKED)),

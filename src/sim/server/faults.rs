@@ -47,7 +47,7 @@ pub(super) async fn faults_and_echo(
         problem_response(&Problem::new(
             problem::UNAVAILABLE,
             "Service temporarily unavailable (injected)",
-            503,
+            StatusCode::SERVICE_UNAVAILABLE,
             None,
         ))
     } else {
@@ -56,7 +56,7 @@ pub(super) async fn faults_and_echo(
             Err(_) => problem_response(&Problem::new(
                 problem::UNAVAILABLE,
                 "Request timed out",
-                503,
+                StatusCode::SERVICE_UNAVAILABLE,
                 None,
             )),
         }

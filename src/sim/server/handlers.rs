@@ -4,6 +4,28 @@
 
 use super::*;
 
+/// A JSON request body, as the handlers take it: one that does not parse is answered with
+/// a `400 bad-request` problem naming the error's kind and place (never the value it
+/// rejected), whatever its content type (the tablets send `application/json`).
+pub(super) struct JsonBody<T>(pub(super) T);
+
+impl<S, T> axum::extract::FromRequest<S> for JsonBody<T>
+where
+    S: Send + Sync,
+    T: serde::de::DeserializeOwned,
+{
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        serde_json::from_slice(&bytes)
+            .map(JsonBody)
+            .map_err(|e| bad_request(crate::domain::json_error_text(&e)))
+    }
+}
+
 pub(super) fn problem_response(p: &Problem) -> Response {
     let status = StatusCode::from_u16(p.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let body = serde_json::to_vec(p).unwrap_or_default();
@@ -55,7 +77,7 @@ pub(super) fn ok<T: serde::Serialize>(v: &T) -> Response {
         Err(e) => problem_response(&Problem::new(
             problem::BAD_REQUEST,
             "Cannot encode answer",
-            500,
+            StatusCode::INTERNAL_SERVER_ERROR,
             Some(e.to_string()),
         )),
     }
@@ -65,7 +87,7 @@ pub(super) fn bad_request(detail: String) -> Response {
     problem_response(&Problem::new(
         problem::BAD_REQUEST,
         "Malformed request",
-        400,
+        StatusCode::BAD_REQUEST,
         Some(detail),
     ))
 }
@@ -78,7 +100,7 @@ pub(super) fn unit_mismatch(claimed: &UnitId, certified: &UnitId) -> Response {
     problem_response(&Problem::new(
         problem::UNIT_MISMATCH,
         "The request names another unit than the client certificate",
-        403,
+        StatusCode::FORBIDDEN,
         None,
     ))
 }
@@ -93,12 +115,8 @@ pub(super) async fn health() -> Response {
 pub(super) async fn qualification(
     State(shared): State<Arc<Shared>>,
     Extension(connection): Extension<Arc<Connection>>,
-    body: Bytes,
+    JsonBody(req): JsonBody<wire::QualificationRequest>,
 ) -> Response {
-    let req: wire::QualificationRequest = match serde_json::from_slice(&body) {
-        Ok(r) => r,
-        Err(e) => return bad_request(e.to_string()),
-    };
     if req.unit_id != connection.unit {
         return unit_mismatch(&req.unit_id, &connection.unit);
     }
@@ -128,18 +146,23 @@ pub(super) async fn qualification(
                 CardRejection::Revoked => (problem::CARD_REVOKED, "Card certificate revoked"),
                 CardRejection::Expired => (problem::CARD_EXPIRED, "Card certificate expired"),
             };
-            problem_response(&Problem::new(kind, title, 422, None))
+            problem_response(&Problem::new(
+                kind,
+                title,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                None,
+            ))
         }
         QualificationAnswer::RateLimited => problem_response(&Problem::new(
             problem::TOO_MANY_PATIENTS,
             "This unit asked for an unusual number of patients; refused and flagged",
-            429,
+            StatusCode::TOO_MANY_REQUESTS,
             None,
         )),
         QualificationAnswer::Unavailable => problem_response(&Problem::new(
             problem::UNAVAILABLE,
             "Cannot issue a reference now",
-            503,
+            StatusCode::SERVICE_UNAVAILABLE,
             None,
         )),
     }
@@ -148,12 +171,8 @@ pub(super) async fn qualification(
 pub(super) async fn emergency_info(
     State(shared): State<Arc<Shared>>,
     Extension(connection): Extension<Arc<Connection>>,
-    body: Bytes,
+    JsonBody(req): JsonBody<wire::EmergencyInfoRequest>,
 ) -> Response {
-    let req: wire::EmergencyInfoRequest = match serde_json::from_slice(&body) {
-        Ok(r) => r,
-        Err(e) => return bad_request(e.to_string()),
-    };
     if req.unit_id != connection.unit {
         return unit_mismatch(&req.unit_id, &connection.unit);
     }
@@ -210,31 +229,31 @@ pub(super) async fn emergency_info(
         (Err(InquiryRefusal::UnknownQualification), _) => problem_response(&Problem::new(
             problem::UNKNOWN_QUALIFICATION,
             "Unknown qualification reference",
-            404,
+            StatusCode::NOT_FOUND,
             None,
         )),
         (Err(InquiryRefusal::ExpiredQualification), _) => problem_response(&Problem::new(
             problem::QUALIFICATION_EXPIRED,
             "Qualification reference expired; read the card again",
-            410,
+            StatusCode::GONE,
             None,
         )),
         (Err(InquiryRefusal::CardSignatureInvalid), _) => problem_response(&Problem::new(
             problem::CARD_SIGNATURE_INVALID,
             "PIN path: the card's signature is missing or does not verify",
-            403,
+            StatusCode::FORBIDDEN,
             None,
         )),
         (Err(InquiryRefusal::PhoneWithoutOwner), _) => problem_response(&Problem::new(
             problem::PHONE_WITHOUT_OWNER,
             "A phone is read only with its owner: no 同意取得困難 and no photo check with it",
-            403,
+            StatusCode::FORBIDDEN,
             None,
         )),
         (Err(InquiryRefusal::ForeignUnit), _) => problem_response(&Problem::new(
             problem::FOREIGN_UNIT,
             "Qualification reference issued to another unit",
-            403,
+            StatusCode::FORBIDDEN,
             None,
         )),
     }
@@ -251,7 +270,12 @@ pub(super) async fn records_head(
 }
 
 /// Why a batch of records was refused.
-pub(super) fn chain_refusal(kind: &str, status: u16, title: &str, detail: String) -> Response {
+pub(super) fn chain_refusal(
+    kind: &str,
+    status: StatusCode,
+    title: &str,
+    detail: String,
+) -> Response {
     tracing::warn!(kind, detail = %detail, "records refused");
     problem_response(&Problem::new(kind, title, status, Some(detail)))
 }
@@ -263,12 +287,8 @@ pub(super) fn chain_refusal(kind: &str, status: u16, title: &str, detail: String
 pub(super) async fn records(
     State(shared): State<Arc<Shared>>,
     Extension(connection): Extension<Arc<Connection>>,
-    body: Bytes,
+    JsonBody(req): JsonBody<wire::RecordsUpload>,
 ) -> Response {
-    let req: wire::RecordsUpload = match serde_json::from_slice(&body) {
-        Ok(r) => r,
-        Err(e) => return bad_request(e.to_string()),
-    };
     let key = ring::signature::UnparsedPublicKey::new(
         &ring::signature::ECDSA_P256_SHA256_ASN1,
         connection.device_key.as_slice(),
@@ -290,7 +310,7 @@ pub(super) async fn records(
         if !signature_ok || !content_ok {
             return chain_refusal(
                 problem::BAD_RECORD_SIGNATURE,
-                422,
+                StatusCode::UNPROCESSABLE_ENTITY,
                 "Record signature or hash does not verify",
                 format!("unit {} record {}", connection.unit.as_str(), r.seq),
             );
@@ -302,7 +322,7 @@ pub(super) async fn records(
             }
             return chain_refusal(
                 problem::CHAIN_CONFLICT,
-                409,
+                StatusCode::CONFLICT,
                 "The server holds another record at this place of the chain",
                 format!(
                     "unit {} record {}: held head {}",
@@ -327,7 +347,7 @@ pub(super) async fn records(
                 Err(crate::domain::LinkFault::Gap) => {
                     return chain_refusal(
                         problem::CHAIN_GAP,
-                        409,
+                        StatusCode::CONFLICT,
                         "Records are missing before this one",
                         format!(
                             "unit {} record {} after held {}",
@@ -340,7 +360,7 @@ pub(super) async fn records(
                 Err(_) => {
                     return chain_refusal(
                         problem::CHAIN_CONFLICT,
-                        409,
+                        StatusCode::CONFLICT,
                         "The record does not link to the chain the server holds",
                         format!("unit {} record {}", connection.unit.as_str(), r.seq),
                     );
@@ -369,12 +389,10 @@ pub(super) async fn records(
     })
 }
 
-pub(super) async fn set_faults(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
-    match serde_json::from_slice::<Faults>(&body) {
-        Ok(f) => {
-            *lock(&shared.faults) = f.clone();
-            ok(&f)
-        }
-        Err(e) => bad_request(e.to_string()),
-    }
+pub(super) async fn set_faults(
+    State(shared): State<Arc<Shared>>,
+    JsonBody(f): JsonBody<Faults>,
+) -> Response {
+    *lock(&shared.faults) = f.clone();
+    ok(&f)
 }
