@@ -86,9 +86,8 @@ fn main() {
                 let before = counter.load(Ordering::Relaxed);
                 let t = Instant::now();
                 let mut c = pcsc.connect(&reader).unwrap();
-                let mut n = 0;
-                jpki::select_jpki(&mut c, &mut n).unwrap();
-                let der = jpki::read_certificate_ef(&mut c, [0x00, 0x0A], &mut n).unwrap();
+                jpki::select_jpki(&mut c).unwrap();
+                let der = jpki::read_certificate_ef(&mut c, [0x00, 0x0A]).unwrap();
                 mynakyukyu::pki::inspect(&der, time::OffsetDateTime::now_utc()).unwrap();
                 before_phones.push(t.elapsed().as_secs_f64() * 1e3);
                 drop(c);

@@ -81,7 +81,7 @@ fn write_card_seeds() {
         card: card(),
         answers: vec![],
     };
-    jpki::read_token(&mut rec, &mut 0).unwrap();
+    jpki::read_token(&mut rec).unwrap();
     write("card_answers", "token", &ReplayCard::frames(&rec.answers));
     write(
         "certificate_der",
@@ -100,7 +100,7 @@ fn card_seeds_read_a_certificate() {
     for (name, bytes) in seeds("card_answers") {
         let mut c = ReplayCard::from_frames(&bytes);
         if name.starts_with("token") {
-            assert!(jpki::read_token(&mut c, &mut 0).is_ok(), "{name}");
+            assert!(jpki::read_token(&mut c).is_ok(), "{name}");
         } else {
             let read =
                 jpki::read_auth_certificate(&mut c).unwrap_or_else(|e| panic!("{name}: {e}"));

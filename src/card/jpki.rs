@@ -53,8 +53,33 @@ pub struct CertificateRead {
     pub token: TokenKind,
 }
 
-fn exchange(t: &mut dyn Transport, cmd: &[u8], apdus: &mut usize) -> Result<Response, CardError> {
-    *apdus += 1;
+/// A transport that counts the APDUs it carries, for what a read reports
+/// ([`CertificateRead::apdus`]): one wrapper at the top of a read instead of a counter
+/// threaded through every call.
+pub struct Counted<'t> {
+    inner: &'t mut dyn Transport,
+    sent: usize,
+}
+
+impl<'t> Counted<'t> {
+    pub fn new(inner: &'t mut dyn Transport) -> Counted<'t> {
+        Counted { inner, sent: 0 }
+    }
+
+    /// APDUs sent through it so far.
+    pub fn sent(&self) -> usize {
+        self.sent
+    }
+}
+
+impl Transport for Counted<'_> {
+    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, CardError> {
+        self.sent += 1;
+        self.inner.transmit(apdu)
+    }
+}
+
+fn exchange(t: &mut dyn Transport, cmd: &[u8]) -> Result<Response, CardError> {
     let raw = t.transmit(cmd)?;
     Response::parse(&raw).map_err(|e| match e {
         ApduError::Empty => CardError::Removed,
@@ -63,8 +88,8 @@ fn exchange(t: &mut dyn Transport, cmd: &[u8], apdus: &mut usize) -> Result<Resp
 }
 
 /// SELECT the JPKI AP; 6A 82 means this is not a My Number card.
-pub fn select_jpki(t: &mut dyn Transport, apdus: &mut usize) -> Result<(), CardError> {
-    let r = exchange(t, &apdu::select_df(&JPKI_AID), apdus)?;
+pub fn select_jpki(t: &mut dyn Transport) -> Result<(), CardError> {
+    let r = exchange(t, &apdu::select_df(&JPKI_AID))?;
     match r.sw {
         sw if sw.is_ok() => Ok(()),
         apdu::StatusWord::FILE_NOT_FOUND => Err(CardError::NotMyNumberCard),
@@ -76,12 +101,8 @@ pub fn select_jpki(t: &mut dyn Transport, apdus: &mut usize) -> Result<(), CardE
 }
 
 /// Read the certificate in EF `fid` of the already selected JPKI AP.
-pub fn read_certificate_ef(
-    t: &mut dyn Transport,
-    fid: [u8; 2],
-    apdus: &mut usize,
-) -> Result<Vec<u8>, CardError> {
-    let r = exchange(t, &apdu::select_ef(fid), apdus)?;
+pub fn read_certificate_ef(t: &mut dyn Transport, fid: [u8; 2]) -> Result<Vec<u8>, CardError> {
+    let r = exchange(t, &apdu::select_ef(fid))?;
     if !r.sw.is_ok() {
         return Err(CardError::Status {
             what: "SELECT EF",
@@ -99,7 +120,7 @@ pub fn read_certificate_ef(
         if der.len() > MAX_OFFSET {
             return Err(CardError::BadCertificate("offset beyond 0x7FFF".into()));
         }
-        let r = exchange(t, &apdu::read_binary(der.len() as u16, want as u16), apdus)?;
+        let r = exchange(t, &apdu::read_binary(der.len() as u16, want as u16))?;
         if !r.sw.is_ok() {
             return Err(CardError::Status {
                 what: "READ BINARY",
@@ -149,13 +170,13 @@ pub fn token_kind(label: &[u8]) -> Result<TokenKind, CardError> {
 
 /// EF 0006 of the selected JPKI AP: one READ BINARY by short EF identifier; where that is
 /// refused, SELECT EF 0006 and READ BINARY. A token without EF 0006 is read as a card.
-pub fn read_token(t: &mut dyn Transport, apdus: &mut usize) -> Result<TokenKind, CardError> {
+pub fn read_token(t: &mut dyn Transport) -> Result<TokenKind, CardError> {
     let cmd = [0x00, 0xB0, 0x80 | SFI_TOKEN_INFO, 0x00, 0x20];
-    let r = exchange(t, &cmd, apdus)?;
+    let r = exchange(t, &cmd)?;
     if r.sw.is_ok() {
         return token_kind(&r.data);
     }
-    let r = exchange(t, &apdu::select_ef(EF_TOKEN_INFO), apdus)?;
+    let r = exchange(t, &apdu::select_ef(EF_TOKEN_INFO))?;
     if r.sw == apdu::StatusWord::FILE_NOT_FOUND {
         return Ok(TokenKind::Card);
     }
@@ -165,7 +186,7 @@ pub fn read_token(t: &mut dyn Transport, apdus: &mut usize) -> Result<TokenKind,
             sw: r.sw,
         });
     }
-    let r = exchange(t, &apdu::read_binary(0, 0x20), apdus)?;
+    let r = exchange(t, &apdu::read_binary(0, 0x20))?;
     if !r.sw.is_ok() {
         return Err(CardError::Status {
             what: "READ BINARY EF 0006",
@@ -179,14 +200,18 @@ pub fn read_token(t: &mut dyn Transport, apdus: &mut usize) -> Result<TokenKind,
 /// An Android phone needs its smartphone PIN first ([`CardError::PhonePinRequired`]); an
 /// iPhone its owner's unlock ([`CardError::PhoneLocked`]).
 pub fn read_auth_certificate(t: &mut dyn Transport) -> Result<CertificateRead, CardError> {
-    let mut apdus = 0;
-    select_jpki(t, &mut apdus)?;
-    let token = read_token(t, &mut apdus)?;
+    let t = &mut Counted::new(t);
+    select_jpki(t)?;
+    let token = read_token(t)?;
     if token == TokenKind::AndroidPhone {
         return Err(CardError::PhonePinRequired);
     }
-    match read_certificate_ef(t, EF_AUTH_CERT, &mut apdus) {
-        Ok(der) => Ok(CertificateRead { der, apdus, token }),
+    match read_certificate_ef(t, EF_AUTH_CERT) {
+        Ok(der) => Ok(CertificateRead {
+            der,
+            apdus: t.sent(),
+            token,
+        }),
         Err(CardError::Status {
             sw: apdu::StatusWord::SECURITY_NOT_SATISFIED,
             ..
@@ -197,12 +222,12 @@ pub fn read_auth_certificate(t: &mut dyn Transport) -> Result<CertificateRead, C
 
 /// The CA certificate of the user-authentication certificate (EF 000B).
 pub fn read_auth_ca_certificate(t: &mut dyn Transport) -> Result<CertificateRead, CardError> {
-    let mut apdus = 0;
-    select_jpki(t, &mut apdus)?;
-    let der = read_certificate_ef(t, EF_AUTH_CA, &mut apdus)?;
+    let t = &mut Counted::new(t);
+    select_jpki(t)?;
+    let der = read_certificate_ef(t, EF_AUTH_CA)?;
     Ok(CertificateRead {
         der,
-        apdus,
+        apdus: t.sent(),
         token: TokenKind::Card,
     })
 }
@@ -219,8 +244,7 @@ pub fn read_phone_certificate(
     if outcome != PinOutcome::Verified {
         return Ok((outcome, None));
     }
-    let mut apdus = 0;
-    let der = read_certificate_ef(t, EF_AUTH_CERT, &mut apdus)?;
+    let der = read_certificate_ef(t, EF_AUTH_CERT)?;
     Ok((outcome, Some(der)))
 }
 
@@ -239,9 +263,9 @@ pub enum PinOutcome {
     Blocked,
 }
 
-fn select_auth_pin(t: &mut dyn Transport, apdus: &mut usize) -> Result<(), CardError> {
-    select_jpki(t, apdus)?;
-    let r = exchange(t, &apdu::select_ef(EF_AUTH_PIN), apdus)?;
+fn select_auth_pin(t: &mut dyn Transport) -> Result<(), CardError> {
+    select_jpki(t)?;
+    let r = exchange(t, &apdu::select_ef(EF_AUTH_PIN))?;
     if r.sw.is_ok() {
         Ok(())
     } else {
@@ -252,8 +276,8 @@ fn select_auth_pin(t: &mut dyn Transport, apdus: &mut usize) -> Result<(), CardE
     }
 }
 
-fn pin_state_after(t: &mut dyn Transport, apdus: &mut usize) -> Result<PinState, CardError> {
-    let r = exchange(t, &apdu::verify(0x80, &[]).unwrap_or_default(), apdus)?;
+fn pin_state_after(t: &mut dyn Transport) -> Result<PinState, CardError> {
+    let r = exchange(t, &apdu::verify(0x80, &[]).unwrap_or_default())?;
     match (r.sw.tries_left(), r.sw) {
         (Some(n), _) => Ok(PinState::TriesLeft(n)),
         (None, apdu::StatusWord::PIN_BLOCKED) => Ok(PinState::Blocked),
@@ -266,9 +290,8 @@ fn pin_state_after(t: &mut dyn Transport, apdus: &mut usize) -> Result<PinState,
 
 /// The auth PIN's remaining tries, without spending one (VERIFY with no data → 63 Cx).
 pub fn auth_pin_state(t: &mut dyn Transport) -> Result<PinState, CardError> {
-    let mut apdus = 0;
-    select_auth_pin(t, &mut apdus)?;
-    pin_state_after(t, &mut apdus)
+    select_auth_pin(t)?;
+    pin_state_after(t)
 }
 
 /// One attempt at the 4-digit auth PIN. Never retried automatically; when only one try
@@ -281,9 +304,8 @@ pub fn verify_auth_pin(
     if pin.len() != 4 || !pin.bytes().all(|b| b.is_ascii_digit()) {
         return Err(CardError::PinFormat);
     }
-    let mut apdus = 0;
-    select_auth_pin(t, &mut apdus)?;
-    match pin_state_after(t, &mut apdus)? {
+    select_auth_pin(t)?;
+    match pin_state_after(t)? {
         PinState::Blocked => return Ok(PinOutcome::Blocked),
         PinState::TriesLeft(1) if !last_try_confirmed => {
             return Err(CardError::LastTryNeedsConfirmation);
@@ -292,7 +314,7 @@ pub fn verify_auth_pin(
     }
     // the VERIFY command carries the patient's PIN: zeroed when dropped
     let command = zeroize::Zeroizing::new(apdu::verify(0x80, pin.as_bytes()).unwrap_or_default());
-    let r = exchange(t, &command, &mut apdus)?;
+    let r = exchange(t, &command)?;
     match (r.sw, r.sw.tries_left()) {
         (sw, _) if sw.is_ok() => Ok(PinOutcome::Verified),
         (_, Some(n)) => Ok(PinOutcome::Wrong { tries_left: n }),
@@ -318,9 +340,8 @@ pub fn challenge_digest_info(challenge: &[u8]) -> Vec<u8> {
 /// Sign a server-issued challenge with the card's authentication key (JPKI sign command on
 /// EF 0017). The auth PIN must have been verified in this card session.
 pub fn sign_challenge(t: &mut dyn Transport, challenge: &[u8]) -> Result<Vec<u8>, CardError> {
-    let mut apdus = 0;
-    select_jpki(t, &mut apdus)?;
-    let r = exchange(t, &apdu::select_ef(EF_AUTH_KEY), &mut apdus)?;
+    select_jpki(t)?;
+    let r = exchange(t, &apdu::select_ef(EF_AUTH_KEY))?;
     if !r.sw.is_ok() {
         return Err(CardError::Status {
             what: "SELECT key EF",
@@ -336,7 +357,7 @@ pub fn sign_challenge(t: &mut dyn Transport, challenge: &[u8]) -> Result<Vec<u8>
         Some(256),
     )
     .map_err(|e| CardError::Unresponsive(e.to_string()))?;
-    let r = exchange(t, &cmd, &mut apdus)?;
+    let r = exchange(t, &cmd)?;
     if !r.sw.is_ok() {
         return Err(CardError::Status {
             what: "COMPUTE DIGITAL SIGNATURE",

@@ -45,11 +45,37 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DrillError + '_ {
     move |e| DrillError::Setup(format!("{}: {e}", path.display()))
 }
 
+/// One drill at a time sets up a training dir (its PKI, store key, roster and counts):
+/// drills started together on a fresh tablet each wrote the same files at once, and one
+/// could read another's half-made roster or pair two CAs. An exclusive `flock` on a file
+/// in the dir, across processes; released when dropped.
+struct SetupLock(#[allow(dead_code)] std::fs::File);
+
+impl SetupLock {
+    fn take(dir: &Path) -> Result<SetupLock, DrillError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = dir.join(".setup.lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(&path)
+            .map_err(io(&path))?;
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
+            .map_err(|e| DrillError::Setup(format!("{}: {e}", path.display())))?;
+        Ok(SetupLock(file))
+    }
+}
+
 impl TrainingWorld {
     /// Start the world in `dir` (the training data dir), generating the development PKI
     /// and the training roster on first use.
     pub async fn start(dir: &Path, today: time::Date) -> Result<TrainingWorld, DrillError> {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
+        // drills that start together on one training dir take turns setting it up
+        let setup = SetupLock::take(dir)?;
         let pki_dir = dir.join("pki");
         crate::pki::dev::ensure(&pki_dir).map_err(|e| DrillError::Setup(e.to_string()))?;
         let server = SimServer::start(ServeOptions {
@@ -101,6 +127,7 @@ impl TrainingWorld {
             crate::roster::unlock(&roster_path, None, &roster_key)
                 .map_err(|e| DrillError::Setup(e.to_string()))?;
         }
+        drop(setup);
 
         // Another drill on the same training dir holds the store for a few seconds at
         // most: wait for it rather than fail.

@@ -237,8 +237,9 @@ fn drill_report(scenario: &str) -> Value {
         .unwrap();
     assert!(
         out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
 }

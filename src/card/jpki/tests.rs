@@ -190,15 +190,14 @@ fn phone(kind: TokenKind) -> (VirtualCard, Vec<u8>) {
 
 #[test]
 fn ef_0006_tells_card_android_and_iphone_apart() {
-    let mut apdus = 0;
     for (kind, label) in [
         (TokenKind::Card, TOKEN_LABEL_CARD),
         (TokenKind::AndroidPhone, TOKEN_LABEL_ANDROID),
         (TokenKind::IPhone, TOKEN_LABEL_IPHONE),
     ] {
         let (mut vc, _) = phone(kind);
-        select_jpki(&mut vc, &mut apdus).unwrap();
-        assert_eq!(read_token(&mut vc, &mut apdus).unwrap(), kind, "{label}");
+        select_jpki(&mut vc).unwrap();
+        assert_eq!(read_token(&mut vc).unwrap(), kind, "{label}");
     }
     let mut padded = TOKEN_LABEL_ANDROID.as_bytes().to_vec();
     padded.resize(32, b' ');
@@ -245,9 +244,8 @@ fn an_android_phone_gives_nothing_before_its_pin_then_its_certificate() {
     // SELECT AP and the token read: nothing more is asked of a phone before its PIN
     assert_eq!(vc.apdu_count() - before, 2);
     // even asked directly, the certificate EF answers 6982 before the PIN
-    let mut n = 0;
-    select_jpki(&mut vc, &mut n).unwrap();
-    let err = read_certificate_ef(&mut vc, EF_AUTH_CERT, &mut n).unwrap_err();
+    select_jpki(&mut vc).unwrap();
+    let err = read_certificate_ef(&mut vc, EF_AUTH_CERT).unwrap_err();
     assert_security_not_satisfied(&err);
     assert_eq!(
         read_phone_certificate(&mut vc, "0000", false).unwrap(),

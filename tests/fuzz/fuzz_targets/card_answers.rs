@@ -7,8 +7,7 @@ use libfuzzer_sys::fuzz_target;
 use mynakyukyu::card::{ReplayCard, jpki};
 
 fuzz_target!(|data: &[u8]| {
-    let mut apdus = 0;
-    let _ = jpki::read_token(&mut ReplayCard::from_frames(data), &mut apdus);
+    let _ = jpki::read_token(&mut ReplayCard::from_frames(data));
     if let Ok(read) = jpki::read_auth_certificate(&mut ReplayCard::from_frames(data)) {
         assert!(read.der.len() <= jpki::MAX_CERT_BYTES);
     }
