@@ -167,17 +167,18 @@ fn main() -> ExitCode {
                     }
                 }
             }
-            // a provisioned tablet checks its data dir, keys and manifest before anything
-            // else, with or without a display
-            if provisioned
-                && !cli.training
+            let training = cli.training || !provisioned;
+            // without a display a provisioned tablet still checks its data dir, keys and
+            // manifest before the headless drill; with one, `run_app` does (device::open),
+            // so the TPM is not asked to unseal twice at start
+            if !has_display()
+                && !training
                 && let Err(e) = mynakyukyu::app::device::check(&data)
             {
                 show_stopped(&e);
                 eprintln!("error: {e}");
                 return ExitCode::from(2);
             }
-            let training = cli.training || !provisioned;
             if !has_display() {
                 tracing::info!(
                     training,
