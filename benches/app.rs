@@ -95,10 +95,7 @@ fn main() {
         return;
     }
     let out_dir = common::out_dir();
-    let tmp_dir = tempfile::Builder::new()
-        .prefix("bench-app-")
-        .tempdir()
-        .unwrap();
+    let tmp_dir = common::TempDir::new("bench-app");
     let tmp = tmp_dir.path().to_path_buf();
     let mut md = String::from("## The tablet app (`cargo bench --bench app`)\n\n");
 

@@ -23,7 +23,7 @@ fn main() {
         return;
     }
     let out_dir = common::out_dir();
-    let _pcscd = common::Pcscd::ensure();
+    let _pcscd = common::pcscd(2);
     let reader = common::vpcd_readers()[0].clone();
 
     let ca = mynakyukyu::pki::JpkiTestCa::generate().unwrap();
@@ -51,10 +51,7 @@ fn main() {
     let mut before_phones_apdus = 0;
     let mut theirs = Vec::new();
     let mut theirs_apdus = 0;
-    let tmp_dir = tempfile::Builder::new()
-        .prefix("bench-card-")
-        .tempdir()
-        .unwrap();
+    let tmp_dir = common::TempDir::new("bench-card");
     let tmp = tmp_dir.path().join("card.pem");
     for i in 0..N {
         // ours and the read before phones in turn first: the one after OpenSC's process

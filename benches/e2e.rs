@@ -40,12 +40,9 @@ fn main() {
         common::count("BENCH_E2E_PER_RTT", 50),
         common::count("BENCH_E2E_GROWTH", 1000).max(60),
     );
-    let tmp_dir = tempfile::Builder::new()
-        .prefix("bench-e2e-")
-        .tempdir()
-        .unwrap();
+    let tmp_dir = common::TempDir::new("bench-e2e");
     let tmp = tmp_dir.path().to_path_buf();
-    let _pcscd = common::Pcscd::ensure();
+    let _pcscd = common::pcscd(2);
     let reader_name = common::vpcd_readers()[0].clone();
 
     let (rt, world, today, patient) = common::training_world(&tmp.join("training"));

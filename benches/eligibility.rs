@@ -48,46 +48,6 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-/// The simulator binary in a process of its own (the latency runs: neither client shares
-/// CPU with the server), killed when dropped.
-struct SimChild {
-    child: std::process::Child,
-    addr: std::net::SocketAddr,
-}
-
-impl SimChild {
-    fn start(pki: &Path) -> SimChild {
-        use std::io::BufRead;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mynakyukyu-sim"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--pki"])
-            .arg(pki)
-            .args(["--flag-patients-per-hour", "1000000"])
-            .args(["--max-patients-per-hour", "1000000"])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("mynakyukyu-sim");
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("the listening line");
-        let addr = line
-            .trim()
-            .rsplit('/')
-            .next()
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("no address in {line:?}"));
-        SimChild { child, addr }
-    }
-}
-
-impl Drop for SimChild {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// A card of `patient` made from the dev PKI's test JPKI CA (as `mynakyukyu-sim card` does).
 fn card_of(pki: &Path, patient: &str) -> Vec<u8> {
     let today = time::OffsetDateTime::now_utc().date();
@@ -161,17 +121,17 @@ fn main() {
         return;
     }
     let out_dir = common::out_dir();
-    let pki_dir = tempfile::Builder::new()
-        .prefix("bench-pki-")
-        .tempdir()
-        .unwrap();
+    let pki_dir = common::TempDir::new("bench-pki");
     let pki = pki_dir.path().join("pki");
     mynakyukyu::pki::dev::generate(&pki).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let mut md = String::new();
     rt.block_on(async {
-        let server = common::start_sim(&pki).await;
-        let sim = SimChild::start(&pki);
+        let server = common::start_bench_sim(&pki).await;
+        let sim = common::SimProcess::start_with(
+            &pki,
+            &["--flag-patients-per-hour", "1000000", "--max-patients-per-hour", "1000000"],
+        );
         let target = sim.addr;
 
         md.push_str("## Eligibility link: one emergency-info inquiry (ours vs curl, same client certificate)\n\n");
@@ -183,7 +143,7 @@ fn main() {
             let proxy = DelayProxy::start(target, rtt).await.unwrap();
             let port = proxy.local_addr.port();
             // warm
-            let c = common::client(&pki, port);
+            let c = common::bench_client(&pki, port);
             let q = qualify_card(&c, "P0010", card_of(&pki, "P0010")).await;
             c.emergency_info(&inquiry("warmup", &q)).await.unwrap();
             let mut warm = Vec::new();
@@ -197,7 +157,7 @@ fn main() {
             // cold: a new client each time (new config: no session to resume)
             let mut cold = Vec::new();
             for i in 0..COLD_N {
-                let fresh = common::client(&pki, port);
+                let fresh = common::bench_client(&pki, port);
                 let t = Instant::now();
                 fresh
                     .emergency_info(&inquiry(&format!("C{rtt_ms}-{i}"), &q))
@@ -251,7 +211,7 @@ fn main() {
         let load_port = server.local_addr.port();
         let mut refs = Vec::new();
         {
-            let c = common::client(&pki, server.local_addr.port());
+            let c = common::bench_client(&pki, server.local_addr.port());
             for i in 0..LOAD_CLIENTS {
                 refs.push(qualify(&c, &server, &format!("P{:04}", 10 + i % 200)).await);
             }
@@ -261,7 +221,7 @@ fn main() {
         for (i, q) in refs.into_iter().enumerate() {
             let pki = pki.clone();
             tasks.spawn(async move {
-                let c = common::client(&pki, load_port);
+                let c = common::bench_client(&pki, load_port);
                 let mut lat = Vec::new();
                 let mut errors = 0;
                 for k in 0..LOAD_PER_CLIENT {

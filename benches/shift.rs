@@ -11,8 +11,6 @@
 mod common;
 
 use mynakyukyu::app::Controller;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 /// Resident memory of another process, in MiB.
@@ -25,53 +23,24 @@ fn rss_of(pid: u32) -> f64 {
         .map_or(0.0, |kib| kib / 1024.0)
 }
 
-struct Killed(std::process::Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn main() {
     if common::listing() {
         return;
     }
     let incidents = common::count("BENCH_SHIFT_INCIDENTS", 1000).max(100);
     let out_dir = common::out_dir();
-    let tmp_dir = tempfile::Builder::new()
-        .prefix("bench-shift-")
-        .tempdir()
-        .unwrap();
+    let tmp_dir = common::TempDir::new("bench-shift");
     let tmp = tmp_dir.path().to_path_buf();
     let (rt, world, _, patient) = common::training_world(&tmp.join("training"));
     let pki = world.dir.join("pki");
 
     // the simulator, in a process of its own, on a free port it prints
-    let mut sim = Killed(
-        Command::new(env!("CARGO_BIN_EXE_mynakyukyu-sim"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--pki"])
-            .arg(&pki)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("mynakyukyu-sim serve"),
-    );
-    let mut first = String::new();
-    BufReader::new(sim.0.stdout.take().expect("stdout"))
-        .read_line(&mut first)
-        .expect("the simulator says where it listens");
-    let port: u16 = first
-        .trim()
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no port in {first:?}"));
-    let sim_pid = sim.0.id();
+    let sim = common::SimProcess::start_with(&pki, &[]);
+    let port = sim.port;
+    let sim_pid = sim.pid();
 
     let mut ports = world.ports().expect("ports");
-    ports.client = Arc::new(common::client(&pki, port));
+    ports.client = Arc::new(common::bench_client(&pki, port));
     ports.endpoint_addr = Some([127, 0, 0, 1].into());
     let (controller, _) = Controller::new(ports, world.settings());
     let mut rig = common::AppRig::signed_in(rt, controller);

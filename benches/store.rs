@@ -45,10 +45,7 @@ fn main() {
         return;
     }
     let out_dir = common::out_dir();
-    let tmp_dir = tempfile::Builder::new()
-        .prefix("bench-store-")
-        .tempdir()
-        .unwrap();
+    let tmp_dir = common::TempDir::new("bench-store");
     let tmp = tmp_dir.path().to_path_buf();
     let key = StoreKey::create(&tmp.join("store.key")).unwrap();
 
@@ -78,8 +75,8 @@ fn main() {
     }
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (upload_s, held) = rt.block_on(async {
-        let server = common::start_sim(&pki).await;
-        let client = common::client(&pki, server.local_addr.port());
+        let server = common::start_bench_sim(&pki).await;
+        let client = common::bench_client(&pki, server.local_addr.port());
         let uploader = Uploader::new(store.clone(), Arc::new(client), UploaderSettings::default());
         let t = Instant::now();
         uploader.sync_once().await.unwrap();

@@ -2,6 +2,11 @@
 //!
 //! Logs go to stderr. Sensitive values are redacted by their own `Debug`/`Display`
 //! (see [`crate::domain::Sensitive`]), so a log line cannot carry patient data by accident.
+//!
+//! What is inside: `--data-dir`, `--log-format`, logging set-up shared by the binaries; the
+//! data dir of the Debian package from `/etc/mynakyukyu/mynakyukyu.conf`; `prepare_process`
+//! (umask 077, and `TPM2_PKCS11_STORE` set by re-executing, since the crate forbids
+//! `unsafe` and so `set_var`)
 
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;

@@ -1,6 +1,13 @@
 //! The device configuration (`device.toml` in the data dir), written by
 //! `mynakyukyu-admin init` and read by the app. A device without it, or without an installed
 //! unit certificate, is not provisioned and starts in training mode.
+//!
+//! What is inside: `device.toml` (unit, department, terminal, endpoint, `require_tunnel`,
+//! retention, idle timers, `key_protection`), the data-dir file names, `PROTECTED_FILES`
+//! (what the manifest covers), `check_modes`; "provisioned" = config + unit certificate,
+//! and a `device.toml` that does not parse is an error, never "not provisioned"; the
+//! roster's key (`roster_key`: a subkey of the store key) ; the installed server CRL's next
+//! update (`server_crl_next_update`)
 
 use crate::keys::KeyProtection;
 use serde::{Deserialize, Serialize};

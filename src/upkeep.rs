@@ -5,6 +5,10 @@
 //! Nothing here deletes anything: a record unsynced for long is a warning, never a purge.
 //!
 //! Pure: the caller gathers the dates (pki, store) and gets the warnings back.
+//!
+//! The thresholds: the CRL's next update warns 7 days ahead and is urgent on the last
+//! day; the unit certificate's end warns at 30 days and again at 7; records unsynced for
+//! more than `unsynced_warning_days` (device.toml, default 3) warn.
 
 use crate::domain::Timestamp;
 

@@ -9,53 +9,13 @@ use common::*;
 use mynakyukyu::card::pcsc_reader::{Pcsc, PcscCard};
 use mynakyukyu::card::{CardError, jpki};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// OpenSC's PKCS#11 module (Debian's path).
 const OPENSC_PKCS11: &str = "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so";
 /// The id OpenSC's JPKI emulation gives the user-authentication key.
 const OPENSC_AUTH_KEY_ID: &str = "01";
-
-struct Killed(Child);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn vpcd_readers() -> Vec<String> {
-    Pcsc::establish()
-        .and_then(|p| p.readers())
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|r| r.starts_with("Virtual PCD"))
-        .collect()
-}
-
-/// pcscd with the vpcd driver: reuse a running one, else start ours.
-fn pcscd() -> Option<Killed> {
-    if vpcd_readers().len() >= 2 {
-        return None;
-    }
-    let child = Command::new("pcscd")
-        .args(["--foreground"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("pcscd installed by scripts/setup");
-    let guard = Killed(child);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while vpcd_readers().len() < 2 {
-        assert!(
-            Instant::now() < deadline,
-            "pcscd did not show the vpcd readers"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Some(guard)
-}
 
 fn card(patient: &str, slot: u16, extra: &[&str], cert_out: &Path) -> Killed {
     Killed(
@@ -101,7 +61,7 @@ fn wait_gone(pcsc: &Pcsc, reader: &str) {
 
 #[test]
 fn the_virtual_card_reads_through_pcscd_like_a_real_one() {
-    let ours = pcscd();
+    let ours = pcscd(2);
     let pcsc = Pcsc::establish().unwrap();
     let readers = vpcd_readers();
     let (slot0, slot1) = (readers[0].clone(), readers[1].clone());
@@ -302,7 +262,7 @@ fn the_virtual_card_reads_through_pcscd_like_a_real_one() {
                 .map(|(_, name)| name)
         });
         std::thread::sleep(Duration::from_millis(700));
-        let daemon = pcscd().expect("pcscd restarted");
+        let daemon = pcscd(2).expect("pcscd restarted");
         let card7 = card("P0007", 0, &[], &cert);
         let found = waiting.join().unwrap();
         assert_eq!(found.unwrap(), slot0);
@@ -335,7 +295,7 @@ fn the_virtual_card_reads_through_pcscd_like_a_real_one() {
                 "{err}"
             );
             errors.push(format!("{err}"));
-            daemon = Some(pcscd().expect("pcscd restarted"));
+            daemon = Some(pcscd(2).expect("pcscd restarted"));
             let pcsc = Pcsc::establish().unwrap();
             let mut c = connect(&pcsc, Some(&slot0));
             let read = jpki::read_auth_certificate(&mut c).unwrap();

@@ -1,10 +1,17 @@
-//! What the benchmarks share: where fragments go, and quantiles.
+//! What the benchmarks share beyond the tests' support (included from tests/common, one
+//! copy for both): where fragments go, quantiles, the app on the software renderer.
 #![allow(dead_code)]
 
-use mynakyukyu::eligibility::client::tls_config;
-use mynakyukyu::eligibility::{ClientSettings, EligibilityClient, Endpoint, UnitIdentity};
+#[path = "../../tests/common/mod.rs"]
+mod support;
+
+// each bench uses a part of it
+#[allow(unused_imports)]
+pub use support::{Killed, SimProcess, TempDir, pcscd, runtime, vpcd_readers};
+
+use mynakyukyu::eligibility::{ClientSettings, EligibilityClient};
 use mynakyukyu::sim::Faults;
-use mynakyukyu::sim::server::{ServeOptions, SimServer};
+use mynakyukyu::sim::server::SimServer;
 use std::path::{Path, PathBuf};
 
 /// `cargo bench -- --list` (and cargo's own probing) must not run the benchmark.
@@ -30,37 +37,23 @@ pub fn quantile(v: &mut [f64], p: f64) -> f64 {
     v[((v.len() - 1) as f64 * p).round() as usize]
 }
 
-/// A client presenting the dev PKI's valid unit certificate to `localhost:port`.
-pub fn client(pki: &Path, port: u16) -> EligibilityClient {
-    let identity = UnitIdentity::from_files(
-        &pki.join("unit.pem"),
-        &pki.join("unit.key"),
-        &pki.join("ca.pem"),
-    )
-    .expect("dev PKI unit certificate");
-    EligibilityClient::new(
-        Endpoint {
-            host: "localhost".into(),
-            port,
-        },
-        tls_config(identity).expect("TLS config"),
+/// A client presenting the dev PKI's valid unit certificate to `localhost:port`, with the
+/// app's settings.
+pub fn bench_client(pki: &Path, port: u16) -> EligibilityClient {
+    support::client_in(
+        pki,
+        port,
+        "localhost",
+        "unit",
+        "ca.pem",
         ClientSettings::default(),
     )
-    .expect("client")
 }
 
-/// The simulator on a free loopback port with the dev PKI in `pki`, no faults.
-pub async fn start_sim(pki: &Path) -> SimServer {
-    let server = SimServer::start(ServeOptions {
-        listen: "127.0.0.1:0".parse().expect("loopback address"),
-        pki_dir: pki.to_path_buf(),
-        faults: Faults::default(),
-        audit_log: None,
-        today: time::OffsetDateTime::now_utc().date(),
-    })
-    .await
-    .expect("simulator start");
-    // one bench unit asks for many patients on purpose
+/// The simulator on a free loopback port with the dev PKI in `pki`, no faults, and no
+/// per-patient rate limit (one bench unit asks for many patients on purpose).
+pub async fn start_bench_sim(pki: &Path) -> SimServer {
+    let server = support::start_sim_in(pki, Faults::default()).await;
     server.with_simulator(|s| {
         s.set_rate_limit(mynakyukyu::sim::PatientRateLimit {
             flag_at: 100_000,
@@ -70,67 +63,12 @@ pub async fn start_sim(pki: &Path) -> SimServer {
     server
 }
 
-/// The vpcd driver's readers that pcscd serves now.
-pub fn vpcd_readers() -> Vec<String> {
-    mynakyukyu::card::pcsc_reader::Pcsc::establish()
-        .and_then(|p| p.readers())
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|r| r.starts_with("Virtual PCD"))
-        .collect()
-}
-
-/// pcscd serving the vpcd readers: the one already running, or one started here and
-/// stopped by PID when this is dropped.
-pub struct Pcscd(Option<std::process::Child>);
-
-impl Pcscd {
-    pub fn ensure() -> Pcscd {
-        if !vpcd_readers().is_empty() {
-            return Pcscd(None);
-        }
-        let child = std::process::Command::new("pcscd")
-            .arg("--foreground")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("pcscd (scripts/setup installs it)");
-        let t = std::time::Instant::now();
-        while vpcd_readers().is_empty() {
-            assert!(
-                t.elapsed() < std::time::Duration::from_secs(10),
-                "no vpcd readers"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        Pcscd(Some(child))
-    }
-}
-
-impl Drop for Pcscd {
-    fn drop(&mut self) {
-        if let Some(mut p) = self.0.take() {
-            let _ = p.kill();
-            let _ = p.wait();
-        }
-    }
-}
-
 /// A count a bench uses, overridable with the environment variable `name` (quick runs).
 pub fn count(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// The runtime the app uses: two workers.
-pub fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
 }
 
 /// The training world (simulator behind its delay proxy, dev PKI, store) in `dir`, started

@@ -2,6 +2,23 @@
 //! config), installing the issued unit certificate, status, the audit trail, the
 //! strongSwan configuration, and crypto-erase. The CLI (`mynakyukyu-admin`) is a thin shell
 //! over these functions.
+//!
+//! What is inside: `init` (keys in the TPM; files only with `--allow-file-keys`),
+//! `install_cert`, `install_crl` (server CA's CRLs, a stale one refused; the client refuses
+//! an expired CRL and re-reads the file when it changes, dropping sessions resumed from
+//! before), `status` (`key_protection`, `integrity`, the TPM keys' exportability, oldest
+//! record, next purge, day keys), `check-line` (mutual TLS as the tablet does it), `crew
+//! unlock`, `wipe` (stops the app, TPM objects then TPM2_Clear, then the files, never
+//! through a symlink; says what is left to do), `admin::audit` (every record kind as a row
+//! — checks, failed lookups, views, consent decisions and refusals, corrections,
+//! explanations — JST times, RFC 4180 CSV through the `csv` crate with every field quoted
+//! and spreadsheet formulas neutralised; `--format bundle` is a tablet's whole chain signed
+//! by the unit key record by record and as a whole, with the unit certificate; `audit merge
+//! --unit-ca` verifies the certificate against the department's CA, the signatures, then
+//! the chain, and answers from all of them), `admin::ipsec` (`ipsec_config`: every value
+//! checked against what its strongSwan field may hold, no secret written; `load_ipsec`: the
+//! token's secret, unsealed, to charon through a memfd), `tpm_own`, `wipe` (stops the kiosk
+//! unit through systemd first), `dev_sign_csr` (the CLI is a thin shell)
 
 use crate::config::{self, DeviceConfig};
 use crate::domain::Timestamp;

@@ -3,6 +3,25 @@
 //! APDUs to a card (pcscd through [`pcsc_reader`], or the in-process [`VirtualCard`] for
 //! drills); [`jpki`] is the dialogue that reads the user-authentication certificate (without
 //! a PIN from a card; behind the smartphone PIN from an Android phone). [`vpcd`] lets a [`VirtualCard`] insert itself into pcscd's virtual reader.
+//!
+//! What is inside: the patient's card, layered `apdu` (short APDUs, status words, DER
+//! length, every length bounded; an empty answer is "card vanished", never data) →
+//! `Transport` (pcscd via `pcsc_reader`: readers, waiting with get_status_change following
+//! readers that appear, disconnect leaving the card; or the in-process `VirtualCard`) →
+//! `jpki` (SELECT AP, EF 0006 read by its short EF id in one APDU — card, Android phone or
+//! iPhone; a 住基カード's label is not a My Number card — SELECT EF, READ BINARY in 256-byte
+//! chunks: 3 + ⌈n/256⌉ APDUs; an Android phone's certificate only after its smartphone PIN
+//! (`read_phone_certificate`), an iPhone's only once its owner unlocked it; the PIN
+//! fallback: tries left without spending one, one VERIFY per attempt, none sent on the last
+//! try unless confirmed; the challenge signature on EF 0017: RSA-2048 PKCS#1 v1.5 over the
+//! DigestInfo it is sent, as on real cards, so OpenSC's pkcs11-tool signs with the virtual
+//! card too). `virtual_card`: JPKI AP (000A/000B/0006/0017/0018 and the signature EFs
+//! OpenSC probes), card-face helper AP, PIN counters and blocking, faults, and a phone mode
+//! (`as_phone`: the token label, the PIN or the owner's unlock before the certificate and
+//! the key, a phone's delay over vpcd); `vpcd`: the card's side of the vpcd protocol with
+//! TCP_QUICKACK after every read; `replay`: `ReplayCard`, a card that answers from a
+//! recorded script (the fuzz target and its seeds). `CardError` → `CardFailure` for the
+//! session
 
 pub mod apdu;
 pub mod jpki;

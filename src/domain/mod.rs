@@ -4,6 +4,14 @@
 //! them has to reach into another to name a patient, a consent decision or an audit entry.
 //! Anything that can identify a patient or describe their health implements `Debug` by
 //! redacting itself, so a stray `?value` in a tracing call cannot leak it.
+//!
+//! What is inside: the glossary types: `Coverage`, `EmergencyInfo` (summary + full data),
+//! `ConsentDecision`/`ConsentState`, `AuditEntry`, `ConsentRecord`, `ConsentCorrection`,
+//! `ExplanationRecord`, `ServiceFailure`, `CardFailure`, `TokenKind`, the two requests
+//! (`QualificationRequest`, `EmergencyInquiry`), ids, `PatientRef` (insured number, or
+//! 公費負担者番号 + 受給者番号 for 医療扶助; `audit_key`); `Sensitive<T>` and hand-written `Debug` that
+//! redact patient data; `json_error_text` (a JSON error as a log may carry it: kind and
+//! position, never the rejected value)
 
 mod emergency;
 mod ids;

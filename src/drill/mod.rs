@@ -5,6 +5,13 @@
 //! of screens the trainer expects. [`run`] plays the steps through the app controller in
 //! the [`world::TrainingWorld`]: the simulator on loopback, the virtual reader, a training
 //! store.
+//!
+//! What is inside: scenario files (`src/drill/scenarios/*.toml`, 15; `carrier` = card,
+//! android, ios or ios-locked), `drill::world::TrainingWorld` (the simulator served on
+//! loopback with the dev PKI generated into the training dir, a `DelayProxy` as the
+//! trainer's line, the `VirtualReader`, the training roster and store), a runner that plays
+//! the steps as `app::Command`s through the same controller the app uses; the debrief
+//! report (JSON + HTML; the copy kept in the data dir has clinical alerts redacted)
 
 mod debrief;
 pub mod world;

@@ -12,6 +12,20 @@
 //!
 //! Files the keys live in are opened with `O_NOFOLLOW` and refused when group or others may
 //! read them.
+//!
+//! What is inside: the device keys and the only code that touches them (docs/SECURITY.md):
+//! with a TPM 2.0 (`keys::tpm`: PKCS#11 through `cryptoki` and tpm2-pkcs11, loaded at run
+//! time) the unit key (EC P-256, signs the CSR and every TLS handshake through rustls'
+//! `SigningKey`), the store-wrapping key (RSA-2048 OAEP) and the file-integrity key (EC
+//! P-256) are token objects that never leave it; without one (training, `init
+//! --allow-file-keys`) 0600 files. The signed manifest `integrity.json` over the protected
+//! configuration files; private files opened with `O_NOFOLLOW` and refused when others can
+//! read them; `destroy` for wipe. `keys::tpm_boot` (tpm2-tools processes): the token's
+//! secret sealed to PCRs 0,2,4,7 under the SRK (never in clear; another boot state is
+//! `BootStateChanged`), the enrolment record in NV index 0x01800a17 (the files key's
+//! digest, write-locked) and `enrolled_here` (that record, or root's hierarchy
+//! authorisation file: file keys and missing device files are then refused), the owner and
+//! lockout authorisation only root reads, TPM2_Clear at wipe
 
 mod manifest;
 mod signer;

@@ -1,6 +1,13 @@
 //! Certificates: issuing with rcgen (the development/training PKI, the test JPKI CA, the
 //! virtual cards' certificates) and reading with x509-parser (serial, issuer, validity,
 //! who signed what). Private keys are written 0600 and never committed.
+//!
+//! What is inside: certificates: issuing with rcgen (`pki::dev`: the development/training
+//! PKI with its fixed file names; the test JPKI CA; card certificates with an RSA-2048 key
+//! — one per process, shared by its training cards, since generating one takes about a
+//! second — and `verify_card_signature`, PKCS#1 v1.5 SHA-256 against the card certificate),
+//! reading with x509-parser (`inspect`: serial, issuer, validity, days left;
+//! `is_signed_by`); private keys written 0600
 
 pub mod dev;
 

@@ -376,16 +376,7 @@ impl Session {
                 }
                 current.waiting = None;
                 current.info = Some(info);
-                self.enter(Phase::ViewingSummary, None);
-                Ok(self
-                    .audit(
-                        now,
-                        AuditAction::View {
-                            kind: InfoKind::EmergencySummary,
-                        },
-                    )
-                    .into_iter()
-                    .collect())
+                Ok(self.show(now, Phase::ViewingSummary, InfoKind::EmergencySummary))
             }
             Event::EmergencyInfoFailed { incident, failure } => {
                 self.expect(Phase::AwaitingEmergencyInfo, name)?;
@@ -427,29 +418,11 @@ impl Session {
             }
             Event::ViewFullData => {
                 self.expect(Phase::ViewingSummary, name)?;
-                self.enter(Phase::ViewingFullData, None);
-                Ok(self
-                    .audit(
-                        now,
-                        AuditAction::View {
-                            kind: InfoKind::FullData,
-                        },
-                    )
-                    .into_iter()
-                    .collect())
+                Ok(self.show(now, Phase::ViewingFullData, InfoKind::FullData))
             }
             Event::BackToSummary => {
                 self.expect(Phase::ViewingFullData, name)?;
-                self.enter(Phase::ViewingSummary, None);
-                Ok(self
-                    .audit(
-                        now,
-                        AuditAction::View {
-                            kind: InfoKind::EmergencySummary,
-                        },
-                    )
-                    .into_iter()
-                    .collect())
+                Ok(self.show(now, Phase::ViewingSummary, InfoKind::EmergencySummary))
             }
             Event::EndViewing => {
                 if matches!(phase, Phase::SignedOut | Phase::Ready) {

@@ -23,6 +23,14 @@ impl Session {
         }
     }
 
+    /// Enter a viewing phase; the view of `kind` is audited.
+    pub(super) fn show(&mut self, now: Timestamp, phase: Phase, kind: InfoKind) -> Vec<Effect> {
+        self.enter(phase, None);
+        self.audit(now, AuditAction::View { kind })
+            .into_iter()
+            .collect()
+    }
+
     pub(super) fn send_qualification(&mut self) -> Vec<Effect> {
         let Some(operator) = self.operator.clone() else {
             return vec![];

@@ -2,6 +2,22 @@
 //! answers the national system would give (qualification check, emergency-info inquiry).
 //!
 //! [`Simulator`] is the service's logic with no transport; the drills call it in-process.
+//!
+//! What is inside: the eligibility simulator: deterministic synthetic patients
+//! (`sim::patients`), cards issued to them whose serial names the patient (any process
+//! holding the test JPKI CA can make one), qualification answers (coverage / most recent
+//! valid / opt-out / card unknown, revoked, expired), emergency info cut with the MHLW
+//! windows, an inquiry log idempotent per incident; qualification references that are
+//! random (128 bits), expire (15 min) and belong to the unit that asked, a per-unit limit
+//! on distinct patients an hour (flag, then refuse), the PIN path's card signature checked
+//! against the card certificate; `sim::server` (an axum service on hyper's HTTP/1.1 over
+//! tokio-rustls: client certificate required, CRL, the unit taken from the certificate's
+//! CN, tower and hyper limits on body, head, read time, connections and requests in flight,
+//! the ids echoed, each device key's audit chain held and verified — signature, hash, link,
+//! gap, rollback — fault injection at start and run time (`sim::Faults` on
+//! `sim::PATH_SIM_FAULTS`, the simulator's own path: not part of protocol v2, and the
+//! production client has no call for it), including replaying the previous answer);
+//! `sim::proxy` (delay / stall / reset TCP proxy: the road, since there is no netem)
 
 pub mod patients;
 pub mod proxy;

@@ -11,6 +11,24 @@
 //! destruction, so the old sealed bytes that sled's log may keep until compaction can no
 //! longer be opened, not even with the store key. The chain head, sync state and anchor are
 //! sealed under the store key itself.
+//!
+//! What is inside: sled 0.34 behind a small interface: consent and audit records in an
+//! append-only log keyed by sequence number, each value sealed with ChaCha20-Poly1305 (tree
+//! name + key are the AEAD's associated data) under the key of the UTC day it was appended
+//! (`keys/<day>.key`, sealed under the store key, which the TPM unwraps); `purge_expired`
+//! removes uploaded records past retention and then destroys every day key no remaining
+//! record uses (expiry is key destruction: sled's log may keep old bytes, no key opens
+//! them); the chain head, sync state and anchor under the store key; a failing random
+//! source or serialiser is an error, never a zero nonce or an empty value; SHA-256 hash
+//! chain over the records with a copy of the chain head outside sled (sled recovers a
+//! damaged log by dropping its tail; the copy shows the loss), an outbox tree (its length
+//! counted once at open and kept with every change: sled's `len()` walks the tree, ~50 ms
+//! at 100,000 records, and the status strip asks on every command), sync state, retention
+//! of uploaded records. No clinical data: the emergency info lives in the session for the
+//! incident only; the clinical-data cache of earlier versions is dropped at open. `append`
+//! returns only after commit + flush; a sled snapshot a kill left unfinished
+//! (`snap.*.generating`, which sled 0.34 would read and refuse as corrupt) is removed when
+//! sled refuses to open on it, and the open retried
 
 mod chain;
 mod days;

@@ -2,6 +2,13 @@
 //! exponentially (with jitter) while the line is down, resumes after a restart from what
 //! the outbox still holds, and relies on record ids so the server keeps each record once
 //! even when an acknowledgement is lost and a batch is sent again.
+//!
+//! What is inside: the uploader: outbox → `POST /v2/records` in batches, each record with
+//! its chain link and the unit key's signature (on the blocking pool: the key may be in the
+//! TPM), exponential backoff with jitter, woken on demand, resumes from the outbox after a
+//! restart; sequence numbers and hashes make re-sent batches harmless; at start it compares
+//! the chain head the server holds with the store's, and a rollback or fork (there or in a
+//! refusal) is marked in the store and stops uploads with every record kept
 
 use crate::domain::{ChainedRecord, Timestamp};
 use crate::eligibility::wire::problem;

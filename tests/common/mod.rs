@@ -1,5 +1,6 @@
-//! Helpers shared by the integration tests: temp dirs, a dev PKI, a simulator server,
-//! clients with a chosen unit certificate.
+//! What the integration tests and the benches share (benches include this file): temp
+//! dirs, a dev PKI, a simulator in process or as a child, clients with a chosen unit
+//! certificate, pcscd with the vpcd readers, children killed by PID.
 #![allow(dead_code)]
 
 pub mod tpm;
@@ -15,7 +16,6 @@ use mynakyukyu::sim::server::{ServeOptions, SimServer};
 use std::path::Path;
 use std::sync::OnceLock;
 
-/// A fresh directory under the system temp dir, removed when dropped.
 /// A test's own directory, removed when dropped (the `tempfile` crate's, named after the
 /// test so a leftover one says whose it is).
 pub struct TempDir(tempfile::TempDir);
@@ -45,16 +45,22 @@ pub fn pki() -> &'static Path {
     .path()
 }
 
+/// The simulator in this process on a free loopback port, with the shared dev PKI.
 pub async fn start_sim(faults: Faults) -> SimServer {
+    start_sim_in(pki(), faults).await
+}
+
+/// The simulator in this process on a free loopback port, with the dev PKI in `pki_dir`.
+pub async fn start_sim_in(pki_dir: &Path, faults: Faults) -> SimServer {
     SimServer::start(ServeOptions {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        pki_dir: pki().to_path_buf(),
+        listen: "127.0.0.1:0".parse().expect("loopback address"),
+        pki_dir: pki_dir.to_path_buf(),
         faults,
         audit_log: None,
         today: time::OffsetDateTime::now_utc().date(),
     })
     .await
-    .unwrap()
+    .expect("simulator start")
 }
 
 /// A client presenting `unit` (e.g. "unit", "unit-expired") and pinning `server_ca`.
@@ -65,22 +71,33 @@ pub fn client_with(
     server_ca: &str,
     settings: ClientSettings,
 ) -> EligibilityClient {
-    let dir = pki();
+    client_in(pki(), port, host, unit, server_ca, settings)
+}
+
+/// `client_with` for the dev PKI in `dir`.
+pub fn client_in(
+    dir: &Path,
+    port: u16,
+    host: &str,
+    unit: &str,
+    server_ca: &str,
+    settings: ClientSettings,
+) -> EligibilityClient {
     let identity = UnitIdentity::from_files(
         &dir.join(format!("{unit}.pem")),
         &dir.join(format!("{unit}.key")),
         &dir.join(server_ca),
     )
-    .unwrap();
+    .expect("dev PKI unit certificate");
     EligibilityClient::new(
         Endpoint {
             host: host.to_string(),
             port,
         },
-        tls_config(identity).unwrap(),
+        tls_config(identity).expect("TLS config"),
         settings,
     )
-    .unwrap()
+    .expect("client")
 }
 
 pub fn client(port: u16) -> EligibilityClient {
@@ -139,39 +156,106 @@ pub fn reliability_row(id: &str, area: &str, what: &str, times: usize, lost: usi
 
 /// The simulator binary as a child process on a free loopback port, killed when dropped.
 pub struct SimProcess {
-    child: std::process::Child,
+    child: Killed,
+    pub addr: std::net::SocketAddr,
     pub port: u16,
 }
 
 impl SimProcess {
+    /// With the shared dev PKI and the default limits.
     pub fn start() -> SimProcess {
+        SimProcess::start_with(pki(), &[])
+    }
+
+    /// With the dev PKI in `pki_dir` and more `serve` arguments.
+    pub fn start_with(pki_dir: &Path, args: &[&str]) -> SimProcess {
         use std::io::BufRead;
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mynakyukyu-sim"))
             .args(["serve", "--listen", "127.0.0.1:0", "--pki"])
-            .arg(pki())
+            .arg(pki_dir)
+            .args(args)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .spawn()
-            .unwrap();
+            .expect("mynakyukyu-sim");
+        let stdout = child.stdout.take().expect("stdout");
+        let child = Killed(child);
         let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
+        std::io::BufReader::new(stdout)
             .read_line(&mut line)
-            .unwrap();
-        let port = line
+            .expect("the listening line");
+        let addr: std::net::SocketAddr = line
             .trim()
-            .rsplit(':')
+            .rsplit('/')
             .next()
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("no port in {line:?}"));
-        SimProcess { child, port }
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("no address in {line:?}"));
+        SimProcess {
+            child,
+            port: addr.port(),
+            addr,
+        }
+    }
+
+    /// The simulator's process id (a bench reads its memory).
+    pub fn pid(&self) -> u32 {
+        self.child.0.id()
     }
 }
 
-impl Drop for SimProcess {
+/// A child process stopped by PID when dropped: SIGTERM first (Xvfb then removes its lock
+/// and socket, pcscd its socket), SIGKILL if it lingers, and reaped.
+pub struct Killed(pub std::process::Child);
+
+impl Drop for Killed {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = std::process::Command::new("kill")
+            .arg(self.0.id().to_string())
+            .status();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        while std::time::Instant::now() < deadline {
+            if matches!(self.0.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
+}
+
+/// The vpcd driver's readers that pcscd serves now.
+pub fn vpcd_readers() -> Vec<String> {
+    mynakyukyu::card::pcsc_reader::Pcsc::establish()
+        .and_then(|p| p.readers())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r.starts_with("Virtual PCD"))
+        .collect()
+}
+
+/// pcscd serving (at least) `readers` vpcd readers: the one already running (None), or one
+/// started here and stopped by PID when the guard drops.
+pub fn pcscd(readers: usize) -> Option<Killed> {
+    if vpcd_readers().len() >= readers {
+        return None;
+    }
+    let child = std::process::Command::new("pcscd")
+        .arg("--foreground")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("pcscd (scripts/setup installs it)");
+    let guard = Killed(child);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while vpcd_readers().len() < readers {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "pcscd did not show the vpcd readers"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    Some(guard)
 }
 
 /// `mynakyukyu-admin --data-dir DATA ARGS…`, its environment set by `env` (a TPM or none).
@@ -247,7 +331,7 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .worker_threads(2)
         .enable_all()
         .build()
-        .unwrap()
+        .expect("tokio runtime")
 }
 
 /// Records as the uploader sends them: each with its chain link, signed by `client`'s key.

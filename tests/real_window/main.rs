@@ -15,7 +15,7 @@ mod crash;
 mod refusals;
 mod taps;
 
-pub use common::TempDir;
+pub use common::{Killed, TempDir};
 pub use i_slint_backend_testing::{ElementHandle, ElementQuery};
 pub use mynakyukyu::ui::{Api, AppWindow, CrewItem, ScenarioItem, Screen, Status};
 pub use slint::{ComponentHandle, ModelRc, VecModel};
@@ -23,25 +23,6 @@ pub use std::path::{Path, PathBuf};
 pub use std::process::{Child, Command, Stdio};
 pub use std::rc::Rc;
 pub use std::time::{Duration, Instant};
-
-/// Killed (and reaped) when dropped.
-struct Killed(Child);
-
-impl Drop for Killed {
-    /// SIGTERM first (Xvfb then removes its lock and socket), SIGKILL if it lingers.
-    fn drop(&mut self) {
-        let _ = Command::new("kill").arg(self.0.id().to_string()).status();
-        let deadline = Instant::now() + Duration::from_secs(3);
-        while Instant::now() < deadline {
-            if matches!(self.0.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Longer than the tap guard: a person who looked before tapping.
 const LOOK: Duration = Duration::from_millis(900);

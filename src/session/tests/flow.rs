@@ -154,14 +154,7 @@ fn qualification_answer_shows_coverage_and_is_audited() {
     assert!(s.emergency_info().is_none());
 
     let mut s = signed_in();
-    ok(&mut s, Event::CardDetected { incident: inc(1) });
-    ok(
-        &mut s,
-        Event::CardReadOk {
-            incident: inc(1),
-            credential: credential(),
-        },
-    );
+    read_card(&mut s);
     let fx = ok(
         &mut s,
         Event::QualificationAnswered {
@@ -181,14 +174,7 @@ fn qualification_answer_shows_coverage_and_is_audited() {
 #[test]
 fn opt_out_shows_nothing_and_is_audited_without_patient() {
     let mut s = signed_in();
-    ok(&mut s, Event::CardDetected { incident: inc(1) });
-    ok(
-        &mut s,
-        Event::CardReadOk {
-            incident: inc(1),
-            credential: credential(),
-        },
-    );
+    read_card(&mut s);
     let fx = ok(&mut s, Event::QualificationOptOut { incident: inc(1) });
     assert_eq!(s.phase(), Phase::OptedOut);
     assert_eq!(s.notice(), Some(Notice::OptedOut));
@@ -215,14 +201,7 @@ fn opt_out_shows_nothing_and_is_audited_without_patient() {
 #[test]
 fn no_coverage_is_shown_plainly_without_retry() {
     let mut s = signed_in();
-    ok(&mut s, Event::CardDetected { incident: inc(1) });
-    ok(
-        &mut s,
-        Event::CardReadOk {
-            incident: inc(1),
-            credential: credential(),
-        },
-    );
+    read_card(&mut s);
     ok(
         &mut s,
         Event::QualificationFailed {
@@ -254,12 +233,7 @@ fn consent_needs_the_identity_confirmed_first() {
 #[test]
 fn verbal_consent_sends_the_inquiry_with_consent_attached_and_records_it() {
     let mut s = at_consent();
-    ok(
-        &mut s,
-        Event::IdentityConfirmed {
-            check: IdentityCheck::Photo,
-        },
-    );
+    confirm_identity(&mut s);
     let fx = ok(
         &mut s,
         Event::ConsentChosen {
@@ -298,12 +272,7 @@ fn verbal_consent_sends_the_inquiry_with_consent_attached_and_records_it() {
 #[test]
 fn unobtainable_consent_is_carried_as_such() {
     let mut s = at_consent();
-    ok(
-        &mut s,
-        Event::IdentityConfirmed {
-            check: IdentityCheck::Photo,
-        },
-    );
+    confirm_identity(&mut s);
     let fx = ok(
         &mut s,
         Event::ConsentChosen {

@@ -5,12 +5,7 @@ use super::*;
 #[test]
 fn link_lost_during_inquiry_keeps_consent_and_resends_the_same_inquiry() {
     let mut s = at_consent();
-    ok(
-        &mut s,
-        Event::IdentityConfirmed {
-            check: IdentityCheck::Photo,
-        },
-    );
+    confirm_identity(&mut s);
     let first = ok(
         &mut s,
         Event::ConsentChosen {
@@ -68,12 +63,7 @@ fn link_lost_during_inquiry_keeps_consent_and_resends_the_same_inquiry() {
 fn consent_chosen_while_link_is_down_waits_and_goes_out_on_restore() {
     let mut s = at_consent();
     ok(&mut s, Event::LinkLost);
-    ok(
-        &mut s,
-        Event::IdentityConfirmed {
-            check: IdentityCheck::Photo,
-        },
-    );
+    confirm_identity(&mut s);
     let fx = ok(
         &mut s,
         Event::ConsentChosen {
@@ -94,14 +84,7 @@ fn consent_chosen_while_link_is_down_waits_and_goes_out_on_restore() {
 #[test]
 fn timeout_in_qualification_waits_for_link_and_resends() {
     let mut s = signed_in();
-    ok(&mut s, Event::CardDetected { incident: inc(1) });
-    ok(
-        &mut s,
-        Event::CardReadOk {
-            incident: inc(1),
-            credential: credential(),
-        },
-    );
+    read_card(&mut s);
     ok(
         &mut s,
         Event::QualificationFailed {
@@ -118,12 +101,7 @@ fn timeout_in_qualification_waits_for_link_and_resends() {
 #[test]
 fn server_refusal_fails_with_retry_that_resends() {
     let mut s = at_consent();
-    ok(
-        &mut s,
-        Event::IdentityConfirmed {
-            check: IdentityCheck::Photo,
-        },
-    );
+    confirm_identity(&mut s);
     ok(
         &mut s,
         Event::ConsentChosen {
@@ -169,28 +147,7 @@ fn events_out_of_place_change_nothing() {
 
 #[test]
 fn notices_have_messages_in_both_languages() {
-    use Notice::*;
-    for n in [
-        NoViewingPermission,
-        LockedAfterIdle,
-        ViewingEndedAfterIdle,
-        NoReader,
-        ReaderServiceDown,
-        NotMyNumberCard,
-        CardRemovedDuringRead,
-        CardUnresponsive,
-        ReaderBusy,
-        CardCertificateNotValid,
-        WaitingForLink,
-        CertificateRefused,
-        ServerCertificateWrong,
-        CardNotAccepted,
-        NoCoverage,
-        ProtocolError,
-        TunnelRequired,
-        OptedOut,
-        RefusalRecorded,
-    ] {
+    for n in Notice::ALL {
         assert!(!n.message_ja().is_ascii(), "{n:?}");
         assert!(n.message_en().is_ascii(), "{n:?}");
     }

@@ -54,6 +54,28 @@ fn ok(s: &mut Session, e: Event) -> Vec<Effect> {
         .unwrap_or_else(|err| panic!("{name} rejected: {err}"))
 }
 
+/// Card detected and read for incident 1.
+fn read_card(s: &mut Session) {
+    ok(s, Event::CardDetected { incident: inc(1) });
+    ok(
+        s,
+        Event::CardReadOk {
+            incident: inc(1),
+            credential: credential(),
+        },
+    );
+}
+
+/// The crew confirmed the patient's identity by the card's photo.
+fn confirm_identity(s: &mut Session) {
+    ok(
+        s,
+        Event::IdentityConfirmed {
+            check: IdentityCheck::Photo,
+        },
+    );
+}
+
 fn signed_in() -> Session {
     let mut s = Session::new(station());
     ok(
@@ -69,14 +91,7 @@ fn signed_in() -> Session {
 /// Signed in, card read, coverage on screen.
 fn at_consent() -> Session {
     let mut s = signed_in();
-    ok(&mut s, Event::CardDetected { incident: inc(1) });
-    ok(
-        &mut s,
-        Event::CardReadOk {
-            incident: inc(1),
-            credential: credential(),
-        },
-    );
+    read_card(&mut s);
     ok(
         &mut s,
         Event::QualificationAnswered {
@@ -90,12 +105,7 @@ fn at_consent() -> Session {
 
 fn viewing(decision: ConsentDecision) -> Session {
     let mut s = at_consent();
-    ok(
-        &mut s,
-        Event::IdentityConfirmed {
-            check: IdentityCheck::Photo,
-        },
-    );
+    confirm_identity(&mut s);
     ok(&mut s, Event::ConsentChosen { decision });
     ok(
         &mut s,
