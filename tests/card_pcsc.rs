@@ -411,7 +411,7 @@ fn phone_through_pcscd(pcsc: &Pcsc, slot0: &str) {
         assert!(vm.has_patient);
         assert_eq!(vm.identity_confirmed, "スマホの暗証番号で本人確認済み");
         assert!(!vm.photo_offered && !vm.unobtainable_offered);
-        rt.block_on(c.handle(C::Consent(ConsentDecision::Verbal)));
+        rt.block_on(c.handle(C::Consent(ConsentDecision::Verbal, None)));
         assert_eq!(c.view().phase, "viewing_summary");
         let logged = world
             .server

@@ -142,7 +142,7 @@ impl Line {
         let card_frame_ms = self.last_frame_ms;
         self.step(Command::ConfirmPhoto);
         let t = Instant::now();
-        self.step(Command::Consent(ConsentDecision::Verbal));
+        self.step(Command::Consent(ConsentDecision::Verbal, None));
         Timing {
             card_ms,
             consent_ms: t.elapsed().as_secs_f64() * 1e3,

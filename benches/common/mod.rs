@@ -157,6 +157,7 @@ impl AppRig {
         let t = std::time::Instant::now();
         let (screen, summary_frame_ms) = self.step(Command::Consent(
             mynakyukyu::domain::ConsentDecision::Unobtainable,
+            Some(mynakyukyu::domain::UnobtainableReason::Unconscious),
         ));
         let consent_ms = t.elapsed().as_secs_f64() * 1e3;
         assert_eq!(screen, Screen::Summary, "consent → summary");

@@ -2,7 +2,10 @@
 //! (Mynaportal shows that someone did). Every record kind is a row: audit entries (checks,
 //! failed lookups, inquiries, views), consent decisions including refusals, corrections
 //! (訂正) and the written-explanation records. Times are JST, patients are found by the
-//! individual insured number or, for 医療扶助, the 受給者番号.
+//! individual insured number or, for 医療扶助, the 受給者番号. Each row carries the items the
+//! official document on emergency viewing lists for the log: 対象患者情報 (the patient's id
+//! and numbers), 種別 (which view, or what the inquiry fetched), who, when, from where, and
+//! under what consent (with the reason where it was unobtainable).
 //!
 //! CSV goes through the `csv` crate with every field quoted (RFC 4180), and a field that a
 //! spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab, CR first) gets a leading
@@ -15,7 +18,7 @@
 
 use super::AdminError;
 use crate::config;
-use crate::domain::{AuditAction, PatientRef, RecordBody, Timestamp};
+use crate::domain::{AuditAction, InfoKind, PatientRef, RecordBody, Timestamp};
 use crate::store::{self, StoredRecord};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -32,11 +35,16 @@ pub struct AuditRow {
     pub unit_id: String,
     pub terminal_id: String,
     pub incident_id: String,
+    /// 患者ID: the patient's id in the national answer (対象患者情報, with the numbers).
+    pub patient_id: String,
     /// The individual insured number (empty for 医療扶助).
     pub insured_number: String,
     /// 医療扶助: the 受給者番号 (the audit key where there is no insured number).
     pub recipient_number: String,
     pub consent: String,
+    /// Why consent was unobtainable (`unconscious`, `cannot_communicate`,
+    /// `lacks_capacity`, `other`), on 同意取得困難 consent and correction rows.
+    pub consent_reason: String,
     pub identity_method: String,
     pub identity_check: String,
     /// What was read: `card`, `android_phone`, `iphone` (empty before a read, and in
@@ -46,6 +54,9 @@ pub struct AuditRow {
     /// `correction:unobtainable->verbal`, `explanation:handed`,
     /// `qualification_failed:no_coverage` …
     pub action: String,
+    /// 種別: what was viewed (`emergency_summary`, `full_data`) on a view row, what was
+    /// fetched on an inquiry row (`emergency_summary+full_data`: one inquiry fetches both).
+    pub kind: String,
     /// The card's certificate fingerprint on a failed lookup.
     pub card: String,
     pub seq: u64,
@@ -138,16 +149,18 @@ fn jst(t: Timestamp) -> String {
         .unwrap_or_else(|| t.0.to_string())
 }
 
-fn numbers(p: Option<&PatientRef>) -> (String, String) {
+/// The patient's id, insured number and 受給者番号, as far as the record has them.
+fn numbers(p: Option<&PatientRef>) -> (String, String, String) {
     match p {
         Some(p) => (
+            p.local_id.expose().clone(),
             p.insured_number.expose().clone(),
             p.public_assistance
                 .as_ref()
                 .map(|a| a.recipient_number.expose().clone())
                 .unwrap_or_default(),
         ),
-        None => (String::new(), String::new()),
+        None => (String::new(), String::new(), String::new()),
     }
 }
 
@@ -160,13 +173,16 @@ pub fn row(stored: &StoredRecord) -> AuditRow {
         unit_id: String::new(),
         terminal_id: String::new(),
         incident_id: String::new(),
+        patient_id: String::new(),
         insured_number: String::new(),
         recipient_number: String::new(),
         consent: String::new(),
+        consent_reason: String::new(),
         identity_method: String::new(),
         identity_check: String::new(),
         token: String::new(),
         action: String::new(),
+        kind: String::new(),
         card: String::new(),
         seq: stored.seq,
     };
@@ -178,6 +194,15 @@ pub fn row(stored: &StoredRecord) -> AuditRow {
             row.identity_check = a.identity_check.map(|c| json_label(&c)).unwrap_or_default();
             row.token = a.token.map(|t| t.name().to_string()).unwrap_or_default();
             row.card = a.card.clone().unwrap_or_default();
+            row.kind = match a.action {
+                AuditAction::View { kind } => json_label(&kind),
+                AuditAction::EmergencyInfoInquiry => {
+                    [InfoKind::EmergencySummary, InfoKind::FullData]
+                        .map(|k| json_label(&k))
+                        .join("+")
+                }
+                _ => String::new(),
+            };
             row.action = match a.action {
                 AuditAction::View { kind } => format!("view:{}", json_label(&kind)),
                 AuditAction::QualificationFailed { reason } => {
@@ -193,11 +218,13 @@ pub fn row(stored: &StoredRecord) -> AuditRow {
         RecordBody::Consent(c) => {
             row.record = "consent".into();
             row.consent = json_label(&c.decision);
+            row.consent_reason = c.reason.map(|r| json_label(&r)).unwrap_or_default();
             row.action = format!("consent:{}", json_label(&c.decision));
         }
         RecordBody::ConsentCorrection(c) => {
             row.record = "consent_correction".into();
             row.consent = json_label(&c.to);
+            row.consent_reason = c.reason.map(|r| json_label(&r)).unwrap_or_default();
             row.action = format!("correction:{}->{}", json_label(&c.from), json_label(&c.to));
         }
         RecordBody::Explanation(x) => {
@@ -216,7 +243,7 @@ pub fn row(stored: &StoredRecord) -> AuditRow {
     row.unit_id = h.unit.0.clone();
     row.terminal_id = h.terminal.0.clone();
     row.incident_id = h.incident.0.clone();
-    (row.insured_number, row.recipient_number) = numbers(h.patient);
+    (row.patient_id, row.insured_number, row.recipient_number) = numbers(h.patient);
     row
 }
 
@@ -458,13 +485,16 @@ mod tests {
             unit_id: "@SUM(A1)".into(),
             terminal_id: "+1".into(),
             incident_id: "-2, \"three\"\nfour".into(),
+            patient_id: "P0001".into(),
             insured_number: "12345678-01".into(),
             recipient_number: String::new(),
             consent: "consented".into(),
+            consent_reason: String::new(),
             identity_method: "myna_card".into(),
             identity_check: "photo".into(),
             token: "card".into(),
             action: "view:emergency_summary".into(),
+            kind: "emergency_summary".into(),
             card: String::new(),
             seq: 7,
         };

@@ -1,7 +1,7 @@
 //! What the crew (or the road) asks of the controller: the commands the UI, a drill or a
 //! test sends. Their `Debug` names them only (a PIN is never printed).
 
-use crate::domain::ConsentDecision;
+use crate::domain::{ConsentDecision, UnobtainableReason};
 
 /// What the crew (or the road) does.
 #[derive(Clone, PartialEq, Eq)]
@@ -24,9 +24,10 @@ pub enum Command {
     },
     /// The patient cannot type the phone's PIN (unconscious etc.).
     PatientCannotEnterPin,
-    Consent(ConsentDecision),
-    /// 訂正 of the consent decision while viewing.
-    CorrectConsent(ConsentDecision),
+    /// The consent decision; 同意取得困難 with the reason the crew chose.
+    Consent(ConsentDecision, Option<UnobtainableReason>),
+    /// 訂正 of the consent decision while viewing (to 同意取得困難 with its reason).
+    CorrectConsent(ConsentDecision, Option<UnobtainableReason>),
     /// 傷病者用説明書を渡した.
     ExplanationHanded,
     ViewFullData,
@@ -56,8 +57,8 @@ impl Command {
             Command::ConfirmPhoto => "confirm_photo",
             Command::EnterPin { .. } => "enter_pin",
             Command::PatientCannotEnterPin => "patient_cannot_enter_pin",
-            Command::Consent(_) => "consent",
-            Command::CorrectConsent(_) => "correct_consent",
+            Command::Consent(..) => "consent",
+            Command::CorrectConsent(..) => "correct_consent",
             Command::ExplanationHanded => "explanation_handed",
             Command::ViewFullData => "view_full_data",
             Command::BackToSummary => "back_to_summary",

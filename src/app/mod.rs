@@ -348,8 +348,8 @@ impl Controller {
                 None
             }
             Command::PatientCannotEnterPin => Some(Event::PatientCannotAuthenticate),
-            Command::Consent(decision) => Some(Event::ConsentChosen { decision }),
-            Command::CorrectConsent(to) => Some(Event::ConsentCorrected { to }),
+            Command::Consent(decision, reason) => Some(Event::ConsentChosen { decision, reason }),
+            Command::CorrectConsent(to, reason) => Some(Event::ConsentCorrected { to, reason }),
             Command::ExplanationHanded => Some(Event::ExplanationHanded),
             Command::ViewFullData => Some(Event::ViewFullData),
             Command::BackToSummary => Some(Event::BackToSummary),

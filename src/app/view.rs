@@ -5,7 +5,7 @@
 
 use crate::domain::{
     Alert, ConsentDecision, CoverageStatus, DrugClass, EmergencyInfo, IdentityCheck, Medication,
-    Timestamp, age_on,
+    Timestamp, age_on, window_label_ja,
 };
 use crate::session::{Notice, Phase, Session};
 use std::fmt;
@@ -314,37 +314,37 @@ pub fn summary_sections(info: &EmergencyInfo) -> Vec<Section> {
     vec![
         Section {
             title: "受診歴".into(),
-            window: "3か月".into(),
+            window: window_label_ja(s.windows.visits),
             rows: visit_rows(&s.visits),
         },
         Section {
             title: "電子処方箋".into(),
-            window: "45日".into(),
+            window: window_label_ja(s.windows.e_prescriptions),
             rows: medication_rows(&s.e_prescriptions),
         },
         Section {
             title: "薬剤情報".into(),
-            window: "3か月".into(),
+            window: window_label_ja(s.windows.medications),
             rows: medication_rows(&s.medications),
         },
         Section {
             title: "手術情報".into(),
-            window: "5年".into(),
+            window: window_label_ja(s.windows.surgeries),
             rows: surgery_rows(&s.surgeries),
         },
         Section {
             title: "診療情報".into(),
-            window: "3か月".into(),
+            window: window_label_ja(s.windows.clinical),
             rows: clinical_rows(&s.clinical),
         },
         Section {
             title: "透析".into(),
-            window: "3か月".into(),
+            window: window_label_ja(s.windows.dialysis),
             rows: dialysis_rows(&s.dialysis),
         },
         Section {
             title: "特定健診".into(),
-            window: "実施日".into(),
+            window: window_label_ja(s.windows.health_checks),
             rows: s
                 .health_check_dates
                 .iter()
@@ -365,37 +365,37 @@ pub fn full_sections(info: &EmergencyInfo) -> Vec<Section> {
     vec![
         Section {
             title: "受診歴".into(),
-            window: "5年".into(),
+            window: window_label_ja(f.windows.visits),
             rows: visit_rows(&f.visits),
         },
         Section {
             title: "電子処方箋".into(),
-            window: "100日".into(),
+            window: window_label_ja(f.windows.e_prescriptions),
             rows: medication_rows(&f.e_prescriptions),
         },
         Section {
             title: "薬剤情報".into(),
-            window: "5年".into(),
+            window: window_label_ja(f.windows.medications),
             rows: medication_rows(&f.medications),
         },
         Section {
             title: "手術情報".into(),
-            window: "5年".into(),
+            window: window_label_ja(f.windows.surgeries),
             rows: surgery_rows(&f.surgeries),
         },
         Section {
             title: "診療情報".into(),
-            window: "5年".into(),
+            window: window_label_ja(f.windows.clinical),
             rows: clinical_rows(&f.clinical),
         },
         Section {
             title: "透析".into(),
-            window: "5年".into(),
+            window: window_label_ja(f.windows.dialysis),
             rows: dialysis_rows(&f.dialysis),
         },
         Section {
             title: "特定健診".into(),
-            window: "5年".into(),
+            window: window_label_ja(f.windows.health_checks),
             rows: f
                 .health_checks
                 .iter()
@@ -544,11 +544,11 @@ pub fn build(
                 }
             }
         }
-        vm.consent = i
-            .consent
-            .map(ConsentDecision::label_ja)
-            .unwrap_or_default()
-            .into();
+        vm.consent = match (i.consent, i.unobtainable_reason) {
+            (Some(d), Some(why)) => format!("{}（{}）", d.label_ja(), why.label_ja()),
+            (Some(d), None) => d.label_ja().into(),
+            (None, _) => String::new(),
+        };
         if let (Some(from), Some(to)) = (i.corrected_from, i.consent) {
             vm.consent_correction = format!("訂正: {} → {}", from.label_ja(), to.label_ja());
         }
@@ -573,7 +573,10 @@ pub fn build(
             .iter()
             .max_by_key(|v| v.date)
             .map(|v| format!("{} {}（{}）", date_ja(v.date), v.hospital, v.department))
-            .unwrap_or_else(|| "3か月以内の受診なし".into());
+            .unwrap_or_else(|| match info.summary.windows.visits {
+                Some(w) => format!("{}以内の受診なし", w.label_ja()),
+                None => "受診なし（期間不明）".into(),
+            });
         vm.summary = summary_sections(info);
         vm.full = full_sections(info);
     }

@@ -34,6 +34,40 @@ impl ConsentDecision {
     }
 }
 
+/// Why the crew judged consent unobtainable (同意取得困難の理由). The FDMA allows viewing
+/// without consent only 「意識不明等のため同意を得ることが困難である場合に限り」, so the
+/// record says which case it was; chosen from this fixed list as large buttons, never typed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnobtainableReason {
+    /// 意識障害.
+    Unconscious,
+    /// 意思疎通困難（重篤・言語等）.
+    CannotCommunicate,
+    /// 判断能力（小児・認知症等）.
+    LacksCapacity,
+    /// その他.
+    Other,
+}
+
+impl UnobtainableReason {
+    pub const ALL: [UnobtainableReason; 4] = [
+        UnobtainableReason::Unconscious,
+        UnobtainableReason::CannotCommunicate,
+        UnobtainableReason::LacksCapacity,
+        UnobtainableReason::Other,
+    ];
+
+    pub fn label_ja(self) -> &'static str {
+        match self {
+            UnobtainableReason::Unconscious => "意識障害",
+            UnobtainableReason::CannotCommunicate => "意思疎通困難（重篤・言語等）",
+            UnobtainableReason::LacksCapacity => "判断能力（小児・認知症等）",
+            UnobtainableReason::Other => "その他",
+        }
+    }
+}
+
 /// The consent state carried by an emergency-info inquiry and recorded in the audit log:
 /// 「同意あり」 or 「同意取得困難」.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -164,6 +198,10 @@ pub struct ConsentRecord {
     pub terminal: TerminalId,
     pub patient: PatientRef,
     pub decision: ConsentDecision,
+    /// With 同意取得困難 (and only then): why. Absent from records made before reasons
+    /// were recorded, and left out of the JSON when absent, so their chain hashes hold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<UnobtainableReason>,
 }
 
 /// 訂正: the crew corrects a consent decision within the incident. The first record stays as
@@ -178,6 +216,9 @@ pub struct ConsentCorrection {
     pub patient: PatientRef,
     pub from: ConsentDecision,
     pub to: ConsentDecision,
+    /// With a correction to 同意取得困難 (and only then): why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<UnobtainableReason>,
 }
 
 /// After a viewing under 同意取得困難 the patient or family gets the written explanation
@@ -410,4 +451,39 @@ pub fn pin_challenge(qualification: &super::QualificationRef, incident: &Inciden
     m.push(0);
     m.extend_from_slice(incident.as_str().as_bytes());
     m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Sensitive;
+
+    fn record(reason: Option<UnobtainableReason>) -> ConsentRecord {
+        ConsentRecord {
+            at: Timestamp(1),
+            incident: IncidentId::new("I-1"),
+            operator: OperatorId::new("EMT-1"),
+            unit: UnitId::new("U-1"),
+            terminal: TerminalId::new("T-1"),
+            patient: PatientRef {
+                local_id: Sensitive("P0001".into()),
+                insured_number: Sensitive("1".into()),
+                public_assistance: None,
+            },
+            decision: ConsentDecision::Unobtainable,
+            reason,
+        }
+    }
+
+    /// Records stored before reasons existed read back, and serialise to the very bytes they
+    /// had (their chain hashes are over those bytes).
+    #[test]
+    fn a_record_without_a_reason_keeps_its_old_bytes() {
+        let old = serde_json::to_string(&record(None)).unwrap();
+        assert!(!old.contains("reason"), "{old}");
+        let back: ConsentRecord = serde_json::from_str(&old).unwrap();
+        assert_eq!(back, record(None));
+        let new = serde_json::to_string(&record(Some(UnobtainableReason::Unconscious))).unwrap();
+        assert!(new.contains(r#""reason":"unconscious""#), "{new}");
+    }
 }

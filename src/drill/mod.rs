@@ -6,7 +6,7 @@
 //! the [`world::TrainingWorld`]: the simulator on loopback, the virtual reader, a training
 //! store.
 //!
-//! What is inside: scenario files (`src/drill/scenarios/*.toml`, 15; `carrier` = card,
+//! What is inside: scenario files (`src/drill/scenarios/*.toml`, 16; `carrier` = card,
 //! android, ios or ios-locked), `drill::world::TrainingWorld` (the simulator served on
 //! loopback with the dev PKI generated into the training dir, a `DelayProxy` as the
 //! trainer's line, the `VirtualReader`, the training roster and store), a runner that plays
@@ -22,6 +22,7 @@ use crate::app::view::ViewModel;
 use crate::app::{Command, Controller};
 use crate::domain::{
     AuditAction, ConsentDecision, CoverageStatus, IdentityCheck, RecordBody, Timestamp,
+    UnobtainableReason,
 };
 use crate::sim::SimError;
 use crate::sim::proxy::LinkState;
@@ -121,7 +122,7 @@ pub struct Scenario {
     pub expected_coverage: Option<String>,
 }
 
-const BUILT_IN: [(&str, &str); 15] = [
+const BUILT_IN: [(&str, &str); 16] = [
     (
         "unconscious-warfarin",
         include_str!("scenarios/unconscious-warfarin.toml"),
@@ -163,6 +164,10 @@ const BUILT_IN: [(&str, &str); 15] = [
     (
         "consent-correction",
         include_str!("scenarios/consent-correction.toml"),
+    ),
+    (
+        "public-assistance-lapsed",
+        include_str!("scenarios/public-assistance-lapsed.toml"),
     ),
 ];
 
@@ -343,11 +348,15 @@ impl Runner<'_> {
                     self.world.set_line(LinkState::Down);
                     self.controller.note("trainer: line dropped".into());
                 }
-                Command::Consent(match step {
-                    Step::ConsentVerbal => ConsentDecision::Verbal,
-                    Step::ConsentUnobtainable => ConsentDecision::Unobtainable,
-                    _ => ConsentDecision::Refused,
-                })
+                match step {
+                    Step::ConsentVerbal => Command::Consent(ConsentDecision::Verbal, None),
+                    // the drills' unconscious patient: the reason the crew would choose
+                    Step::ConsentUnobtainable => Command::Consent(
+                        ConsentDecision::Unobtainable,
+                        Some(UnobtainableReason::Unconscious),
+                    ),
+                    _ => Command::Consent(ConsentDecision::Refused, None),
+                }
             }
             Step::LineDropDuringInquiry => {
                 self.drop_before_next_consent = true;
@@ -361,8 +370,8 @@ impl Runner<'_> {
                 self.world.set_line(LinkState::Up);
                 Command::LinkRestored
             }
-            Step::CorrectConsentVerbal => Command::CorrectConsent(ConsentDecision::Verbal),
-            Step::CorrectConsentRefused => Command::CorrectConsent(ConsentDecision::Refused),
+            Step::CorrectConsentVerbal => Command::CorrectConsent(ConsentDecision::Verbal, None),
+            Step::CorrectConsentRefused => Command::CorrectConsent(ConsentDecision::Refused, None),
             Step::ExplanationHanded => Command::ExplanationHanded,
             Step::ViewFull => Command::ViewFullData,
             Step::BackToSummary => Command::BackToSummary,

@@ -25,6 +25,18 @@
 
 mod notice;
 mod outputs;
+/// 同意取得困難 carries its reason; no other decision carries one.
+fn check_reason(
+    decision: ConsentDecision,
+    reason: Option<UnobtainableReason>,
+) -> Result<(), SessionError> {
+    if (decision == ConsentDecision::Unobtainable) == reason.is_some() {
+        Ok(())
+    } else {
+        Err(SessionError::ReasonMismatch)
+    }
+}
+
 #[cfg(test)]
 mod tests;
 mod vocabulary;
@@ -37,7 +49,7 @@ pub use vocabulary::{Effect, Event, Incident, Phase};
 use crate::domain::{
     AuditAction, AuditEntry, CardCredential, ConsentCorrection, ConsentDecision, ConsentRecord,
     Coverage, EmergencyInfo, ExplanationRecord, IdentityCheck, IdentityMethod, IncidentId,
-    InfoKind, OperatorId, QualificationRef, TerminalId, Timestamp, UnitId,
+    InfoKind, OperatorId, QualificationRef, TerminalId, Timestamp, UnitId, UnobtainableReason,
 };
 use thiserror::Error;
 
@@ -65,6 +77,8 @@ pub enum SessionError {
     PhoneHasNoPhoto,
     #[error("同意取得困難 is not offered with a phone: it is read only with its owner")]
     UnobtainableOnPhone,
+    #[error("同意取得困難 is recorded with its reason, and no other decision takes one")]
+    ReasonMismatch,
 }
 
 /// The incident state machine for one tablet.
@@ -308,8 +322,9 @@ impl Session {
                 self.notice = None;
                 Ok(vec![])
             }
-            Event::ConsentChosen { decision } => {
+            Event::ConsentChosen { decision, reason } => {
                 self.expect(Phase::IdentityAndConsent, name)?;
+                check_reason(decision, reason)?;
                 let current = self.incident.as_mut().ok_or_else(not_applicable)?;
                 if decision != ConsentDecision::Refused && current.identity_check.is_none() {
                     return Err(SessionError::ConsentBeforeIdentity);
@@ -320,8 +335,9 @@ impl Session {
                     return Err(SessionError::UnobtainableOnPhone);
                 }
                 current.consent = Some(decision);
+                current.unobtainable_reason = reason;
                 let mut effects = vec![];
-                effects.extend(self.consent_record(now, decision));
+                effects.extend(self.consent_record(now, decision, reason));
                 if decision == ConsentDecision::Refused {
                     effects.extend(self.refuse());
                     return Ok(effects);
@@ -331,10 +347,11 @@ impl Session {
                 effects.extend(self.send_inquiry());
                 Ok(effects)
             }
-            Event::ConsentCorrected { to } => {
+            Event::ConsentCorrected { to, reason } => {
                 if !matches!(phase, Phase::ViewingSummary | Phase::ViewingFullData) {
                     return Err(not_applicable());
                 }
+                check_reason(to, reason)?;
                 let current = self.incident.as_mut().ok_or_else(not_applicable)?;
                 let from = current.consent.ok_or_else(not_applicable)?;
                 if from == to {
@@ -346,9 +363,12 @@ impl Session {
                     return Err(SessionError::UnobtainableOnPhone);
                 }
                 current.consent = Some(to);
+                current.unobtainable_reason = reason;
                 current.corrected_from.get_or_insert(from);
-                let mut effects: Vec<Effect> =
-                    self.correction_record(now, from, to).into_iter().collect();
+                let mut effects: Vec<Effect> = self
+                    .correction_record(now, from, to, reason)
+                    .into_iter()
+                    .collect();
                 if to == ConsentDecision::Refused {
                     effects.extend(self.refuse());
                 }

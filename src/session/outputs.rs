@@ -133,6 +133,7 @@ impl Session {
         now: Timestamp,
         from: ConsentDecision,
         to: ConsentDecision,
+        reason: Option<UnobtainableReason>,
     ) -> Option<Effect> {
         let incident = self.incident.as_ref()?;
         Some(Effect::AppendConsentCorrection(ConsentCorrection {
@@ -144,6 +145,7 @@ impl Session {
             patient: incident.coverage.as_ref()?.patient.clone(),
             from,
             to,
+            reason,
         }))
     }
 
@@ -167,6 +169,7 @@ impl Session {
         &self,
         now: Timestamp,
         decision: ConsentDecision,
+        reason: Option<UnobtainableReason>,
     ) -> Option<Effect> {
         let incident = self.incident.as_ref()?;
         Some(Effect::AppendConsentRecord(ConsentRecord {
@@ -177,6 +180,7 @@ impl Session {
             terminal: self.station.terminal.clone(),
             patient: incident.coverage.as_ref()?.patient.clone(),
             decision,
+            reason,
         }))
     }
 

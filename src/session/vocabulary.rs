@@ -46,13 +46,16 @@ pub enum Event {
     IdentityConfirmed {
         check: IdentityCheck,
     },
+    /// The crew's consent decision; 同意取得困難 with the reason the crew chose.
     ConsentChosen {
         decision: ConsentDecision,
+        reason: Option<UnobtainableReason>,
     },
     /// 訂正: while viewing, the crew corrects the consent decision. A correction to 拒否
     /// ends the viewing.
     ConsentCorrected {
         to: ConsentDecision,
+        reason: Option<UnobtainableReason>,
     },
     /// The crew handed the written explanation (傷病者用説明書) after a viewing under
     /// 同意取得困難.
@@ -190,6 +193,8 @@ pub struct Incident {
     pub coverage: Option<Coverage>,
     pub identity_check: Option<IdentityCheck>,
     pub consent: Option<ConsentDecision>,
+    /// Why consent was unobtainable, with that decision.
+    pub unobtainable_reason: Option<UnobtainableReason>,
     pub info: Option<EmergencyInfo>,
     /// The consent decision as first chosen, when it was corrected since (訂正).
     pub corrected_from: Option<ConsentDecision>,
@@ -209,6 +214,7 @@ impl Incident {
             coverage: None,
             identity_check: None,
             consent: None,
+            unobtainable_reason: None,
             info: None,
             corrected_from: None,
             explanation_recorded: false,

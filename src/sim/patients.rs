@@ -1,13 +1,14 @@
 //! Synthetic patients: deterministic from a seed, Japanese content, scenario patients first.
 //!
 //! Each patient has a medical history as events dated in days before "today"; the emergency
-//! summary and the full data are cut from it with the MHLW windows at answer time, so the
-//! windows themselves are tested rather than baked into the data.
+//! summary and the full data are cut from it at answer time with today's MHLW windows
+//! (`domain::SUMMARY_WINDOWS`, `FULL_WINDOWS`, which the answer states too), so the windows
+//! themselves are tested rather than baked into the data.
 
 use crate::domain::{
     ClinicalEntry, Coverage, CoverageStatus, DialysisSession, DrugClass, EmergencyInfo,
-    EmergencySummary, FullData, HealthCheck, HealthCheckValue, Medication, PatientRef,
-    PublicAssistance, Sensitive, Sex, Surgery, Visit,
+    EmergencySummary, FULL_WINDOWS, FullData, HealthCheck, HealthCheckValue, Medication,
+    PatientRef, PublicAssistance, SUMMARY_WINDOWS, Sensitive, Sex, Surgery, Visit, Window,
 };
 use serde::Serialize;
 use time::{Date, Duration};
@@ -36,10 +37,13 @@ pub enum PatientScenario {
     Dialysis,
     /// 医療扶助: no health insurance; named by 公費負担者番号 + 受給者番号.
     PublicAssistance,
+    /// 医療扶助 that has lapsed: the answer is the most recent valid coverage (直近有効資格),
+    /// which is a 医療扶助 one (the case the official document names).
+    PublicAssistanceLapsed,
 }
 
 impl PatientScenario {
-    pub const ALL: [PatientScenario; 9] = [
+    pub const ALL: [PatientScenario; 10] = [
         PatientScenario::OptOut,
         PatientScenario::InvalidCoverage,
         PatientScenario::RevokedCard,
@@ -49,6 +53,7 @@ impl PatientScenario {
         PatientScenario::DiabeticInsulin,
         PatientScenario::Dialysis,
         PatientScenario::PublicAssistance,
+        PatientScenario::PublicAssistanceLapsed,
     ];
 
     pub fn name(self) -> &'static str {
@@ -62,6 +67,7 @@ impl PatientScenario {
             PatientScenario::DiabeticInsulin => "diabetic-insulin",
             PatientScenario::Dialysis => "dialysis",
             PatientScenario::PublicAssistance => "public-assistance",
+            PatientScenario::PublicAssistanceLapsed => "public-assistance-lapsed",
         }
     }
 }
@@ -151,7 +157,10 @@ impl Patient {
             sex: self.sex,
             insurer_name: Sensitive(self.insurer_name.to_string()),
             insurer_number: Sensitive(self.insurer_number.to_string()),
-            status: if self.scenario == Some(PatientScenario::InvalidCoverage) {
+            status: if matches!(
+                self.scenario,
+                Some(PatientScenario::InvalidCoverage | PatientScenario::PublicAssistanceLapsed)
+            ) {
                 CoverageStatus::MostRecentValid
             } else {
                 CoverageStatus::Current
@@ -161,13 +170,17 @@ impl Patient {
 
     /// The emergency summary and full data as of `today`, with the MHLW windows.
     pub fn emergency_info(&self, today: Date) -> EmergencyInfo {
-        let mut summary = EmergencySummary::default();
-        let mut full = FullData::default();
+        let (sw, fw) = (SUMMARY_WINDOWS, FULL_WINDOWS);
+        let mut summary = EmergencySummary {
+            windows: sw,
+            ..EmergencySummary::default()
+        };
+        let mut full = FullData {
+            windows: fw,
+            ..FullData::default()
+        };
         let day = |days_ago: i64| today - Duration::days(days_ago);
-        const MONTHS_3: i64 = 92;
-        const DAYS_45: i64 = 45;
-        const DAYS_100: i64 = 100;
-        const YEARS_5: i64 = 5 * 365 + 1;
+        let within = |w: Option<Window>, days_ago: &i64| w.is_some_and(|w| w.covers(*days_ago));
         for entry in &self.history {
             match entry {
                 HistoryEntry::Visit {
@@ -182,10 +195,10 @@ impl Patient {
                         department: department.to_string(),
                         inpatient: *inpatient,
                     };
-                    if *days_ago <= MONTHS_3 {
+                    if within(sw.visits, days_ago) {
                         summary.visits.push(v.clone());
                     }
-                    if *days_ago <= YEARS_5 {
+                    if within(fw.visits, days_ago) {
                         full.visits.push(v);
                     }
                 }
@@ -205,17 +218,17 @@ impl Patient {
                         prescriber: hospital.to_string(),
                     };
                     if *e_prescription {
-                        if *days_ago <= DAYS_45 {
+                        if within(sw.e_prescriptions, days_ago) {
                             summary.e_prescriptions.push(m.clone());
                         }
-                        if *days_ago <= DAYS_100 {
+                        if within(fw.e_prescriptions, days_ago) {
                             full.e_prescriptions.push(m);
                         }
                     } else {
-                        if *days_ago <= MONTHS_3 {
+                        if within(sw.medications, days_ago) {
                             summary.medications.push(m.clone());
                         }
-                        if *days_ago <= YEARS_5 {
+                        if within(fw.medications, days_ago) {
                             full.medications.push(m);
                         }
                     }
@@ -225,13 +238,15 @@ impl Patient {
                     procedure,
                     hospital,
                 } => {
-                    if *days_ago <= YEARS_5 {
-                        let s = Surgery {
-                            date: day(*days_ago),
-                            procedure: procedure.to_string(),
-                            hospital: hospital.to_string(),
-                        };
+                    let s = Surgery {
+                        date: day(*days_ago),
+                        procedure: procedure.to_string(),
+                        hospital: hospital.to_string(),
+                    };
+                    if within(sw.surgeries, days_ago) {
                         summary.surgeries.push(s.clone());
+                    }
+                    if within(fw.surgeries, days_ago) {
                         full.surgeries.push(s);
                     }
                 }
@@ -245,10 +260,10 @@ impl Patient {
                         description: description.to_string(),
                         hospital: hospital.to_string(),
                     };
-                    if *days_ago <= MONTHS_3 {
+                    if within(sw.clinical, days_ago) {
                         summary.clinical.push(c.clone());
                     }
-                    if *days_ago <= YEARS_5 {
+                    if within(fw.clinical, days_ago) {
                         full.clinical.push(c);
                     }
                 }
@@ -257,10 +272,10 @@ impl Patient {
                         date: day(*days_ago),
                         hospital: hospital.to_string(),
                     };
-                    if *days_ago <= MONTHS_3 {
+                    if within(sw.dialysis, days_ago) {
                         summary.dialysis.push(d.clone());
                     }
-                    if *days_ago <= YEARS_5 {
+                    if within(fw.dialysis, days_ago) {
                         full.dialysis.push(d);
                     }
                 }
@@ -270,8 +285,10 @@ impl Patient {
                     hba1c_tenths,
                     ldl,
                 } => {
-                    if *days_ago <= YEARS_5 {
+                    if within(sw.health_checks, days_ago) {
                         summary.health_check_dates.push(day(*days_ago));
+                    }
+                    if within(fw.health_checks, days_ago) {
                         full.health_checks.push(HealthCheck {
                             date: day(*days_ago),
                             values: vec![

@@ -59,6 +59,7 @@ fn consent(i: i64) -> RecordBody {
         terminal: TerminalId::new("T-1"),
         patient: patient(),
         decision: ConsentDecision::Verbal,
+        reason: None,
     })
 }
 

@@ -12,7 +12,7 @@ pub mod headless;
 
 use crate::app::Command;
 use crate::app::view::{self, Level as VLevel, Screen as VScreen, ViewModel};
-use crate::domain::ConsentDecision;
+use crate::domain::{ConsentDecision, UnobtainableReason};
 use crate::drill::world::LinkState;
 use crate::drill::{self, world::TrainingWorld};
 use slint::{ComponentHandle, ModelRc, SharedString, VecModel};
@@ -200,6 +200,16 @@ fn decision(choice: ConsentChoice) -> ConsentDecision {
     }
 }
 
+fn reason(reason: NoConsentReason) -> Option<UnobtainableReason> {
+    match reason {
+        NoConsentReason::None => None,
+        NoConsentReason::Unconscious => Some(UnobtainableReason::Unconscious),
+        NoConsentReason::CannotCommunicate => Some(UnobtainableReason::CannotCommunicate),
+        NoConsentReason::LacksCapacity => Some(UnobtainableReason::LacksCapacity),
+        NoConsentReason::Other => Some(UnobtainableReason::Other),
+    }
+}
+
 /// Give the theme the window's logical size, so every screen takes the sizes of the panel
 /// it is on (compact below 760 px, narrow below 1200 px).
 pub fn fit_theme_to_window(app: &AppWindow) {
@@ -323,11 +333,17 @@ pub fn apply(app: &AppWindow, vm: &ViewModel) {
         // closed when the same answer comes again with the next view model
         api.set_pin_entry_open(true);
     }
+    if vm.screen != VScreen::Consent || !vm.consent.is_empty() {
+        api.set_reason_picker_open(false);
+    }
     api.set_consent(s(&vm.consent));
     api.set_consent_correction(s(&vm.consent_correction));
     api.set_can_correct(!vm.corrections.is_empty());
     if vm.corrections.is_empty() {
         api.set_correction_open(false);
+    }
+    if !api.get_correction_open() {
+        api.set_correction_reason_open(false);
     }
     api.set_current_consent(
         match [
@@ -406,9 +422,11 @@ pub fn bind_with_guard(
     let tx = send.clone();
     api.on_patient_cannot_enter(move || tx(Command::PatientCannotEnterPin));
     let tx = send.clone();
-    api.on_consent_chosen(move |choice| tx(Command::Consent(decision(choice))));
+    api.on_consent_chosen(move |choice, why| tx(Command::Consent(decision(choice), reason(why))));
     let tx = send.clone();
-    api.on_correct_consent(move |choice| tx(Command::CorrectConsent(decision(choice))));
+    api.on_correct_consent(move |choice, why| {
+        tx(Command::CorrectConsent(decision(choice), reason(why)))
+    });
     let tx = send.clone();
     api.on_hand_explanation(move || tx(Command::ExplanationHanded));
     let tx = send.clone();

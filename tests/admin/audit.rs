@@ -151,6 +151,7 @@ fn consent_record(
             public_assistance: None,
         },
         decision,
+        reason: (decision == ConsentDecision::Unobtainable).then_some(UnobtainableReason::Other),
     })
 }
 

@@ -14,7 +14,7 @@ async fn two_hundred_concurrent_tablets_all_get_answers() {
     });
     let port = server.local_addr.port();
     let cards: Vec<Vec<u8>> = (0..200)
-        .map(|i| card_of(&server, &format!("P{:04}", 10 + i % 200)))
+        .map(|i| card_of(&server, &format!("P{:04}", 11 + i % 200)))
         .collect();
     let mut tasks = tokio::task::JoinSet::new();
     for (i, der) in cards.into_iter().enumerate() {
@@ -51,7 +51,7 @@ async fn two_hundred_concurrent_tablets_all_get_answers() {
             latencies.push(ms);
         }
     }
-    // P0010.. are ordinary patients: every one answered
+    // P0011.. are ordinary patients: every one answered
     assert_eq!(latencies.len(), 200);
     assert_eq!(server.inquiry_count(), 200);
     latencies.sort_by(f64::total_cmp);

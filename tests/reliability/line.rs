@@ -164,7 +164,13 @@ fn link_reset_at_every_phase_of_both_requests_resends_once_and_loses_nothing() {
     rig.world.place_card(&rig.patient).unwrap();
     for (step, cmd) in [
         ("qualification", Command::CardPlaced),
-        ("inquiry", Command::Consent(ConsentDecision::Unobtainable)),
+        (
+            "inquiry",
+            Command::Consent(
+                ConsentDecision::Unobtainable,
+                Some(mynakyukyu::domain::UnobtainableReason::Unconscious),
+            ),
+        ),
     ] {
         if step == "inquiry" {
             rig.send(Command::ConfirmPhoto);
@@ -212,7 +218,10 @@ fn link_reset_at_every_phase_of_both_requests_resends_once_and_loses_nothing() {
                 rig.send(Command::ConfirmPhoto);
                 rig.rt.block_on(rig.client.disconnect());
                 proxy.arm(way, at);
-                vm = rig.send(Command::Consent(ConsentDecision::Unobtainable));
+                vm = rig.send(Command::Consent(
+                    ConsentDecision::Unobtainable,
+                    Some(mynakyukyu::domain::UnobtainableReason::Unconscious),
+                ));
             }
             // the crew sees the line is down; the link monitor would say when it is back
             let mut restores = 0;
@@ -224,7 +233,10 @@ fn link_reset_at_every_phase_of_both_requests_resends_once_and_loses_nothing() {
             if step == "qualification" {
                 assert_eq!(vm.screen, Screen::Consent, "{step} {way:?}@{at}: {vm:?}");
                 rig.send(Command::ConfirmPhoto);
-                vm = rig.send(Command::Consent(ConsentDecision::Unobtainable));
+                vm = rig.send(Command::Consent(
+                    ConsentDecision::Unobtainable,
+                    Some(mynakyukyu::domain::UnobtainableReason::Unconscious),
+                ));
             }
             assert_eq!(vm.screen, Screen::Summary, "{step} {way:?}@{at}: {vm:?}");
             assert_eq!(
@@ -298,7 +310,7 @@ fn a_hanging_request_never_keeps_the_crew_waiting() {
             stall: true,
             ..Faults::default()
         });
-        rt.block_on(c.dispatch(Command::Consent(ConsentDecision::Verbal)));
+        rt.block_on(c.dispatch(Command::Consent(ConsentDecision::Verbal, None)));
         assert_eq!(c.session().phase().name(), "awaiting_emergency_info");
     };
     let mut cases = 0;

@@ -107,6 +107,7 @@ fn a_gateway_that_swaps_two_patients_bodies_shows_nothing_of_either() {
             .await
     });
     r.tap("同意取得困難（意識障害等）");
+    r.tap("意識障害");
     let other = r.rt.block_on(other).unwrap();
     // the other tablet refused this patient's body
     assert!(

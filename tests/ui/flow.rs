@@ -16,6 +16,7 @@ fn full_flow_sign_in_card_confirm_consent_summary_full_end() {
     // two taps from the card to the summary
     r.tap("顔写真と本人が一致");
     r.tap("同意取得困難（意識障害等）");
+    r.tap("意識障害");
     assert_eq!(r.screen(), Screen::Summary);
     assert!(
         r.shows("注意 抗凝固薬"),
@@ -211,6 +212,7 @@ fn a_consent_decision_is_corrected_by_an_appended_record_shown_on_the_summary() 
     r.place_card("pregnant");
     r.tap("顔写真と本人が一致");
     r.tap("同意取得困難（意識障害等）");
+    r.tap("意識障害");
     assert_eq!(r.screen(), Screen::Summary);
     r.tap("同意を訂正");
     assert!(r.api().get_correction_open());
@@ -252,6 +254,7 @@ fn after_viewing_without_consent_the_crew_is_reminded_of_the_explanation() {
     r.place_card("elderly-warfarin");
     r.tap("顔写真と本人が一致");
     r.tap("同意取得困難（意識障害等）");
+    r.tap("意識障害");
     assert!(r.shows("同意取得困難で閲覧しました: 傷病者用説明書"));
     r.tap("説明書を渡した");
     assert!(r.api().get_explanation_handed());
@@ -264,6 +267,7 @@ fn after_viewing_without_consent_the_crew_is_reminded_of_the_explanation() {
     r.place_card("elderly-warfarin");
     r.tap("顔写真と本人が一致");
     r.tap("同意取得困難（意識障害等）");
+    r.tap("意識障害");
     r.tap("閲覧終了");
     let handed: Vec<String> = records(&r)
         .into_iter()
@@ -378,3 +382,77 @@ fn the_tap_guard_ignores_a_tap_that_lands_just_after_the_screen_changed() {
 }
 
 // ---- nothing moves under a finger, at every panel size ----
+
+/// 同意取得困難 takes one more tap, its reason; nothing leaves the tablet before it, the
+/// record and the export carry it, and a correction to 同意取得困難 asks for it too.
+#[test]
+fn unobtainable_consent_asks_why_in_one_tap_and_the_record_says_it() {
+    let mut r = Rig::new();
+    r.sign_in();
+    r.place_card("elderly-warfarin");
+    r.tap("顔写真と本人が一致");
+    r.tap("同意取得困難（意識障害等）");
+    assert_eq!(r.screen(), Screen::Consent, "the reason comes first");
+    assert!(r.api().get_reason_picker_open());
+    assert!(records(&r).iter().all(|x| x.record != "consent"));
+    assert!(
+        !r.enabled("口頭同意あり"),
+        "no second decision while choosing"
+    );
+    // the crew can go back and choose otherwise
+    r.tap("同意の選択に戻る");
+    assert!(!r.api().get_reason_picker_open());
+    r.tap("同意取得困難（意識障害等）");
+    r.tap("判断能力\n（小児・認知症等）");
+    assert_eq!(r.screen(), Screen::Summary);
+    assert!(
+        r.shows("同意: 同意取得困難（判断能力（小児・認知症等））"),
+        "{}",
+        r.api().get_consent()
+    );
+    // a correction away and back again: to 同意取得困難 with its reason
+    r.tap("同意を訂正");
+    r.tap("口頭同意ありに訂正");
+    r.tap("同意を訂正");
+    r.tap("同意取得困難に訂正");
+    assert!(
+        r.api().get_correction_open(),
+        "the reasons open in the panel"
+    );
+    r.tap("意思疎通困難\n（重篤・言語等）");
+    assert!(!r.api().get_correction_open());
+    r.tap("閲覧終了");
+    let rows = records(&r);
+    let consent = rows.iter().find(|x| x.record == "consent").unwrap();
+    assert_eq!(
+        (consent.consent.as_str(), consent.consent_reason.as_str()),
+        ("unobtainable", "lacks_capacity")
+    );
+    let corrections: Vec<(&str, &str)> = rows
+        .iter()
+        .filter(|x| x.record == "consent_correction")
+        .map(|x| (x.action.as_str(), x.consent_reason.as_str()))
+        .collect();
+    assert_eq!(
+        corrections,
+        [
+            ("correction:unobtainable->verbal", ""),
+            ("correction:verbal->unobtainable", "cannot_communicate")
+        ]
+    );
+    // the official log items: the patient's id on every row, the kind on views and inquiry
+    assert!(
+        rows.iter()
+            .all(|x| x.patient_id == rows[0].patient_id && !x.patient_id.is_empty())
+    );
+    let inquiry = rows
+        .iter()
+        .find(|x| x.action == "emergency_info_inquiry")
+        .unwrap();
+    assert_eq!(inquiry.kind, "emergency_summary+full_data");
+    assert!(
+        rows.iter()
+            .filter(|x| x.action.starts_with("view:"))
+            .all(|x| x.action == format!("view:{}", x.kind))
+    );
+}

@@ -341,6 +341,12 @@ fn walk_every_state(width: f32, height: f32) -> Walk {
     r.tap("顔写真と本人が一致");
     w.snap(&r, "consent 2 confirmed");
     r.tap("同意取得困難（意識障害等）");
+    w.snap(&r, "consent 2 reason picker");
+    r.tap("同意の選択に戻る");
+    w.snap(&r, "consent 2 reason picker closed");
+    r.tap("同意取得困難（意識障害等）");
+    w.snap(&r, "consent 2 reason picker again");
+    r.tap("意識障害");
     w.snap(&r, "summary, explanation owed");
     r.tap("同意を訂正");
     w.snap(&r, "summary correction panel");
@@ -354,6 +360,12 @@ fn walk_every_state(width: f32, height: f32) -> Walk {
     w.snap(&r, "full data correction panel");
     r.tap("口頭同意ありに訂正");
     w.snap(&r, "full data corrected");
+    r.tap("同意を訂正");
+    w.snap(&r, "full data correction panel again");
+    r.tap("同意取得困難に訂正");
+    w.snap(&r, "full data correction reasons");
+    r.tap("その他");
+    w.snap(&r, "full data corrected to unobtainable");
     r.tap("サマリーに戻る");
     w.snap(&r, "summary corrected");
     r.tap("閲覧終了");

@@ -184,15 +184,7 @@ fn opt_out_shows_nothing_and_is_audited_without_patient() {
     assert_eq!(a[0].action, AuditAction::QualificationOptOut);
     assert_eq!(a[0].patient, None);
     // nothing to consent to
-    assert!(
-        s.handle(
-            T,
-            Event::ConsentChosen {
-                decision: ConsentDecision::Verbal
-            }
-        )
-        .is_err()
-    );
+    assert!(s.handle(T, consent(ConsentDecision::Verbal)).is_err());
     let fx = ok(&mut s, Event::EndViewing);
     assert_eq!(fx, vec![Effect::PurgePatientData { incident: inc(1) }]);
     assert_eq!(s.phase(), Phase::Ready);
@@ -217,14 +209,7 @@ fn no_coverage_is_shown_plainly_without_retry() {
 #[test]
 fn consent_needs_the_identity_confirmed_first() {
     let mut s = at_consent();
-    let err = s
-        .handle(
-            T,
-            Event::ConsentChosen {
-                decision: ConsentDecision::Verbal,
-            },
-        )
-        .unwrap_err();
+    let err = s.handle(T, consent(ConsentDecision::Verbal)).unwrap_err();
     assert_eq!(err, SessionError::ConsentBeforeIdentity);
     assert_eq!(s.phase(), Phase::IdentityAndConsent);
     assert!(s.incident().unwrap().consent.is_none());
@@ -234,12 +219,7 @@ fn consent_needs_the_identity_confirmed_first() {
 fn verbal_consent_sends_the_inquiry_with_consent_attached_and_records_it() {
     let mut s = at_consent();
     confirm_identity(&mut s);
-    let fx = ok(
-        &mut s,
-        Event::ConsentChosen {
-            decision: ConsentDecision::Verbal,
-        },
-    );
+    let fx = ok(&mut s, consent(ConsentDecision::Verbal));
     assert_eq!(s.phase(), Phase::AwaitingEmergencyInfo);
     let q = inquiries(&fx);
     assert_eq!(q.len(), 1);
@@ -273,12 +253,7 @@ fn verbal_consent_sends_the_inquiry_with_consent_attached_and_records_it() {
 fn unobtainable_consent_is_carried_as_such() {
     let mut s = at_consent();
     confirm_identity(&mut s);
-    let fx = ok(
-        &mut s,
-        Event::ConsentChosen {
-            decision: ConsentDecision::Unobtainable,
-        },
-    );
+    let fx = ok(&mut s, consent(ConsentDecision::Unobtainable));
     assert_eq!(inquiries(&fx)[0].consent, ConsentState::Unobtainable);
     // a card read records the card as its token
     assert_eq!(inquiries(&fx)[0].token, crate::domain::TokenKind::Card);
@@ -292,12 +267,7 @@ fn unobtainable_consent_is_carried_as_such() {
 #[test]
 fn refusal_never_inquires_and_is_recorded() {
     let mut s = at_consent();
-    let fx = ok(
-        &mut s,
-        Event::ConsentChosen {
-            decision: ConsentDecision::Refused,
-        },
-    );
+    let fx = ok(&mut s, consent(ConsentDecision::Refused));
     assert!(inquiries(&fx).is_empty());
     assert_eq!(s.phase(), Phase::Refused);
     assert_eq!(s.notice(), Some(Notice::RefusalRecorded));
@@ -317,9 +287,7 @@ fn refusal_never_inquires_and_is_recorded() {
         Event::IdentityConfirmed {
             check: IdentityCheck::Photo,
         },
-        Event::ConsentChosen {
-            decision: ConsentDecision::Verbal,
-        },
+        consent(ConsentDecision::Verbal),
     ] {
         if let Ok(fx) = s.handle(T, e) {
             assert!(inquiries(&fx).is_empty());
@@ -337,12 +305,7 @@ fn answer_shows_summary_and_audits_the_view() {
             check: IdentityCheck::Pin,
         },
     );
-    ok(
-        &mut s,
-        Event::ConsentChosen {
-            decision: ConsentDecision::Verbal,
-        },
-    );
+    ok(&mut s, consent(ConsentDecision::Verbal));
     let fx = ok(
         &mut s,
         Event::EmergencyInfoAnswered {

@@ -6,12 +6,7 @@ use super::*;
 fn link_lost_during_inquiry_keeps_consent_and_resends_the_same_inquiry() {
     let mut s = at_consent();
     confirm_identity(&mut s);
-    let first = ok(
-        &mut s,
-        Event::ConsentChosen {
-            decision: ConsentDecision::Unobtainable,
-        },
-    );
+    let first = ok(&mut s, consent(ConsentDecision::Unobtainable));
     let sent = inquiries(&first)[0].clone();
     ok(&mut s, Event::LinkLost);
     // the client reports the failure too
@@ -30,15 +25,7 @@ fn link_lost_during_inquiry_keeps_consent_and_resends_the_same_inquiry() {
         Some(ConsentDecision::Unobtainable)
     );
     // consent is not asked again
-    assert!(
-        s.handle(
-            T,
-            Event::ConsentChosen {
-                decision: ConsentDecision::Verbal
-            }
-        )
-        .is_err()
-    );
+    assert!(s.handle(T, consent(ConsentDecision::Verbal)).is_err());
     let fx = ok(&mut s, Event::LinkRestored);
     let resent = inquiries(&fx);
     assert_eq!(resent.len(), 1);
@@ -64,12 +51,7 @@ fn consent_chosen_while_link_is_down_waits_and_goes_out_on_restore() {
     let mut s = at_consent();
     ok(&mut s, Event::LinkLost);
     confirm_identity(&mut s);
-    let fx = ok(
-        &mut s,
-        Event::ConsentChosen {
-            decision: ConsentDecision::Verbal,
-        },
-    );
+    let fx = ok(&mut s, consent(ConsentDecision::Verbal));
     assert!(inquiries(&fx).is_empty());
     // the consent is recorded even though nothing can be sent
     assert!(
@@ -102,12 +84,7 @@ fn timeout_in_qualification_waits_for_link_and_resends() {
 fn server_refusal_fails_with_retry_that_resends() {
     let mut s = at_consent();
     confirm_identity(&mut s);
-    ok(
-        &mut s,
-        Event::ConsentChosen {
-            decision: ConsentDecision::Verbal,
-        },
-    );
+    ok(&mut s, consent(ConsentDecision::Verbal));
     ok(
         &mut s,
         Event::EmergencyInfoFailed {
@@ -135,9 +112,7 @@ fn events_out_of_place_change_nothing() {
         Event::IdentityConfirmed {
             check: IdentityCheck::Photo,
         },
-        Event::ConsentChosen {
-            decision: ConsentDecision::Unobtainable,
-        },
+        consent(ConsentDecision::Unobtainable),
     ] {
         let before = (s.phase(), s.notice());
         assert!(s.handle(T, e).is_err());

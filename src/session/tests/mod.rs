@@ -1,7 +1,9 @@
 //! Every transition of the incident flow, and property tests over random event sequences.
 
 pub use super::*;
-pub use crate::domain::{ConsentState, CoverageStatus, PatientRef, Sensitive, Sex};
+pub use crate::domain::{
+    ConsentState, CoverageStatus, PatientRef, Sensitive, Sex, UnobtainableReason,
+};
 pub use proptest::prelude::*;
 
 fn station() -> Station {
@@ -52,6 +54,26 @@ fn ok(s: &mut Session, e: Event) -> Vec<Effect> {
     let name = e.name();
     s.handle(T, e)
         .unwrap_or_else(|err| panic!("{name} rejected: {err}"))
+}
+
+/// The consent event as the screen sends it: 同意取得困難 with a reason, the others without.
+fn consent(decision: ConsentDecision) -> Event {
+    Event::ConsentChosen {
+        decision,
+        reason: reason_for(decision),
+    }
+}
+
+/// A correction as the screen sends it.
+fn correct(to: ConsentDecision) -> Event {
+    Event::ConsentCorrected {
+        to,
+        reason: reason_for(to),
+    }
+}
+
+fn reason_for(decision: ConsentDecision) -> Option<UnobtainableReason> {
+    (decision == ConsentDecision::Unobtainable).then_some(UnobtainableReason::Unconscious)
 }
 
 /// Card detected and read for incident 1.
@@ -106,7 +128,7 @@ fn at_consent() -> Session {
 fn viewing(decision: ConsentDecision) -> Session {
     let mut s = at_consent();
     confirm_identity(&mut s);
-    ok(&mut s, Event::ConsentChosen { decision });
+    ok(&mut s, consent(decision));
     ok(
         &mut s,
         Event::EmergencyInfoAnswered {

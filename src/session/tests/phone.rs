@@ -63,9 +63,7 @@ fn an_unconscious_patients_phone_ends_the_incident_and_never_reaches_consent() {
     );
     // no way around the patient: no consent, no photo, no read, nothing recorded
     for e in [
-        Event::ConsentChosen {
-            decision: ConsentDecision::Unobtainable,
-        },
+        consent(ConsentDecision::Unobtainable),
         Event::IdentityConfirmed {
             check: IdentityCheck::Photo,
         },
@@ -142,20 +140,10 @@ fn a_phone_has_no_photo_check_and_no_consent_unobtainable() {
         );
         ok(&mut s, Event::IdentityConfirmed { check });
         assert_eq!(
-            s.handle(
-                T,
-                Event::ConsentChosen {
-                    decision: ConsentDecision::Unobtainable
-                }
-            ),
+            s.handle(T, consent(ConsentDecision::Unobtainable)),
             Err(SessionError::UnobtainableOnPhone)
         );
-        let fx = ok(
-            &mut s,
-            Event::ConsentChosen {
-                decision: ConsentDecision::Verbal,
-            },
-        );
+        let fx = ok(&mut s, consent(ConsentDecision::Verbal));
         let q = inquiries(&fx);
         assert_eq!(q.len(), 1);
         assert_eq!((q[0].token, q[0].identity_check), (token, check));
@@ -169,12 +157,7 @@ fn a_phone_has_no_photo_check_and_no_consent_unobtainable() {
         );
         // nor can a correction reach 同意取得困難 afterwards
         assert_eq!(
-            s.handle(
-                T,
-                Event::ConsentCorrected {
-                    to: ConsentDecision::Unobtainable
-                }
-            ),
+            s.handle(T, correct(ConsentDecision::Unobtainable)),
             Err(SessionError::UnobtainableOnPhone)
         );
     }

@@ -64,7 +64,7 @@ fn arb_event() -> impl Strategy<Value = Event> {
             Just(ConsentDecision::Unobtainable),
             Just(ConsentDecision::Refused)
         ]
-        .prop_map(|decision| Event::ConsentChosen { decision }),
+        .prop_map(|decision| consent(decision)),
         incident
             .clone()
             .prop_map(|incident| Event::EmergencyInfoAnswered {
@@ -85,7 +85,7 @@ fn arb_event() -> impl Strategy<Value = Event> {
             Just(ConsentDecision::Unobtainable),
             Just(ConsentDecision::Refused)
         ]
-        .prop_map(|to| Event::ConsentCorrected { to }),
+        .prop_map(|to| correct(to)),
         Just(Event::ExplanationHanded),
     ]
 }
@@ -152,13 +152,13 @@ fn guided(s: &Session, k: u8, fresh: &mut u32) -> Event {
                 },
             }
         }
-        Phase::IdentityAndConsent => Event::ConsentChosen {
-            decision: [
+        Phase::IdentityAndConsent => consent(
+            [
                 ConsentDecision::Verbal,
                 ConsentDecision::Unobtainable,
                 ConsentDecision::Refused,
             ][usize::from(k % 3)],
-        },
+        ),
         Phase::AwaitingEmergencyInfo if !s.link_up() => Event::LinkRestored,
         Phase::AwaitingEmergencyInfo => Event::EmergencyInfoAnswered {
             incident: current,
@@ -230,7 +230,7 @@ proptest! {
             let e = if choice % 3 != 0 { guided(&s, k, &mut fresh) } else { aim(random, &s, k) };
             let before = s.phase();
             let current = s.incident().map(|i| i.id.clone());
-            let chose = match &e { Event::ConsentChosen { decision } => Some(*decision), _ => None };
+            let chose = match &e { Event::ConsentChosen { decision, .. } => Some(*decision), _ => None };
             let purging = matches!(e, Event::EndViewing | Event::IdleTimeout | Event::CrewSignedOut);
             let name = e.name();
             let result = s.handle(Timestamp(step as i64), e);

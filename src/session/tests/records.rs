@@ -35,12 +35,7 @@ fn consent_records(effects: &[Effect]) -> Vec<&ConsentRecord> {
 fn a_refusal_clears_identity_and_coverage_at_once_and_is_recorded() {
     let mut s = at_consent();
     assert!(s.coverage().is_some());
-    let fx = ok(
-        &mut s,
-        Event::ConsentChosen {
-            decision: ConsentDecision::Refused,
-        },
-    );
+    let fx = ok(&mut s, consent(ConsentDecision::Refused));
     let recorded = consent_records(&fx);
     assert_eq!(recorded.len(), 1);
     assert_eq!(recorded[0].decision, ConsentDecision::Refused);
@@ -94,12 +89,7 @@ fn a_failed_lookup_is_recorded_with_who_when_which_card_and_why() {
 #[test]
 fn a_correction_is_appended_never_rewritten_and_later_views_carry_it() {
     let mut s = viewing(ConsentDecision::Unobtainable);
-    let fx = ok(
-        &mut s,
-        Event::ConsentCorrected {
-            to: ConsentDecision::Verbal,
-        },
-    );
+    let fx = ok(&mut s, correct(ConsentDecision::Verbal));
     let correction = fx
         .iter()
         .find_map(|e| match e {
@@ -121,21 +111,11 @@ fn a_correction_is_appended_never_rewritten_and_later_views_carry_it() {
     assert_eq!(audits(&fx)[0].consent, Some(ConsentState::Consented));
     // the same decision again is no correction
     assert_eq!(
-        s.handle(
-            T,
-            Event::ConsentCorrected {
-                to: ConsentDecision::Verbal
-            }
-        ),
+        s.handle(T, correct(ConsentDecision::Verbal)),
         Err(SessionError::CorrectionUnchanged)
     );
     // a correction to a refusal ends the viewing and clears the data
-    let fx = ok(
-        &mut s,
-        Event::ConsentCorrected {
-            to: ConsentDecision::Refused,
-        },
-    );
+    let fx = ok(&mut s, correct(ConsentDecision::Refused));
     assert!(fx.iter().any(
         |e| matches!(e, Effect::AppendConsentCorrection(c) if c.to == ConsentDecision::Refused)
     ));
@@ -147,15 +127,7 @@ fn a_correction_is_appended_never_rewritten_and_later_views_carry_it() {
 #[test]
 fn a_correction_is_only_possible_while_viewing() {
     let mut s = at_consent();
-    assert!(
-        s.handle(
-            T,
-            Event::ConsentCorrected {
-                to: ConsentDecision::Verbal
-            }
-        )
-        .is_err()
-    );
+    assert!(s.handle(T, correct(ConsentDecision::Verbal)).is_err());
 }
 
 fn explanations(effects: &[Effect]) -> Vec<bool> {
@@ -245,3 +217,89 @@ fn public_assistance_patients_are_audited_by_recipient_number() {
 }
 
 // ---- a phone held out instead of the card (スマホ用電子証明書) ----
+
+/// 同意取得困難 only 「意識不明等のため同意を得ることが困難である場合に限り」: the record says
+/// which case the crew judged it to be, at the choice and at a correction to it.
+#[test]
+fn unobtainable_consent_is_recorded_with_its_reason_and_never_without_one() {
+    for (decision, reason) in [
+        (ConsentDecision::Unobtainable, None),
+        (ConsentDecision::Verbal, Some(UnobtainableReason::Other)),
+        (
+            ConsentDecision::Refused,
+            Some(UnobtainableReason::Unconscious),
+        ),
+    ] {
+        let mut s = at_consent();
+        confirm_identity(&mut s);
+        let before = (s.phase(), s.notice());
+        assert_eq!(
+            s.handle(T, Event::ConsentChosen { decision, reason }),
+            Err(SessionError::ReasonMismatch),
+            "{decision:?} with {reason:?}"
+        );
+        assert_eq!((s.phase(), s.notice()), before);
+        assert!(s.incident().unwrap().consent.is_none());
+    }
+    for reason in UnobtainableReason::ALL {
+        let mut s = at_consent();
+        confirm_identity(&mut s);
+        let fx = ok(
+            &mut s,
+            Event::ConsentChosen {
+                decision: ConsentDecision::Unobtainable,
+                reason: Some(reason),
+            },
+        );
+        let records = consent_records(&fx);
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].reason, Some(reason));
+        assert_eq!(inquiries(&fx)[0].consent, ConsentState::Unobtainable);
+        assert_eq!(s.incident().unwrap().unobtainable_reason, Some(reason));
+    }
+    // verbal consent carries none
+    let mut s = at_consent();
+    confirm_identity(&mut s);
+    let fx = ok(&mut s, consent(ConsentDecision::Verbal));
+    assert_eq!(consent_records(&fx)[0].reason, None);
+}
+
+#[test]
+fn a_correction_to_unobtainable_carries_its_reason_and_one_away_from_it_drops_it() {
+    let mut s = viewing(ConsentDecision::Verbal);
+    assert_eq!(
+        s.handle(
+            T,
+            Event::ConsentCorrected {
+                to: ConsentDecision::Unobtainable,
+                reason: None,
+            }
+        ),
+        Err(SessionError::ReasonMismatch)
+    );
+    let fx = ok(
+        &mut s,
+        Event::ConsentCorrected {
+            to: ConsentDecision::Unobtainable,
+            reason: Some(UnobtainableReason::LacksCapacity),
+        },
+    );
+    let correction = fx
+        .iter()
+        .find_map(|e| match e {
+            Effect::AppendConsentCorrection(c) => Some(c),
+            _ => None,
+        })
+        .expect("correction record");
+    assert_eq!(correction.reason, Some(UnobtainableReason::LacksCapacity));
+    assert_eq!(
+        s.incident().unwrap().unobtainable_reason,
+        Some(UnobtainableReason::LacksCapacity)
+    );
+    let fx = ok(&mut s, correct(ConsentDecision::Verbal));
+    assert!(
+        fx.iter()
+            .any(|e| matches!(e, Effect::AppendConsentCorrection(c) if c.reason.is_none()))
+    );
+    assert_eq!(s.incident().unwrap().unobtainable_reason, None);
+}

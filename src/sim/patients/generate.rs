@@ -33,7 +33,8 @@ pub(super) fn drug(name: &str) -> &'static Drug {
         .unwrap_or(&DRUGS[DRUGS.len() - 2])
 }
 
-/// The synthetic population: the scenario patients P0001–P0008, then ordinary ones.
+/// The synthetic population: the scenario patients first (P0001–P0010, in the order of
+/// `PatientScenario::ALL`), then ordinary ones.
 pub fn population(seed: u64, count: usize, today: Date) -> Vec<Patient> {
     let mut rng = Rng(seed);
     let mut out = Vec::with_capacity(count.max(PatientScenario::ALL.len()));
@@ -95,6 +96,7 @@ pub(super) fn scenario_patient(
         PatientScenario::DiabeticInsulin => (Sex::Male, 58),
         PatientScenario::Dialysis => (Sex::Male, 71),
         PatientScenario::PublicAssistance => (Sex::Male, 67),
+        PatientScenario::PublicAssistanceLapsed => (Sex::Female, 74),
         _ => (
             if n.is_multiple_of(2) {
                 Sex::Female
@@ -260,11 +262,30 @@ pub(super) fn scenario_patient(
                 e_prescription: false,
             });
         }
+        PatientScenario::PublicAssistanceLapsed => {
+            // seen while 医療扶助 was in force; nothing since it lapsed
+            h.push(H::Visit {
+                days_ago: 70,
+                hospital: "みなと中央病院",
+                department: "循環器内科",
+                inpatient: true,
+            });
+            h.push(H::Medication {
+                days_ago: 70,
+                drug: drug("エリキュース錠5mg"),
+                days: 30,
+                hospital: "みなと中央病院",
+                e_prescription: false,
+            });
+        }
         PatientScenario::OptOut | PatientScenario::RevokedCard => {
             ordinary_history(rng, &mut p.history);
         }
     }
-    if scenario == PatientScenario::PublicAssistance {
+    if matches!(
+        scenario,
+        PatientScenario::PublicAssistance | PatientScenario::PublicAssistanceLapsed
+    ) {
         // 医療扶助: the welfare office pays (法別番号 12); no insurer, no insured number
         p.insurer_name = "福祉事務所（医療扶助）";
         p.insurer_number = "";
