@@ -101,6 +101,62 @@ pub struct DeviceConfig {
     /// Where the device keys live (`init` decides; a config without it predates the TPM).
     #[serde(default = "file_keys")]
     pub key_protection: KeyProtection,
+    /// Whom a patient or family asks about a viewing (傷病者用説明書の問い合わせ先), shown with
+    /// the explanation reminder and printed on the leaflet (`mynakyukyu-admin contact`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact: Option<DepartmentContact>,
+}
+
+/// The department's contact as a citizen reads it on the leaflet and the crew on screen.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DepartmentContact {
+    /// 「○○市消防本部 警防課」.
+    pub name: String,
+    /// 「03-1234-5678」.
+    pub phone: String,
+    /// 「平日 8:30〜17:15」 (optional).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hours: Option<String>,
+}
+
+impl DepartmentContact {
+    /// What the contact may hold: a name of 1–40 characters without control characters, a
+    /// phone number of digits, `-`, `+`, `(`, `)` and spaces (4–20), hours of at most 40
+    /// characters. Returns what is wrong, in English (the admin's CLI says it).
+    pub fn check(&self) -> Result<(), String> {
+        let plain = |s: &str| !s.chars().any(char::is_control);
+        let chars = self.name.trim().chars().count();
+        if !(1..=40).contains(&chars) || !plain(&self.name) {
+            return Err("the name must be 1 to 40 characters, without control characters".into());
+        }
+        let phone = self.phone.trim();
+        if !(4..=20).contains(&phone.len())
+            || !phone
+                .chars()
+                .all(|c| c.is_ascii_digit() || "-+() ".contains(c))
+            || !phone.chars().any(|c| c.is_ascii_digit())
+        {
+            return Err("the phone number must be 4 to 20 of 0-9 - + ( ) and spaces".into());
+        }
+        if let Some(h) = &self.hours
+            && (h.chars().count() > 40 || !plain(h))
+        {
+            return Err(
+                "the hours must be at most 40 characters, without control characters".into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// 「○○市消防本部 警防課 TEL 03-1234-5678（平日 8:30〜17:15）」.
+    pub fn line_ja(&self) -> String {
+        let hours = self
+            .hours
+            .as_deref()
+            .map(|h| format!("（{h}）"))
+            .unwrap_or_default();
+        format!("{} TEL {}{hours}", self.name.trim(), self.phone.trim())
+    }
 }
 
 impl DeviceConfig {

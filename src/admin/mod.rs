@@ -33,8 +33,10 @@ use thiserror::Error;
 
 mod audit;
 mod ipsec;
+mod leaflet;
 mod wipe;
 pub use ipsec::{IpsecOptions, PKCS11_MODULE_NAME, ipsec_config, load_ipsec, write_ipsec_dir};
+pub use leaflet::leaflet_html;
 pub use wipe::{APP_PID_FILE, KIOSK_UNIT, WipeReport, wipe};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
@@ -76,6 +78,12 @@ pub enum AdminError {
         "the kiosk unit is running and systemd did not stop it ({0}); run wipe as root (sudo mynakyukyu-admin wipe): a signal alone would be undone by its restart"
     )]
     KioskRunning(String),
+    #[error(
+        "no department contact in device.toml: set it first (mynakyukyu-admin contact --name NAME --phone PHONE)"
+    )]
+    NoContact,
+    #[error("contact refused: {0}")]
+    BadContact(String),
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, AdminError> {
@@ -93,6 +101,19 @@ fn write(path: &Path, bytes: &[u8]) -> Result<(), AdminError> {
 /// Re-sign the manifest of the protected files after an admin change.
 pub fn seal_files(data_dir: &Path) -> Result<(), AdminError> {
     Ok(DeviceKeys::open(data_dir)?.seal_files(config::PROTECTED_FILES)?)
+}
+
+/// Set the department's contact (shown with the explanation reminder, printed on the
+/// leaflet) and sign the configuration again.
+pub fn set_contact(data_dir: &Path, contact: config::DepartmentContact) -> Result<(), AdminError> {
+    contact.check().map_err(AdminError::BadContact)?;
+    let mut cfg = DeviceConfig::load(data_dir)?.ok_or(AdminError::NotInitialised)?;
+    // never bless an edited configuration by signing it again
+    let keys = DeviceKeys::open(data_dir)?;
+    keys.verify_files(config::PROTECTED_FILES)?;
+    cfg.contact = Some(contact);
+    cfg.save(data_dir)?;
+    Ok(keys.seal_files(config::PROTECTED_FILES)?)
 }
 
 /// One PEM certificate from a file, as DER.
@@ -165,6 +186,7 @@ pub fn init(data_dir: &Path, o: &InitOptions<'_>) -> Result<PathBuf, AdminError>
         idle_end_viewing_secs: 600,
         unsynced_warning_days: crate::upkeep::UNSYNCED_WARNING_DAYS,
         key_protection: keys.protection(),
+        contact: None,
     }
     .save(data_dir)?;
     keys.seal_files(config::PROTECTED_FILES)?;

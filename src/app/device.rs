@@ -250,6 +250,11 @@ pub fn open(data_dir: &Path) -> Result<Device, DeviceError> {
             request_deadline: crate::app::REQUEST_DEADLINE,
             idle_lock: Duration::from_secs(config.idle_lock_secs),
             idle_end_viewing: Duration::from_secs(config.idle_end_viewing_secs),
+            explanation_contact: config
+                .contact
+                .as_ref()
+                .map(crate::config::DepartmentContact::line_ja)
+                .unwrap_or_default(),
         },
         background_client: client(ClientSettings::default())?,
         config,

@@ -62,6 +62,8 @@ pub struct Settings {
     /// The whole time a request may take, retries included; then it counts as a timeout
     /// (the session waits for the link and resends).
     pub request_deadline: Duration,
+    /// The department's contact shown with the explanation reminder (empty: none set).
+    pub explanation_contact: String,
 }
 
 /// The default total deadline of one request.
@@ -279,6 +281,9 @@ impl Controller {
             &self.sign_in_error,
         );
         let mut vm = vm;
+        if vm.explanation_owed {
+            vm.explanation_contact = self.settings.explanation_contact.clone();
+        }
         if vm.screen == view::Screen::SignIn {
             vm.crew_list = self.sign_in_list();
         }

@@ -196,6 +196,8 @@ pub struct ViewModel {
     pub explanation_owed: bool,
     /// The explanation was recorded as handed.
     pub explanation_handed: bool,
+    /// Whom the patient or family may ask (the department's contact), with the reminder.
+    pub explanation_contact: String,
     /// On the consent screen: the answer ended the case (opt-out, refusal, failure).
     pub case_closed: bool,
     pub waiting_for_link: bool,
@@ -545,7 +547,7 @@ pub fn build(
             }
         }
         vm.consent = match (i.consent, i.unobtainable_reason) {
-            (Some(d), Some(why)) => format!("{}（{}）", d.label_ja(), why.label_ja()),
+            (Some(d), Some(why)) => format!("{}（{}）", d.label_ja(), why.short_label_ja()),
             (Some(d), None) => d.label_ja().into(),
             (None, _) => String::new(),
         };

@@ -142,6 +142,27 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 eprintln!("warning: this CRL is past its next update; get a newer one");
             }
         }
+        Command::Contact { name, phone, hours } => {
+            let contact = mynakyukyu::config::DepartmentContact { name, phone, hours };
+            let line = contact.line_ja();
+            admin::set_contact(&data, contact)?;
+            println!("contact set: {line}");
+        }
+        Command::Leaflet { out } => {
+            let cfg = mynakyukyu::config::DeviceConfig::load(&data)?
+                .ok_or(admin::AdminError::NotInitialised)?;
+            let page = admin::leaflet_html(&cfg)?;
+            match out {
+                Some(path) => {
+                    std::fs::write(&path, page).map_err(|e| admin::AdminError::File {
+                        path: path.clone(),
+                        message: e.to_string(),
+                    })?;
+                    println!("leaflet written: {}", path.display());
+                }
+                None => print!("{page}"),
+            }
+        }
         Command::InstallCert { cert, chain } => {
             let cert = if cert.is_dir() {
                 admin::certificate_in_batch(&data, &cert)?

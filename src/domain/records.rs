@@ -58,6 +58,16 @@ impl UnobtainableReason {
         UnobtainableReason::Other,
     ];
 
+    /// The head of the label, for a narrow line on screen (「意思疎通困難」).
+    pub fn short_label_ja(self) -> &'static str {
+        match self {
+            UnobtainableReason::Unconscious => "意識障害",
+            UnobtainableReason::CannotCommunicate => "意思疎通困難",
+            UnobtainableReason::LacksCapacity => "判断能力",
+            UnobtainableReason::Other => "その他",
+        }
+    }
+
     pub fn label_ja(self) -> &'static str {
         match self {
             UnobtainableReason::Unconscious => "意識障害",

@@ -27,6 +27,8 @@ use std::time::Duration;
 
 /// The crew id and PIN every training roster has (shown on the training sign-in screen).
 pub const TRAINING_CREW: &str = "TRAINEE";
+/// The contact a drill shows with the explanation reminder.
+pub const TRAINING_CONTACT: &str = "訓練消防本部 警防課 TEL 000-0000-0000";
 pub const TRAINING_CREW_PIN: &str = "000000";
 /// The training crew's name: the button the trainee taps on the sign-in screen.
 pub const TRAINING_CREW_NAME: &str = "訓練 隊員";
@@ -226,6 +228,7 @@ impl TrainingWorld {
             request_deadline: crate::app::REQUEST_DEADLINE,
             idle_lock: Duration::from_secs(300),
             idle_end_viewing: Duration::from_secs(600),
+            explanation_contact: TRAINING_CONTACT.into(),
         }
     }
 

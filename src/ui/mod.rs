@@ -360,6 +360,7 @@ pub fn apply(app: &AppWindow, vm: &ViewModel) {
         },
     );
     api.set_explanation_owed(vm.explanation_owed);
+    api.set_explanation_contact(s(&vm.explanation_contact));
     api.set_explanation_handed(vm.explanation_handed);
     api.set_case_closed(vm.case_closed);
     api.set_waiting_for_link(vm.waiting_for_link);

@@ -21,6 +21,9 @@ fn a_gloved_hand_on_the_real_window_records_what_the_crew_chose() {
     api.set_pin_entry_open(true);
     let pin_close = layout.by_id("ConsentScreen::pinclose");
     api.set_pin_entry_open(false);
+    api.set_reason_picker_open(true);
+    let reason_unconscious = layout.by_id("ConsentScreen::unconscious");
+    api.set_reason_picker_open(false);
     api.set_screen(Screen::Summary);
     let end_viewing = layout.by_id("ViewingHeader::end");
     // the defect this test was written for: the verbal button stood where the photo
@@ -86,6 +89,10 @@ fn a_gloved_hand_on_the_real_window_records_what_the_crew_chose() {
     s.tap(photo, 1);
     std::thread::sleep(LOOK);
     s.tap(unobtainable, 2);
+    std::thread::sleep(LOOK);
+    s.shot("double-unobtainable-reason-picker");
+    // the reason, tapped twice too: one decision
+    s.tap(reason_unconscious, 2);
     std::thread::sleep(CARD);
     s.shot("double-unobtainable-after");
     s.tap(end_viewing, 1);
@@ -130,6 +137,16 @@ fn a_gloved_hand_on_the_real_window_records_what_the_crew_chose() {
         .map(|r| r["consent"].as_str().unwrap())
         .collect();
     assert_eq!(summaries, vec!["consented", "consented", "unobtainable"]);
+    let reasons: Vec<&str> = rows
+        .iter()
+        .filter(|r| r["record"] == "consent")
+        .map(|r| r["consent_reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        reasons,
+        vec!["", "", "unconscious", ""],
+        "the reason tapped, recorded"
+    );
     common::reliability_row(
         "real-window-taps",
         "UI",

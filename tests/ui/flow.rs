@@ -255,7 +255,7 @@ fn after_viewing_without_consent_the_crew_is_reminded_of_the_explanation() {
     r.tap("顔写真と本人が一致");
     r.tap("同意取得困難（意識障害等）");
     r.tap("意識障害");
-    assert!(r.shows("同意取得困難で閲覧しました: 傷病者用説明書"));
+    assert!(r.shows("傷病者用説明書を患者・家族に渡してください\n問い合わせ先 訓練消防本部"));
     r.tap("説明書を渡した");
     assert!(r.api().get_explanation_handed());
     assert_eq!(
@@ -406,7 +406,7 @@ fn unobtainable_consent_asks_why_in_one_tap_and_the_record_says_it() {
     r.tap("判断能力\n（小児・認知症等）");
     assert_eq!(r.screen(), Screen::Summary);
     assert!(
-        r.shows("同意: 同意取得困難（判断能力（小児・認知症等））"),
+        r.shows("同意: 同意取得困難（判断能力）"),
         "{}",
         r.api().get_consent()
     );

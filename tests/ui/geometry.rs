@@ -375,6 +375,17 @@ fn walk_every_state(width: f32, height: f32) -> Walk {
     r.tap("口頭同意あり");
     w.snap(&r, "summary, most recent valid coverage");
     r.tap("閲覧終了");
+    // the most crowded notes band: lapsed 医療扶助 (coverage note), 同意取得困難 with its
+    // reason, the explanation owed with the department's contact
+    r.place_card("public-assistance-lapsed");
+    r.tap("顔写真と本人が一致");
+    r.tap("同意取得困難（意識障害等）");
+    r.tap("意識障害");
+    w.snap(
+        &r,
+        "summary, lapsed public assistance, explanation owed with contact",
+    );
+    r.tap("閲覧終了");
     r.tap("訓練操作");
     w.snap(&r, "trainer panel");
     r.tap("訓練操作");

@@ -67,6 +67,26 @@ pub(crate) enum Command {
     },
     /// Install the server CA's CRL (PEM): the app refuses a revoked server certificate.
     InstallCrl { crl: PathBuf },
+    /// The department's contact for patients and families (傷病者用説明書の問い合わせ先):
+    /// shown with the explanation reminder and printed on the leaflet.
+    Contact {
+        /// 「○○市消防本部 警防課」.
+        #[arg(long)]
+        name: String,
+        /// 「03-1234-5678」.
+        #[arg(long)]
+        phone: String,
+        /// When it answers, e.g. 「平日 8:30〜17:15」.
+        #[arg(long)]
+        hours: Option<String>,
+    },
+    /// Write the explanation leaflet (傷病者用説明書) with the department's contact, as a
+    /// printable A4 HTML page.
+    Leaflet {
+        /// Where to write it (default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Unit, endpoint, certificate days left, roster size, queue, last sync, tunnel.
     Status {
         #[arg(long)]
