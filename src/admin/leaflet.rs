@@ -15,13 +15,14 @@ use maud::{DOCTYPE, Markup, html};
 /// The leaflet for this department as one self-contained HTML page (A4, Japanese).
 pub fn leaflet_html(cfg: &DeviceConfig) -> Result<String, AdminError> {
     let contact = cfg.contact.as_ref().ok_or(AdminError::NoContact)?;
-    Ok(page(&cfg.department, contact).into_string())
+    Ok(page(contact).into_string())
 }
 
 const STYLE: &str = "
 @page { size: A4; margin: 16mm 18mm; }
 html { font-family: 'Noto Sans CJK JP', 'Noto Sans JP', sans-serif; color: #000; }
 body { margin: 0; font-size: 12.5pt; line-height: 1.65; }
+@media screen { body { max-width: 174mm; margin: 10mm auto; } }
 h1 { font-size: 19pt; line-height: 1.35; margin: 0 0 4mm; border-bottom: 1.2mm solid #000; padding-bottom: 2mm; }
 h2 { font-size: 13.5pt; margin: 5mm 0 1mm; }
 p { margin: 0 0 2mm; }
@@ -35,7 +36,7 @@ ul { margin: 0 0 2mm; padding-left: 6mm; }
 .small { font-size: 10pt; color: #333; }
 ";
 
-fn page(department: &str, contact: &DepartmentContact) -> Markup {
+fn page(contact: &DepartmentContact) -> Markup {
     html! {
         (DOCTYPE)
         html lang="ja" {
@@ -71,8 +72,7 @@ fn page(department: &str, contact: &DepartmentContact) -> Markup {
                 }
                 div.contact {
                     p { "このことについてのお問い合わせ" }
-                    p { strong { (department) } }
-                    p { (contact.name.trim()) }
+                    p { strong { (contact.name.trim()) } }
                     p.phone { "TEL " (contact.phone.trim()) }
                     @if let Some(hours) = &contact.hours {
                         p { "受付: " (hours) }

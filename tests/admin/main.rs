@@ -7,6 +7,7 @@ mod common;
 
 mod audit;
 mod enrol;
+mod leaflet;
 
 pub use common::{TempDir, pki};
 pub use mynakyukyu::domain::Timestamp;

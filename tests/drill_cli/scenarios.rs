@@ -330,3 +330,72 @@ fn an_unconscious_patients_phone_ends_with_nothing_read_inquired_or_recorded() {
         "phone_unusable with only 終了; 同意取得困難 refused by the session; 0 inquiries, 0 records",
     );
 }
+
+/// The case the official document names: 直近有効であった資格が医療扶助の資格である場合. The
+/// drill views it under 同意取得困難; the export (as an admin reads it) finds the patient by
+/// the 受給者番号, carries the patient id, the consent's reason and the kind of each view.
+#[test]
+fn public_assistance_lapsed_drill_is_audited_by_recipient_number_with_every_official_item() {
+    let dir = TempDir::new("drill-pa-lapsed");
+    let report_path = dir.path().join("r.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_mynakyukyu"))
+        .env("MYNAKYUKYU_DATA", dir.path())
+        .args([
+            "drill",
+            "--scenario",
+            "public-assistance-lapsed",
+            "--headless",
+            "--report",
+        ])
+        .arg(&report_path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let report: Value = serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
+    assert_eq!(report["passed"], true, "{report}");
+    let export = Command::new(env!("CARGO_BIN_EXE_mynakyukyu-admin"))
+        .arg("--data-dir")
+        .arg(dir.path().join("training"))
+        .args(["audit", "export", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(export.status.success());
+    let rows: Vec<Value> = serde_json::from_slice(&export.stdout).unwrap();
+    let patient = patients()
+        .into_iter()
+        .find(|p| p["id"] == report["patient_id"])
+        .unwrap();
+    let recipient = patient["recipient_number"].as_str().unwrap();
+    assert!(!recipient.is_empty(), "{patient}");
+    assert_eq!(patient["insured_number"], "", "医療扶助: no insured number");
+    let about_patient: Vec<&Value> = rows
+        .iter()
+        .filter(|r| r["recipient_number"] == recipient)
+        .collect();
+    assert!(about_patient.len() >= 4, "{rows:?}");
+    assert!(
+        about_patient
+            .iter()
+            .all(|r| r["patient_id"] == report["patient_id"])
+    );
+    let consent = about_patient
+        .iter()
+        .find(|r| r["record"] == "consent")
+        .unwrap();
+    assert_eq!(consent["consent"], "unobtainable");
+    assert_eq!(consent["consent_reason"], "unconscious");
+    let kinds: Vec<&str> = about_patient
+        .iter()
+        .filter(|r| r["record"] == "audit" && r["kind"] != "")
+        .map(|r| r["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["emergency_summary+full_data", "emergency_summary"],
+        "the inquiry says what it fetched, the view what was shown"
+    );
+}
