@@ -118,7 +118,10 @@ impl Controller {
                             .emergency_info_signed(&inquiry, signature.as_deref())
                             .await
                         {
-                            Ok(info) => Event::EmergencyInfoAnswered { incident, info },
+                            Ok(info) => Event::EmergencyInfoAnswered {
+                                incident,
+                                info: Box::new(info),
+                            },
                             Err(e) => {
                                 tracing::warn!(error = %e, "emergency-info inquiry failed");
                                 Event::EmergencyInfoFailed {

@@ -395,7 +395,7 @@ impl Session {
                     return Err(not_applicable());
                 }
                 current.waiting = None;
-                current.info = Some(info);
+                current.info = Some(*info);
                 Ok(self.show(now, Phase::ViewingSummary, InfoKind::EmergencySummary))
             }
             Event::EmergencyInfoFailed { incident, failure } => {

@@ -62,7 +62,8 @@ pub enum Event {
     ExplanationHanded,
     EmergencyInfoAnswered {
         incident: IncidentId,
-        info: EmergencyInfo,
+        /// Boxed: the answer is by far the largest event.
+        info: Box<EmergencyInfo>,
     },
     EmergencyInfoFailed {
         incident: IncidentId,

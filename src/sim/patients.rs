@@ -181,6 +181,20 @@ impl Patient {
         };
         let day = |days_ago: i64| today - Duration::days(days_ago);
         let within = |w: Option<Window>, days_ago: &i64| w.is_some_and(|w| w.covers(*days_ago));
+        /// Into the summary's and the full data's list, where their windows cover it.
+        fn cut<T: Clone>(
+            entry: T,
+            days_ago: i64,
+            (summary_window, full_window): (Option<Window>, Option<Window>),
+            (summary, full): (&mut Vec<T>, &mut Vec<T>),
+        ) {
+            if summary_window.is_some_and(|w| w.covers(days_ago)) {
+                summary.push(entry.clone());
+            }
+            if full_window.is_some_and(|w| w.covers(days_ago)) {
+                full.push(entry);
+            }
+        }
         for entry in &self.history {
             match entry {
                 HistoryEntry::Visit {
@@ -195,12 +209,12 @@ impl Patient {
                         department: department.to_string(),
                         inpatient: *inpatient,
                     };
-                    if within(sw.visits, days_ago) {
-                        summary.visits.push(v.clone());
-                    }
-                    if within(fw.visits, days_ago) {
-                        full.visits.push(v);
-                    }
+                    cut(
+                        v,
+                        *days_ago,
+                        (sw.visits, fw.visits),
+                        (&mut summary.visits, &mut full.visits),
+                    );
                 }
                 HistoryEntry::Medication {
                     days_ago,
@@ -218,19 +232,19 @@ impl Patient {
                         prescriber: hospital.to_string(),
                     };
                     if *e_prescription {
-                        if within(sw.e_prescriptions, days_ago) {
-                            summary.e_prescriptions.push(m.clone());
-                        }
-                        if within(fw.e_prescriptions, days_ago) {
-                            full.e_prescriptions.push(m);
-                        }
+                        cut(
+                            m,
+                            *days_ago,
+                            (sw.e_prescriptions, fw.e_prescriptions),
+                            (&mut summary.e_prescriptions, &mut full.e_prescriptions),
+                        );
                     } else {
-                        if within(sw.medications, days_ago) {
-                            summary.medications.push(m.clone());
-                        }
-                        if within(fw.medications, days_ago) {
-                            full.medications.push(m);
-                        }
+                        cut(
+                            m,
+                            *days_ago,
+                            (sw.medications, fw.medications),
+                            (&mut summary.medications, &mut full.medications),
+                        );
                     }
                 }
                 HistoryEntry::Surgery {
@@ -243,12 +257,12 @@ impl Patient {
                         procedure: procedure.to_string(),
                         hospital: hospital.to_string(),
                     };
-                    if within(sw.surgeries, days_ago) {
-                        summary.surgeries.push(s.clone());
-                    }
-                    if within(fw.surgeries, days_ago) {
-                        full.surgeries.push(s);
-                    }
+                    cut(
+                        s,
+                        *days_ago,
+                        (sw.surgeries, fw.surgeries),
+                        (&mut summary.surgeries, &mut full.surgeries),
+                    );
                 }
                 HistoryEntry::Clinical {
                     days_ago,
@@ -260,24 +274,24 @@ impl Patient {
                         description: description.to_string(),
                         hospital: hospital.to_string(),
                     };
-                    if within(sw.clinical, days_ago) {
-                        summary.clinical.push(c.clone());
-                    }
-                    if within(fw.clinical, days_ago) {
-                        full.clinical.push(c);
-                    }
+                    cut(
+                        c,
+                        *days_ago,
+                        (sw.clinical, fw.clinical),
+                        (&mut summary.clinical, &mut full.clinical),
+                    );
                 }
                 HistoryEntry::Dialysis { days_ago, hospital } => {
                     let d = DialysisSession {
                         date: day(*days_ago),
                         hospital: hospital.to_string(),
                     };
-                    if within(sw.dialysis, days_ago) {
-                        summary.dialysis.push(d.clone());
-                    }
-                    if within(fw.dialysis, days_ago) {
-                        full.dialysis.push(d);
-                    }
+                    cut(
+                        d,
+                        *days_ago,
+                        (sw.dialysis, fw.dialysis),
+                        (&mut summary.dialysis, &mut full.dialysis),
+                    );
                 }
                 HistoryEntry::HealthCheck {
                     days_ago,

@@ -310,7 +310,7 @@ fn answer_shows_summary_and_audits_the_view() {
         &mut s,
         Event::EmergencyInfoAnswered {
             incident: inc(1),
-            info: EmergencyInfo::default(),
+            info: Box::default(),
         },
     );
     assert_eq!(s.phase(), Phase::ViewingSummary);

@@ -40,7 +40,7 @@ fn link_lost_during_inquiry_keeps_consent_and_resends_the_same_inquiry() {
         &mut s,
         Event::EmergencyInfoAnswered {
             incident: inc(1),
-            info: EmergencyInfo::default(),
+            info: Box::default(),
         },
     );
     assert_eq!(s.phase(), Phase::ViewingSummary);

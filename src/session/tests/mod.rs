@@ -133,7 +133,7 @@ fn viewing(decision: ConsentDecision) -> Session {
         &mut s,
         Event::EmergencyInfoAnswered {
             incident: inc(1),
-            info: EmergencyInfo::default(),
+            info: Box::default(),
         },
     );
     s

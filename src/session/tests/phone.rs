@@ -152,7 +152,7 @@ fn a_phone_has_no_photo_check_and_no_consent_unobtainable() {
             &mut s,
             Event::EmergencyInfoAnswered {
                 incident: inc(1),
-                info: EmergencyInfo::default(),
+                info: Box::default(),
             },
         );
         // nor can a correction reach 同意取得困難 afterwards

@@ -64,12 +64,12 @@ fn arb_event() -> impl Strategy<Value = Event> {
             Just(ConsentDecision::Unobtainable),
             Just(ConsentDecision::Refused)
         ]
-        .prop_map(|decision| consent(decision)),
+        .prop_map(consent),
         incident
             .clone()
             .prop_map(|incident| Event::EmergencyInfoAnswered {
                 incident,
-                info: EmergencyInfo::default()
+                info: Box::default()
             }),
         (incident, arb_failure())
             .prop_map(|(incident, failure)| Event::EmergencyInfoFailed { incident, failure }),
@@ -85,7 +85,7 @@ fn arb_event() -> impl Strategy<Value = Event> {
             Just(ConsentDecision::Unobtainable),
             Just(ConsentDecision::Refused)
         ]
-        .prop_map(|to| correct(to)),
+        .prop_map(correct),
         Just(Event::ExplanationHanded),
     ]
 }
@@ -162,7 +162,7 @@ fn guided(s: &Session, k: u8, fresh: &mut u32) -> Event {
         Phase::AwaitingEmergencyInfo if !s.link_up() => Event::LinkRestored,
         Phase::AwaitingEmergencyInfo => Event::EmergencyInfoAnswered {
             incident: current,
-            info: EmergencyInfo::default(),
+            info: Box::default(),
         },
         Phase::ViewingSummary if !k.is_multiple_of(3) => Event::ViewFullData,
         Phase::ViewingFullData if !k.is_multiple_of(3) => Event::BackToSummary,
