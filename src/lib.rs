@@ -27,6 +27,7 @@
 //! | [`cli`] | what every binary shares: `--data-dir`, `--log-format`, logging set-up, the package's `/etc` settings |
 //! | [`files`] | the data dir's private atomic write (0600, `O_NOFOLLOW`, sync, rename) |
 //! | [`kernel_route`] | which way the kernel routes an address (the tunnel or not), over rtnetlink |
+//! | [`handoff`] | the hand-off to the receiving hospital as a pure state machine: what a request may disclose, answers, 搬送決定, versions (protocol h1) |
 //! | [`upkeep`] | what needs the admin before it stops the tablet: the server CRL's next update, the unit certificate's end, records unsynced too long |
 //!
 //! The binaries are thin: `src/bin/mynakyukyu.rs` (the tablet app),
@@ -42,6 +43,7 @@ pub mod domain;
 pub mod drill;
 pub mod eligibility;
 pub mod files;
+pub mod handoff;
 pub mod kernel_route;
 pub mod keys;
 pub mod pki;

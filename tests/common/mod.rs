@@ -320,6 +320,18 @@ pub fn enrol(
     }
 }
 
+/// `mynakyukyu-admin audit export --format json` of a data dir, as an admin reads it.
+pub fn audit_export_json(data_dir: &Path) -> Vec<serde_json::Value> {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mynakyukyu-admin"))
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["audit", "export", "--format", "json"])
+        .output()
+        .expect("mynakyukyu-admin runs");
+    assert!(out.status.success(), "{}", output_text(&out));
+    serde_json::from_slice(&out.stdout).expect("the export is JSON")
+}
+
 /// No TPM reachable: the admin CLI falls back to what `--allow-file-keys` allows.
 pub fn no_tpm(c: &mut std::process::Command) {
     c.env_remove("TPM2_PKCS11_TCTI");

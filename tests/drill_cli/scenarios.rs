@@ -167,12 +167,7 @@ fn pin_fallback_drill_spends_two_tries_confirms_the_last_and_audits_pin_identity
         what.iter().any(|w| w.contains("confirms the last try")),
         "{what:?}"
     );
-    let views: Vec<&Value> = report["audit"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|a| a["action"].as_str().unwrap().starts_with("view"))
-        .collect();
+    let views = views(report["audit"].as_array().unwrap());
     assert!(!views.is_empty());
     assert!(views.iter().all(|a| a["identity_check"] == "pin"));
 }
@@ -297,10 +292,7 @@ fn phone_drill_asks_the_smartphone_pin_first_and_records_the_phone() {
         audit.iter().all(|a| a["token"] == "android_phone"),
         "{audit:?}"
     );
-    let views: Vec<&Value> = audit
-        .iter()
-        .filter(|a| a["action"].as_str().unwrap().starts_with("view"))
-        .collect();
+    let views = views(audit);
     assert!(!views.is_empty());
     assert!(views.iter().all(|a| a["identity_check"] == "pin"));
 }
@@ -357,14 +349,7 @@ fn public_assistance_lapsed_drill_is_audited_by_recipient_number_with_every_offi
     );
     let report: Value = serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
     assert_eq!(report["passed"], true, "{report}");
-    let export = Command::new(env!("CARGO_BIN_EXE_mynakyukyu-admin"))
-        .arg("--data-dir")
-        .arg(dir.path().join("training"))
-        .args(["audit", "export", "--format", "json"])
-        .output()
-        .unwrap();
-    assert!(export.status.success());
-    let rows: Vec<Value> = serde_json::from_slice(&export.stdout).unwrap();
+    let rows = common::audit_export_json(&dir.path().join("training"));
     let patient = patients()
         .into_iter()
         .find(|p| p["id"] == report["patient_id"])
@@ -398,4 +383,12 @@ fn public_assistance_lapsed_drill_is_audited_by_recipient_number_with_every_offi
         ["emergency_summary+full_data", "emergency_summary"],
         "the inquiry says what it fetched, the view what was shown"
     );
+}
+
+/// The view rows of a debrief's audit lines.
+fn views(audit: &[Value]) -> Vec<&Value> {
+    audit
+        .iter()
+        .filter(|a| a["action"].as_str().unwrap().starts_with("view"))
+        .collect()
 }

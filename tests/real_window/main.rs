@@ -244,19 +244,9 @@ impl Layout {
     }
 }
 
+/// The training data dir's export, as an admin reads it.
 fn admin_export(data: &Path) -> Vec<serde_json::Value> {
-    let out = Command::new(env!("CARGO_BIN_EXE_mynakyukyu-admin"))
-        .arg("--data-dir")
-        .arg(data.join("training"))
-        .args(["audit", "export", "--format", "json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    common::audit_export_json(&data.join("training"))
 }
 
 /// The decisions in an audit export (every record but the audit entries), in order.
