@@ -460,31 +460,50 @@ fn card_info(
     Ok(summary.validity == mynakyukyu::pki::Validity::Valid)
 }
 
-/// `--exit-when-ready`: once the event loop runs with the window shown, render one full frame
-/// of the first screen (winit's software renderer has no frame notifier, so the frame is
-/// taken with `take_snapshot`, which costs what a frame costs), print the process's resident
-/// memory and leave the event loop.
+/// `--exit-when-ready`: once the event loop runs with the window shown at the size it asked
+/// for (its preferred 1280×800 logical; on a loaded machine the first frames can come while
+/// the X server still has the window at its minimum, 960×540, and the window's own later
+/// frames are the ones a crew sees; a compositor that gives another size is taken as it is
+/// after 2 s), render one full frame of the first screen (winit's software renderer has no
+/// frame notifier, so the frame is taken with `take_snapshot`, which costs what a frame
+/// costs), print the process's resident memory and leave the event loop.
 fn quit_after_first_frame(
     app: &mynakyukyu::ui::AppWindow,
 ) -> Result<(), Box<dyn std::error::Error>> {
     use slint::ComponentHandle;
     let weak = app.as_weak();
-    slint::Timer::single_shot(Duration::ZERO, move || {
-        let Some(app) = weak.upgrade() else { return };
-        let frame = app.window().take_snapshot();
-        let (rss, hwm) = mynakyukyu::cli::resident_memory_kib();
-        let kib = |v: Option<u64>| v.map_or("?".to_string(), |v| v.to_string());
-        match frame {
-            Ok(f) => println!(
-                "ready frame={}x{} rss_kib={} hwm_kib={}",
-                f.width(),
-                f.height(),
-                kib(rss),
-                kib(hwm)
-            ),
-            Err(e) => eprintln!("error: no first frame: {e}"),
-        }
-        let _ = slint::quit_event_loop();
-    });
+    let started = std::time::Instant::now();
+    let timer = std::rc::Rc::new(slint::Timer::default());
+    let keep = timer.clone();
+    timer.start(
+        slint::TimerMode::Repeated,
+        Duration::from_millis(5),
+        move || {
+            let Some(app) = weak.upgrade() else { return };
+            let window = app.window();
+            let logical = window.size().to_logical(window.scale_factor());
+            let at_its_size = logical.width >= 1279.5 && logical.height >= 799.5;
+            if !at_its_size && started.elapsed() < Duration::from_secs(2) {
+                return;
+            }
+            keep.stop();
+            let frame = window.take_snapshot();
+            let (rss, hwm) = mynakyukyu::cli::resident_memory_kib();
+            let kib = |v: Option<u64>| v.map_or("?".to_string(), |v| v.to_string());
+            match frame {
+                Ok(f) => println!(
+                    "ready frame={}x{} rss_kib={} hwm_kib={}",
+                    f.width(),
+                    f.height(),
+                    kib(rss),
+                    kib(hwm)
+                ),
+                Err(e) => eprintln!("error: no first frame: {e}"),
+            }
+            let _ = slint::quit_event_loop();
+        },
+    );
+    // the timer lives as long as the event loop
+    std::mem::forget(timer);
     Ok(())
 }
