@@ -471,39 +471,35 @@ fn quit_after_first_frame(
     app: &mynakyukyu::ui::AppWindow,
 ) -> Result<(), Box<dyn std::error::Error>> {
     use slint::ComponentHandle;
-    let weak = app.as_weak();
-    let started = std::time::Instant::now();
-    let timer = std::rc::Rc::new(slint::Timer::default());
-    let keep = timer.clone();
-    timer.start(
-        slint::TimerMode::Repeated,
-        Duration::from_millis(5),
-        move || {
-            let Some(app) = weak.upgrade() else { return };
-            let window = app.window();
-            let logical = window.size().to_logical(window.scale_factor());
-            let at_its_size = logical.width >= 1279.5 && logical.height >= 799.5;
-            if !at_its_size && started.elapsed() < Duration::from_secs(2) {
-                return;
-            }
-            keep.stop();
-            let frame = window.take_snapshot();
-            let (rss, hwm) = mynakyukyu::cli::resident_memory_kib();
-            let kib = |v: Option<u64>| v.map_or("?".to_string(), |v| v.to_string());
-            match frame {
-                Ok(f) => println!(
-                    "ready frame={}x{} rss_kib={} hwm_kib={}",
-                    f.width(),
-                    f.height(),
-                    kib(rss),
-                    kib(hwm)
-                ),
-                Err(e) => eprintln!("error: no first frame: {e}"),
-            }
-            let _ = slint::quit_event_loop();
-        },
-    );
-    // the timer lives as long as the event loop
-    std::mem::forget(timer);
+    snapshot_when_sized(app.as_weak(), std::time::Instant::now());
     Ok(())
+}
+
+/// Look again in 5 ms until the window has its size (or 2 s passed), then take the frame.
+fn snapshot_when_sized(weak: slint::Weak<mynakyukyu::ui::AppWindow>, started: std::time::Instant) {
+    slint::Timer::single_shot(Duration::from_millis(5), move || {
+        use slint::ComponentHandle;
+        let Some(app) = weak.upgrade() else { return };
+        let window = app.window();
+        let logical = window.size().to_logical(window.scale_factor());
+        let at_its_size = logical.width >= 1279.5 && logical.height >= 799.5;
+        if !at_its_size && started.elapsed() < Duration::from_secs(2) {
+            snapshot_when_sized(weak, started);
+            return;
+        }
+        let frame = window.take_snapshot();
+        let (rss, hwm) = mynakyukyu::cli::resident_memory_kib();
+        let kib = |v: Option<u64>| v.map_or("?".to_string(), |v| v.to_string());
+        match frame {
+            Ok(f) => println!(
+                "ready frame={}x{} rss_kib={} hwm_kib={}",
+                f.width(),
+                f.height(),
+                kib(rss),
+                kib(hwm)
+            ),
+            Err(e) => eprintln!("error: no first frame: {e}"),
+        }
+        let _ = slint::quit_event_loop();
+    });
 }

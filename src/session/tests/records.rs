@@ -21,6 +21,17 @@ fn card_read(incident: IncidentId) -> Session {
     s
 }
 
+/// The correction record among the effects.
+fn correction_in(effects: &[Effect]) -> &ConsentCorrection {
+    effects
+        .iter()
+        .find_map(|e| match e {
+            Effect::AppendConsentCorrection(c) => Some(c),
+            _ => None,
+        })
+        .expect("correction record")
+}
+
 fn consent_records(effects: &[Effect]) -> Vec<&ConsentRecord> {
     effects
         .iter()
@@ -90,13 +101,7 @@ fn a_failed_lookup_is_recorded_with_who_when_which_card_and_why() {
 fn a_correction_is_appended_never_rewritten_and_later_views_carry_it() {
     let mut s = viewing(ConsentDecision::Unobtainable);
     let fx = ok(&mut s, correct(ConsentDecision::Verbal));
-    let correction = fx
-        .iter()
-        .find_map(|e| match e {
-            Effect::AppendConsentCorrection(c) => Some(c),
-            _ => None,
-        })
-        .expect("correction record");
+    let correction = correction_in(&fx);
     assert_eq!(correction.from, ConsentDecision::Unobtainable);
     assert_eq!(correction.to, ConsentDecision::Verbal);
     assert_eq!(correction.operator, OperatorId::new("EMT-7"));
@@ -284,13 +289,7 @@ fn a_correction_to_unobtainable_carries_its_reason_and_one_away_from_it_drops_it
             reason: Some(UnobtainableReason::LacksCapacity),
         },
     );
-    let correction = fx
-        .iter()
-        .find_map(|e| match e {
-            Effect::AppendConsentCorrection(c) => Some(c),
-            _ => None,
-        })
-        .expect("correction record");
+    let correction = correction_in(&fx);
     assert_eq!(correction.reason, Some(UnobtainableReason::LacksCapacity));
     assert_eq!(
         s.incident().unwrap().unobtainable_reason,
