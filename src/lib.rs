@@ -28,11 +28,12 @@
 //! | [`files`] | the data dir's private atomic write (0600, `O_NOFOLLOW`, sync, rename) |
 //! | [`kernel_route`] | which way the kernel routes an address (the tunnel or not), over rtnetlink |
 //! | [`handoff`] | the hand-off to the receiving hospital as a pure state machine: what a request may disclose, answers, 搬送決定, versions (protocol h1) |
+//! | [`hub`] | the hand-off hub (`mynakyukyu-hub`): cases sealed in SQLite, the tablet API over mutual TLS, the hospitals' inbox page (password + TOTP, CSRF, SSE), retention; and the tablet's client of it |
 //! | [`upkeep`] | what needs the admin before it stops the tablet: the server CRL's next update, the unit certificate's end, records unsynced too long |
 //!
 //! The binaries are thin: `src/bin/mynakyukyu.rs` (the tablet app),
-//! `src/bin/mynakyukyu-admin.rs` (provisioning) and `src/bin/mynakyukyu-sim.rs` (the
-//! simulator). docs/ARCHITECTURE.md has the whole picture.
+//! `src/bin/mynakyukyu-admin.rs` (provisioning), `src/bin/mynakyukyu-sim.rs` (the
+//! simulator) and `src/bin/mynakyukyu-hub.rs` (the hand-off hub). docs/ARCHITECTURE.md has the whole picture.
 
 pub mod admin;
 pub mod app;
@@ -44,6 +45,7 @@ pub mod drill;
 pub mod eligibility;
 pub mod files;
 pub mod handoff;
+pub mod hub;
 pub mod kernel_route;
 pub mod keys;
 pub mod pki;

@@ -15,8 +15,11 @@
 //! - updates after the decision are numbered versions the chosen hospital acknowledges;
 //! - vitals outside plausible ranges are refused before they leave (a typo like BP 1200).
 
+pub mod fhir;
+mod packet;
 mod vitals;
 
+pub use packet::{MAX_PACKET_BYTES, Packet, PacketConsent, PacketPatient, SummaryItem};
 pub use vitals::{Jcs, VitalError, Vitals};
 
 use serde::{Deserialize, Serialize};
@@ -135,6 +138,51 @@ pub enum DeclineReason {
     NoSpecialist,
     EquipmentUnavailable,
     Other,
+}
+
+impl DeclineReason {
+    pub const ALL: [DeclineReason; 5] = [
+        DeclineReason::BedsFull,
+        DeclineReason::InTreatment,
+        DeclineReason::NoSpecialist,
+        DeclineReason::EquipmentUnavailable,
+        DeclineReason::Other,
+    ];
+
+    pub fn label_ja(self) -> &'static str {
+        match self {
+            DeclineReason::BedsFull => "満床",
+            DeclineReason::InTreatment => "処置中（手術中・患者対応中）",
+            DeclineReason::NoSpecialist => "専門外",
+            DeclineReason::EquipmentUnavailable => "設備・機器が使えない",
+            DeclineReason::Other => "その他",
+        }
+    }
+
+    /// The code on the wire (and in a form).
+    pub fn code(self) -> &'static str {
+        match self {
+            DeclineReason::BedsFull => "beds_full",
+            DeclineReason::InTreatment => "in_treatment",
+            DeclineReason::NoSpecialist => "no_specialist",
+            DeclineReason::EquipmentUnavailable => "equipment_unavailable",
+            DeclineReason::Other => "other",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<DeclineReason> {
+        DeclineReason::ALL.into_iter().find(|r| r.code() == code)
+    }
+}
+
+impl Answer {
+    pub fn label_ja(&self) -> String {
+        match self {
+            Answer::Accept => "受入可".into(),
+            Answer::Decline { reason } => format!("受入不可（{}）", reason.label_ja()),
+            Answer::CallUs { phone } => format!("要電話 {phone}"),
+        }
+    }
 }
 
 /// An answer as the case keeps it: who, when (ms since the epoch), and whether it came
