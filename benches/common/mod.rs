@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 #[path = "../../tests/common/mod.rs"]
-mod support;
+pub mod support;
 
 // each bench uses a part of it
 #[allow(unused_imports)]
@@ -108,12 +108,14 @@ pub struct Incident {
 
 /// The app's controller and its window on the software renderer (1280×800), driven by
 /// commands as the screens would send them, a frame rendered after every step.
+#[cfg(feature = "ui")]
 pub struct AppRig {
     pub rt: tokio::runtime::Runtime,
     pub controller: mynakyukyu::app::Controller,
     pub window: mynakyukyu::ui::headless::HeadlessWindow,
 }
 
+#[cfg(feature = "ui")]
 impl AppRig {
     /// Signed in as the training crew, at Ready.
     pub fn signed_in(

@@ -130,6 +130,26 @@ async fn session(state: &Inbox, headers: &HeaderMap) -> Option<SessionRow> {
         .flatten()
 }
 
+/// The session of a form's request whose CSRF token is the session's; otherwise the answer:
+/// the sign-in page without a session, 403 with another token (nothing changes).
+async fn form_session(
+    state: &Inbox,
+    headers: &HeaderMap,
+    csrf: &str,
+) -> Result<SessionRow, Box<Response>> {
+    let Some(s) = session(state, headers).await else {
+        return Err(Box::new(Redirect::to("/sign-in").into_response()));
+    };
+    if !csrf_ok(&s, csrf) {
+        return Err(Box::new(refused(
+            StatusCode::FORBIDDEN,
+            "受け付けられません",
+            "画面を開き直してから、もう一度操作してください。",
+        )));
+    }
+    Ok(s)
+}
+
 fn csrf_ok(session: &SessionRow, given: &str) -> bool {
     subtle::ConstantTimeEq::ct_eq(session.csrf.as_bytes(), given.as_bytes()).into()
 }
@@ -479,16 +499,10 @@ async fn answer(
     Path(id): Path<String>,
     Form(form): Form<AnswerForm>,
 ) -> Response {
-    let Some(s) = session(&state, &headers).await else {
-        return Redirect::to("/sign-in").into_response();
+    let s = match form_session(&state, &headers, &form.csrf).await {
+        Ok(s) => s,
+        Err(refusal) => return *refusal,
     };
-    if !csrf_ok(&s, &form.csrf) {
-        return refused(
-            StatusCode::FORBIDDEN,
-            "受け付けられません",
-            "画面を開き直してから、もう一度操作してください。",
-        );
-    }
     let Some(answer) =
         page::answer_from_form(&form.answer, form.reason.as_deref(), form.phone.as_deref())
     else {
@@ -520,16 +534,10 @@ async fn acknowledge(
     Path(id): Path<String>,
     Form(form): Form<AckForm>,
 ) -> Response {
-    let Some(s) = session(&state, &headers).await else {
-        return Redirect::to("/sign-in").into_response();
+    let s = match form_session(&state, &headers, &form.csrf).await {
+        Ok(s) => s,
+        Err(refusal) => return *refusal,
     };
-    if !csrf_ok(&s, &form.csrf) {
-        return refused(
-            StatusCode::FORBIDDEN,
-            "受け付けられません",
-            "画面を開き直してから、もう一度操作してください。",
-        );
-    }
     match state
         .core
         .acknowledge(&s.staff.hospital, &s.staff.login, &id, form.version)

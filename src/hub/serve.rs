@@ -137,13 +137,13 @@ pub fn inbox_tls(opts: &HubOptions) -> Result<rustls::ServerConfig, HubError> {
 impl Hub {
     /// Open the store, bind both faces and start serving on the current runtime.
     pub async fn start(opts: HubOptions) -> Result<Hub, HubError> {
-        let master = SealKey::load_or_create(&opts.seal_key)?;
-        if opts.seal_key.starts_with(&opts.data_dir) {
+        if opts.database.is_none() && opts.seal_key.starts_with(&opts.data_dir) {
             return Err(HubError::SealKey(
                 opts.seal_key.display().to_string(),
                 "inside the data dir: keep the master key apart from what it seals".into(),
             ));
         }
+        let master = SealKey::load_or_create(&opts.seal_key)?;
         let store = match &opts.database {
             Some(url) => HubStore::open_url(url).await?,
             None => HubStore::open(&opts.data_dir).await?,

@@ -249,6 +249,16 @@ impl HubStore {
         })
     }
 
+    /// Every row of `query`, each made into a `T` by `row`.
+    async fn all<'q, T>(
+        &self,
+        query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+        row: impl Fn(&AnyRow) -> Result<T, sqlx::Error>,
+    ) -> Result<Vec<T>, HubError> {
+        let rows = query.fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(row).collect::<Result<Vec<_>, _>>()?)
+    }
+
     pub fn backend(&self) -> Backend {
         self.backend
     }
@@ -275,13 +285,9 @@ impl HubStore {
     }
 
     pub async fn hospitals(&self) -> Result<Vec<Hospital>, HubError> {
-        let rows = sqlx::query("SELECT code, name, departments FROM hospitals ORDER BY code")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db)?;
-        Ok(rows
-            .iter()
-            .map(|r| -> Result<_, sqlx::Error> {
+        self.all(
+            sqlx::query("SELECT code, name, departments FROM hospitals ORDER BY code"),
+            |r| {
                 Ok(Hospital {
                     code: HospitalCode(r.try_get("code")?),
                     name: r.try_get("name")?,
@@ -292,8 +298,9 @@ impl HubStore {
                         .map(str::to_string)
                         .collect(),
                 })
-            })
-            .collect::<Result<Vec<_>, _>>()?)
+            },
+        )
+        .await
     }
 
     pub async fn hospital(&self, code: &HospitalCode) -> Result<Option<Hospital>, HubError> {
@@ -664,13 +671,9 @@ impl HubStore {
     }
 
     pub async fn stats(&self) -> Result<Vec<CaseStats>, HubError> {
-        let rows = sqlx::query("SELECT * FROM case_stats ORDER BY asked_ms")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db)?;
-        Ok(rows
-            .iter()
-            .map(|r| -> Result<_, sqlx::Error> {
+        self.all(
+            sqlx::query("SELECT * FROM case_stats ORDER BY asked_ms"),
+            |r| {
                 Ok(CaseStats {
                     case_id: r.try_get("case_id")?,
                     unit: r.try_get("unit")?,
@@ -680,8 +683,9 @@ impl HubStore {
                     time_to_acceptance_ms: r.try_get("time_to_acceptance_ms")?,
                     outcome: r.try_get("outcome")?,
                 })
-            })
-            .collect::<Result<Vec<_>, _>>()?)
+            },
+        )
+        .await
     }
 
     // --- events and audit ---
@@ -718,22 +722,16 @@ impl HubStore {
         audience: &str,
         after: i64,
     ) -> Result<Vec<EventRow>, HubError> {
-        let rows = sqlx::query("SELECT seq, case_id, kind FROM events WHERE audience = $1 AND seq > $2 ORDER BY seq LIMIT 500")
+        self.all(sqlx::query("SELECT seq, case_id, kind FROM events WHERE audience = $1 AND seq > $2 ORDER BY seq LIMIT 500")
             .bind(audience)
-            .bind(after)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db)?;
-        Ok(rows
-            .iter()
-            .map(|r| -> Result<_, sqlx::Error> {
-                Ok(EventRow {
+            .bind(after), |r| {
+            Ok(EventRow {
                     seq: r.try_get("seq")?,
                     case_id: r.try_get("case_id")?,
                     kind: r.try_get("kind")?,
                 })
-            })
-            .collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
     }
 
     pub async fn last_event(&self) -> Result<i64, HubError> {
@@ -766,24 +764,18 @@ impl HubStore {
     }
 
     pub async fn audit_rows(&self) -> Result<Vec<AuditRow>, HubError> {
-        let rows = sqlx::query("SELECT * FROM audit ORDER BY seq")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db)?;
-        Ok(rows
-            .iter()
-            .map(|r| -> Result<_, sqlx::Error> {
-                Ok(AuditRow {
-                    seq: r.try_get("seq")?,
-                    at_ms: r.try_get("at_ms")?,
-                    actor: r.try_get("actor")?,
-                    hospital: r.try_get("hospital")?,
-                    case_id: r.try_get("case_id")?,
-                    action: r.try_get("action")?,
-                    version: r.try_get("version")?,
-                })
+        self.all(sqlx::query("SELECT * FROM audit ORDER BY seq"), |r| {
+            Ok(AuditRow {
+                seq: r.try_get("seq")?,
+                at_ms: r.try_get("at_ms")?,
+                actor: r.try_get("actor")?,
+                hospital: r.try_get("hospital")?,
+                case_id: r.try_get("case_id")?,
+                action: r.try_get("action")?,
+                version: r.try_get("version")?,
             })
-            .collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
     }
 }
 

@@ -85,7 +85,26 @@ pub fn router(core: Arc<HubCore>) -> Router {
         .layer(tower_http::limit::RequestBodyLimitLayer::new(
             MAX_BODY_BYTES,
         ))
+        .layer(axum::middleware::map_response(too_large_as_problem))
         .with_state(core)
+}
+
+/// The body limit answers 413 in plain text before any handler runs: as a problem, like
+/// every other refusal.
+async fn too_large_as_problem(res: Response) -> Response {
+    let is_problem = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
+    if res.status() == StatusCode::PAYLOAD_TOO_LARGE && !is_problem {
+        return problem_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            problem::TOO_LARGE,
+            "Request too large",
+            Some(format!("at most {MAX_BODY_BYTES} bytes")),
+        );
+    }
+    res
 }
 
 async fn echo_request_id(req: axum::extract::Request, next: axum::middleware::Next) -> Response {

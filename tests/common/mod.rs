@@ -3,6 +3,7 @@
 //! certificate, pcscd with the vpcd readers, children killed by PID.
 #![allow(dead_code)]
 
+pub mod chromium;
 pub mod postgres;
 pub mod tpm;
 

@@ -291,17 +291,23 @@ async fn an_oversized_packet_is_refused_and_the_case_goes_on() {
         .answer(&HospitalCode("H1".into()), "er1", &id, Answer::Accept)
         .await
         .unwrap();
+    // a body over the limit: the hub answers 413 from its Content-Length, before reading it
+    // (sent by hand, head first, so that the answer is read whatever the hub does with the
+    // rest of the body)
     let mut d = decide("H1");
-    // just over the limit (so that the whole body is written before the hub answers 413)
-    d.packet.crew_note = "あ".repeat(mynakyukyu::hub::tablet::MAX_BODY_BYTES / 3 + 1000);
-    let e = tablet
-        .decide_raw(&id, serde_json::to_vec(&d).unwrap())
-        .await
-        .unwrap_err();
-    match e {
-        HubClientError::Refused(p) => assert_eq!(p.status, 413, "{p:?}"),
-        e => panic!("{e}"),
-    }
+    d.packet.crew_note = "あ".repeat(200 * 1024);
+    let body = serde_json::to_vec(&d).unwrap();
+    let (status, answer) = raw_post(
+        fx.hub().tablet_addr.port(),
+        &format!("/h1/cases/{id}/decision"),
+        &body,
+    )
+    .await;
+    assert_eq!(status, 413, "{answer}");
+    assert!(
+        answer.contains("urn:mynakyukyu:problem:too-large"),
+        "{answer}"
+    );
     // broken JSON: a clear 400, nothing decided
     let e = tablet
         .decide_raw(&id, b"{\"hospital\":".to_vec())
@@ -337,4 +343,64 @@ async fn an_oversized_packet_is_refused_and_the_case_goes_on() {
         "a right-sized packet still goes"
     );
     fx.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_key_inside_the_data_dir_is_refused_before_it_is_made() {
+    let data = TempDir::new("hub-key-inside");
+    let key = data.path().join("seal.key");
+    let options = HubOptions::loopback(data.path().to_path_buf(), key.clone(), pki().to_path_buf());
+    let e = Hub::start(options).await.err().expect("refused");
+    assert!(e.to_string().contains("inside the data dir"), "{e}");
+    assert!(!key.exists(), "no key was written where it was refused");
+}
+
+/// A POST with `body` over a fresh mutual-TLS connection as the unit: the head and the first
+/// KiB of the body, then the answer's status line and body (up to 64 KiB).
+async fn raw_post(port: u16, path: &str, body: &[u8]) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let identity = mynakyukyu::eligibility::UnitIdentity::from_files(
+        &pki().join("unit.pem"),
+        &pki().join("unit.key"),
+        &pki().join("ca.pem"),
+    )
+    .unwrap();
+    let config = mynakyukyu::eligibility::client::tls_config(identity).unwrap();
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(
+            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    tls.write_all(head.as_bytes()).await.unwrap();
+    let _ = tls.write_all(&body[..1024.min(body.len())]).await;
+    let _ = tls.flush().await;
+    let mut answer = vec![0u8; 64 * 1024];
+    let mut n = 0;
+    while n < answer.len() {
+        match tokio::time::timeout(Duration::from_secs(5), tls.read(&mut answer[n..])).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+            Ok(Ok(k)) => {
+                n += k;
+                if String::from_utf8_lossy(&answer[..n]).contains("}") {
+                    break;
+                }
+            }
+        }
+    }
+    let text = String::from_utf8_lossy(&answer[..n]).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, text)
 }

@@ -6,91 +6,9 @@
 //! (scripts/test: docs/screenshots/hub) or a temp dir.
 
 use super::*;
-use fantoccini::{Client, ClientBuilder, Locator};
+use common::chromium::Chromium;
+use fantoccini::{Client, Locator};
 use mynakyukyu::handoff::{Answer, Change};
-use std::process::{Command, Stdio};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// base64(SHA-256(SPKI)) of the dev server certificate: chromium trusts exactly that key
-/// and nothing else that is not in its store.
-fn server_spki_pin() -> String {
-    use base64::Engine;
-    use rustls::pki_types::pem::PemObject;
-    use sha2::Digest;
-    let der = rustls::pki_types::CertificateDer::from_pem_file(pki().join("server.pem")).unwrap();
-    let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
-    base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(cert.public_key().raw))
-}
-
-struct Browser {
-    _driver: common::Killed,
-    _profile: TempDir,
-    client: Client,
-}
-
-async fn browser() -> Option<Browser> {
-    if Command::new("chromedriver")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "chromedriver is missing (scripts/setup installs chromium-driver)"
-        );
-        eprintln!("skipped: no chromedriver");
-        return None;
-    }
-    let port = free_port();
-    let driver = Command::new("chromedriver")
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let driver = common::Killed(driver);
-    let profile = TempDir::new("chromium");
-    let caps = serde_json::json!({
-        "goog:chromeOptions": {
-            "binary": "/usr/bin/chromium",
-            "args": [
-                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                "--no-first-run", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--lang=ja",
-                "--window-size=1280,800", "--autoplay-policy=no-user-gesture-required",
-                format!("--ignore-certificate-errors-spki-list={}", server_spki_pin()),
-                format!("--user-data-dir={}", profile.path().display()),
-            ]
-        }
-    });
-    let caps = caps.as_object().unwrap().clone();
-    let mut last = None;
-    for _ in 0..50 {
-        match ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(caps.clone())
-            .connect(&format!("http://127.0.0.1:{port}"))
-            .await
-        {
-            Ok(client) => {
-                return Some(Browser {
-                    _driver: driver,
-                    _profile: profile,
-                    client,
-                });
-            }
-            Err(e) => last = Some(e),
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("chromedriver did not start a session: {last:?}");
-}
 
 fn shots_dir() -> std::path::PathBuf {
     match std::env::var_os("MYNA_HUB_SHOTS") {
@@ -152,8 +70,12 @@ async fn js(c: &Client, script: &str) -> serde_json::Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nurse_signs_in_hears_a_request_answers_it_and_sees_the_packet() {
     let mut fx = HubFixture::start().await;
-    let Some(nurse) = browser().await else { return };
-    let Some(other) = browser().await else { return };
+    let Some(nurse) = Chromium::start().await else {
+        return;
+    };
+    let Some(other) = Chromium::start().await else {
+        return;
+    };
     let (c, c2) = (&nurse.client, &other.client);
     let base = format!("https://localhost:{}", fx.hub().inbox_addr.port());
 
@@ -296,7 +218,9 @@ async fn a_nurse_signs_in_hears_a_request_answers_it_and_sees_the_packet() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_that_loses_its_stream_reconnects_and_misses_nothing() {
     let mut fx = HubFixture::start().await;
-    let Some(b) = browser().await else { return };
+    let Some(b) = Chromium::start().await else {
+        return;
+    };
     let c = &b.client;
     sign_in(&fx, c, "er1").await;
     js(c, "window.__still_this_page = true; return 0").await;
