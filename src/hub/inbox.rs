@@ -185,13 +185,23 @@ fn decoy_hash() -> &'static str {
     DECOY.get_or_init(|| super::admin::hash_password(&random_token()).unwrap_or_default())
 }
 
-fn password_matches(hash: &str, password: &str) -> bool {
+/// Argon2id takes tens of milliseconds on purpose: off the async workers, so that sign-ins
+/// do not stall the streams.
+async fn password_matches(hash: &str, password: &str) -> bool {
     use argon2::PasswordVerifier;
-    argon2::PasswordHash::new(hash).is_ok_and(|h| {
-        argon2::Argon2::default()
-            .verify_password(password.as_bytes(), &h)
-            .is_ok()
+    let (hash, password) = (
+        hash.to_string(),
+        zeroize::Zeroizing::new(password.to_string()),
+    );
+    tokio::task::spawn_blocking(move || {
+        argon2::PasswordHash::new(&hash).is_ok_and(|h| {
+            argon2::Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
     })
+    .await
+    .unwrap_or(false)
 }
 
 async fn sign_in(
@@ -231,7 +241,7 @@ async fn sign_in(
         Err(e) => return storage_failed(e),
     };
     let Some(staff) = staff else {
-        let _ = password_matches(decoy_hash(), &form.password);
+        let _ = password_matches(decoy_hash(), &form.password).await;
         let _ = state
             .core
             .store
@@ -256,7 +266,7 @@ async fn sign_in(
             "失敗が続いたためロックされています。時間をおいてから、または管理者に連絡してください。",
         );
     }
-    let password_ok = password_matches(&staff.password_hash, &form.password);
+    let password_ok = password_matches(&staff.password_hash, &form.password).await;
     let step = state
         .core
         .master()

@@ -72,6 +72,9 @@ impl From<sqlx::Error> for HubError {
     }
 }
 
+/// Events are kept this much longer than the longest a case may live.
+const EVENT_SLACK_MS: i64 = 3600 * 1000;
+
 /// Milliseconds since the epoch.
 pub fn now_ms() -> i64 {
     (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
@@ -430,9 +433,13 @@ impl HubCore {
         Ok(stored)
     }
 
-    /// Destroys what retention says is due; returns how many.
+    /// Destroys what retention says is due; returns how many. Expired sessions and events
+    /// older than the longest a case lives go too.
     pub async fn sweep(&self, retention_ms: i64, stale_ms: i64) -> Result<usize, HubError> {
         let now = now_ms();
+        self.store
+            .prune(now, now - stale_ms.max(retention_ms) - EVENT_SLACK_MS)
+            .await?;
         let due = self
             .store
             .due_for_destruction(now, retention_ms, stale_ms)

@@ -108,8 +108,8 @@ pub struct Hospital {
     pub departments: Vec<String>,
 }
 
-/// A staff member's sign-in record.
-#[derive(Clone, Debug)]
+/// A staff member's sign-in record (its `Debug` leaves out the hash and the sealed secret).
+#[derive(Clone)]
 pub struct StaffRow {
     pub id: i64,
     pub hospital: HospitalCode,
@@ -121,6 +121,19 @@ pub struct StaffRow {
     pub failures: i64,
     pub locks: i64,
     pub locked_until_ms: i64,
+}
+
+impl std::fmt::Debug for StaffRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StaffRow")
+            .field("id", &self.id)
+            .field("hospital", &self.hospital)
+            .field("login", &self.login)
+            .field("failures", &self.failures)
+            .field("locks", &self.locks)
+            .field("locked_until_ms", &self.locked_until_ms)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A signed-in session.
@@ -379,27 +392,27 @@ impl HubStore {
         max: i64,
         steps_ms: &[i64],
     ) -> Result<(), HubError> {
-        let failures = staff.failures + 1;
-        let (failures, locks, until) = if failures >= max {
+        // counted in the database, not from the row read before: guesses at once from many
+        // addresses each count
+        let (failures, locks): (i64, i64) = sqlx::query_as(
+            "UPDATE staff SET failures = failures + 1 WHERE id = $1 RETURNING failures, locks",
+        )
+        .bind(staff.id)
+        .fetch_one(&self.pool)
+        .await?;
+        if failures >= max {
             let step = steps_ms
-                .get(staff.locks as usize)
+                .get(locks as usize)
                 .or(steps_ms.last())
                 .copied()
                 .unwrap_or(0);
-            (0, staff.locks + 1, now_ms + step)
-        } else {
-            (failures, staff.locks, staff.locked_until_ms)
-        };
-        sqlx::query(
-            "UPDATE staff SET failures = $1, locks = $2, locked_until_ms = $3 WHERE id = $4",
-        )
-        .bind(failures)
-        .bind(locks)
-        .bind(until)
-        .bind(staff.id)
-        .execute(&self.pool)
-        .await
-        .map_err(db)?;
+            sqlx::query("UPDATE staff SET failures = 0, locks = locks + 1, locked_until_ms = $1 WHERE id = $2 AND failures >= $3")
+                .bind(now_ms + step)
+                .bind(staff.id)
+                .bind(max)
+                .execute(&self.pool)
+                .await?;
+        }
         Ok(())
     }
 
@@ -661,6 +674,26 @@ impl HubStore {
             .fetch_all(&self.pool)
             .await
             .map_err(db)
+    }
+
+    /// Expired sessions, and events older than `events_before_ms` (a stream that was away
+    /// longer starts from the page's list, not from replay): neither grows without bound.
+    pub async fn prune(&self, now_ms: i64, events_before_ms: i64) -> Result<(), HubError> {
+        sqlx::query("DELETE FROM sessions WHERE expires_ms <= $1")
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await?;
+        sqlx::query("DELETE FROM events WHERE at_ms < $1")
+            .bind(events_before_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn session_count(&self) -> Result<i64, HubError> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM sessions")
+            .fetch_one(&self.pool)
+            .await?)
     }
 
     pub async fn open_case_count(&self) -> Result<i64, HubError> {

@@ -404,3 +404,35 @@ async fn raw_post(port: u16, path: &str, body: &[u8]) -> (u16, String) {
         .unwrap_or(0);
     (status, text)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guesses_sent_all_at_once_are_each_counted() {
+    let mut fx = HubFixture::start().await;
+    let port = fx.hub().inbox_addr.port();
+    let code = fx.code("er1");
+    let guesses = (0..10).map(|i| {
+        let code = code.clone();
+        tokio::spawn(async move {
+            Inbox::new(port)
+                .sign_in("er1", &format!("parallel-guess-{i}"), &code)
+                .await
+                .0
+        })
+    });
+    for g in guesses.collect::<Vec<_>>() {
+        assert_eq!(g.await.unwrap(), 401);
+    }
+    let staff = fx
+        .hub()
+        .core
+        .store
+        .staff_by_login("er1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        staff.locks >= 1 && staff.locked_until_ms > mynakyukyu::hub::now_ms(),
+        "ten wrong guesses at once locked the account: {staff:?}"
+    );
+    fx.stop().await;
+}

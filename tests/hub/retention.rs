@@ -150,3 +150,39 @@ async fn a_withdrawn_request_is_gone_at_once_for_every_candidate() {
     assert_eq!(stats[0].outcome, "closed");
     fx.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_sessions_are_swept_and_cannot_be_used() {
+    let mut fx = HubFixture::start_with(|o| o.sweep_every = Duration::from_millis(100)).await;
+    let mut h1 = fx.signed_in("er1").await;
+    assert_eq!(h1.get("/").await.status, 200);
+    let core = fx.hub().core.clone();
+    let staff = core.store.staff_by_login("er1").await.unwrap().unwrap();
+    // a session that expired a moment ago, as a stolen old cookie would present it
+    let token = "0".repeat(64);
+    let hash = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(token.as_bytes()))
+    };
+    core.store
+        .create_session(&hash, staff.id, "csrf", mynakyukyu::hub::now_ms() - 1)
+        .await
+        .unwrap();
+    let mut thief = fx.inbox();
+    thief.cookie = Some(format!("{}={token}", mynakyukyu::hub::inbox::COOKIE));
+    assert_eq!(
+        thief.get("/").await.status,
+        303,
+        "an expired session is no session"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while core.store.session_count().await.unwrap() > 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the expired session was never swept"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(h1.get("/").await.status, 200, "the live session stays");
+    fx.stop().await;
+}
