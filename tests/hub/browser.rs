@@ -76,6 +76,9 @@ async fn a_nurse_signs_in_hears_a_request_answers_it_and_sees_the_packet() {
     let Some(other) = Chromium::start().await else {
         return;
     };
+    let Some(not_asked) = Chromium::start().await else {
+        return;
+    };
     let (c, c2) = (&nurse.client, &other.client);
     let base = format!("https://localhost:{}", fx.hub().inbox_addr.port());
 
@@ -83,6 +86,8 @@ async fn a_nurse_signs_in_hears_a_request_answers_it_and_sees_the_packet() {
     shot(c, "hub-01-sign-in").await;
     sign_in(&fx, c, "er1").await;
     sign_in(&fx, c2, "er2").await;
+    let c3 = &not_asked.client;
+    sign_in(&fx, c3, "er3").await;
     assert!(
         js(c, "return document.getElementById('empty') !== null")
             .await
@@ -117,6 +122,23 @@ async fn a_nurse_signs_in_hears_a_request_answers_it_and_sees_the_packet() {
     .await;
     assert_eq!(flashing, "flash");
     shot(c, "hub-02-request-arrives").await;
+    // H3 was not asked: its page, connected all along, stays quiet and shows nothing
+    let page3 = c3.source().await.unwrap();
+    assert!(
+        !page3.contains(&id) && !page3.contains("意識障害"),
+        "{page3}"
+    );
+    assert_eq!(js(c3, "return document.body.dataset.alert").await, "off");
+    assert_eq!(
+        js(c3, "return document.body.dataset.lastEvent === undefined").await,
+        true,
+        "no event reached the hospital not asked"
+    );
+    assert_eq!(
+        js(c3, "return document.body.dataset.beeps === undefined").await,
+        true
+    );
+    shot(c3, "hub-02b-hospital-not-asked").await;
 
     // 受入可, a finger-sized button
     let accept = c
@@ -212,6 +234,7 @@ async fn a_nurse_signs_in_hears_a_request_answers_it_and_sees_the_packet() {
 
     nurse.client.clone().close().await.unwrap();
     other.client.clone().close().await.unwrap();
+    not_asked.client.clone().close().await.unwrap();
     fx.stop().await;
 }
 
