@@ -10,7 +10,6 @@
 mod common;
 
 use common::support::{Killed, TempDir, chromium::Chromium, postgres::PgServer};
-use fantoccini::Locator;
 use mynakyukyu::handoff::HospitalCode;
 use mynakyukyu::hub::client::HubClient;
 use mynakyukyu::hub::tablet::AskRequest;
@@ -338,37 +337,9 @@ async fn fanout(hub: &RunningHub, pki: &Path) -> Fanout {
 async fn browser(hub: &RunningHub, pki: &Path) -> Option<Vec<f64>> {
     let browser = Chromium::start_for(pki).await?;
     let c = &browser.client;
-    let base = format!("https://localhost:{}", hub.inbox_port);
-    c.goto(&format!("{base}/sign-in")).await.unwrap();
-    c.find(Locator::Css("#login"))
-        .await
-        .unwrap()
-        .send_keys("er1")
-        .await
-        .unwrap();
-    c.find(Locator::Css("#password"))
-        .await
-        .unwrap()
-        .send_keys("bench password 1")
-        .await
-        .unwrap();
-    c.find(Locator::Css("#code"))
-        .await
-        .unwrap()
-        .send_keys(&hub.code())
-        .await
-        .unwrap();
-    c.find(Locator::Css("#sign-in"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    c.wait()
-        .at_most(Duration::from_secs(15))
-        .for_element(Locator::Css("body[data-connected='1']"))
-        .await
-        .unwrap();
+    browser
+        .sign_in(hub.inbox_port, "er1", "bench password 1", &hub.code())
+        .await;
     c.execute(
         "window.__seen = {}; new MutationObserver(() => { for (const s of document.querySelectorAll('section[data-case]')) { if (!(s.dataset.case in window.__seen)) window.__seen[s.dataset.case] = performance.timeOrigin + performance.now(); } }).observe(document.getElementById('cases'), {childList: true, subtree: true}); return 0;",
         vec![],

@@ -26,6 +26,35 @@ pub fn server_spki_pin(dir: &Path) -> String {
 }
 
 impl Chromium {
+    /// Signs in on the inbox at `inbox_port` as a person would (the form's fields, the
+    /// button) and waits until the page's event stream is connected.
+    pub async fn sign_in(&self, inbox_port: u16, login: &str, password: &str, code: &str) {
+        use fantoccini::Locator;
+        let c = &self.client;
+        c.goto(&format!("https://localhost:{inbox_port}/sign-in"))
+            .await
+            .unwrap();
+        for (field, value) in [("#login", login), ("#password", password), ("#code", code)] {
+            c.find(Locator::Css(field))
+                .await
+                .unwrap()
+                .send_keys(value)
+                .await
+                .unwrap();
+        }
+        c.find(Locator::Css("#sign-in"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        c.wait()
+            .at_most(Duration::from_secs(15))
+            .for_element(Locator::Css("body[data-connected='1']"))
+            .await
+            .unwrap_or_else(|e| panic!("{login} signed in, but the page never connected: {e}"));
+    }
+
     /// A browser trusting the server key of the shared dev PKI.
     pub async fn start() -> Option<Chromium> {
         Self::start_for(pki()).await

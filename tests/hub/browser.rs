@@ -25,34 +25,9 @@ async fn shot(c: &Client, name: &str) {
     std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
 }
 
-async fn sign_in(fx: &HubFixture, c: &Client, login: &str) {
-    let base = format!("https://localhost:{}", fx.hub().inbox_addr.port());
-    c.goto(&format!("{base}/sign-in")).await.unwrap();
-    c.find(Locator::Css("#login"))
-        .await
-        .unwrap()
-        .send_keys(login)
-        .await
-        .unwrap();
-    c.find(Locator::Css("#password"))
-        .await
-        .unwrap()
-        .send_keys(PASSWORD)
-        .await
-        .unwrap();
-    c.find(Locator::Css("#code"))
-        .await
-        .unwrap()
-        .send_keys(&fx.code(login))
-        .await
-        .unwrap();
-    c.find(Locator::Css("#sign-in"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    wait_css(c, "body[data-connected='1']").await;
+async fn sign_in(fx: &HubFixture, b: &Chromium, login: &str) {
+    b.sign_in(fx.hub().inbox_addr.port(), login, PASSWORD, &fx.code(login))
+        .await;
 }
 
 async fn wait_css(c: &Client, css: &str) -> fantoccini::elements::Element {
@@ -84,10 +59,10 @@ async fn a_nurse_signs_in_hears_a_request_answers_it_and_sees_the_packet() {
 
     c.goto(&format!("{base}/sign-in")).await.unwrap();
     shot(c, "hub-01-sign-in").await;
-    sign_in(&fx, c, "er1").await;
-    sign_in(&fx, c2, "er2").await;
+    sign_in(&fx, &nurse, "er1").await;
+    sign_in(&fx, &other, "er2").await;
     let c3 = &not_asked.client;
-    sign_in(&fx, c3, "er3").await;
+    sign_in(&fx, &not_asked, "er3").await;
     assert!(
         js(c, "return document.getElementById('empty') !== null")
             .await
@@ -245,7 +220,7 @@ async fn a_page_that_loses_its_stream_reconnects_and_misses_nothing() {
         return;
     };
     let c = &b.client;
-    sign_in(&fx, c, "er1").await;
+    sign_in(&fx, &b, "er1").await;
     js(c, "window.__still_this_page = true; return 0").await;
     let first = fx.tablet("unit").ask(&ask(&["H1"])).await.unwrap().case_id;
     wait_css(c, &format!("section[data-case='{first}']")).await;
