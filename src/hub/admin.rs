@@ -118,7 +118,11 @@ pub async fn trust_ca(store: &HubStore, pem: &str) -> Result<Vec<String>, HubErr
             hex::encode(sha2::Sha256::digest(der.as_ref()))
         };
         store
-            .trust_ca(&fingerprint, &pem_of(der.as_ref()), super::now_ms())
+            .trust_ca(
+                &fingerprint,
+                &crate::pki::certificate_pem(der.as_ref()),
+                super::now_ms(),
+            )
             .await?;
         names.push(cert.subject().to_string());
     }
@@ -126,18 +130,6 @@ pub async fn trust_ca(store: &HubStore, pem: &str) -> Result<Vec<String>, HubErr
         return Err(HubError::Admin("no certificate in that file".into()));
     }
     Ok(names)
-}
-
-fn pem_of(der: &[u8]) -> String {
-    use base64::Engine;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
-    for chunk in b64.as_bytes().chunks(64) {
-        out.push_str(&String::from_utf8_lossy(chunk));
-        out.push('\n');
-    }
-    out.push_str("-----END CERTIFICATE-----\n");
-    out
 }
 
 /// One line per fact, for `mynakyukyu-hub status`.

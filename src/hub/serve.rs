@@ -260,9 +260,8 @@ async fn sweep_loop(core: Arc<HubCore>, opts: HubOptions, mut stopped: watch::Re
 
 /// The unit a verified client certificate names (its CN).
 fn unit_of(certificate: &[u8]) -> Option<String> {
-    let (_, cert) = x509_parser::parse_x509_certificate(certificate).ok()?;
-    let cn = cert.subject().iter_common_name().next()?.as_str().ok()?;
-    (!cn.is_empty()).then(|| cn.to_string())
+    let (cn, _) = crate::pki::subject_cn_and_key(certificate).ok()?;
+    (!cn.is_empty()).then_some(cn)
 }
 
 /// The unit of the connection a tablet request came on (an extension the accept loop sets).

@@ -183,10 +183,6 @@ pub struct HubStore {
     url: String,
 }
 
-fn db(e: sqlx::Error) -> HubError {
-    HubError::Storage(e.to_string())
-}
-
 /// The audience name of a unit's tablet and of a hospital's pages in the events table.
 pub fn unit_audience(unit: &str) -> String {
     format!("unit:{unit}")
@@ -246,14 +242,13 @@ impl HubStore {
                 })
             })
             .connect(url)
-            .await
-            .map_err(db)?;
+            .await?;
         let schema = match backend {
             Backend::Sqlite => SQLITE_SCHEMA,
             Backend::Postgres => POSTGRES_SCHEMA,
         };
         for statement in schema {
-            sqlx::query(statement).execute(&pool).await.map_err(db)?;
+            sqlx::query(statement).execute(&pool).await?;
         }
         Ok(HubStore {
             pool,
@@ -292,8 +287,7 @@ impl HubStore {
             .bind(&h.name)
             .bind(h.departments.join("\n"))
             .execute(&self.pool)
-            .await
-            .map_err(db)?;
+            .await?;
         Ok(())
     }
 
@@ -347,7 +341,7 @@ impl HubStore {
                 sqlx::Error::Database(d) if d.is_foreign_key_violation() => {
                     HubError::Admin(format!("no hospital with code {:?}: add it first", hospital.0))
                 }
-                _ => db(e),
+                _ => HubError::from(e),
             })?;
         Ok(())
     }
@@ -371,8 +365,7 @@ impl HubStore {
         let r = sqlx::query("SELECT * FROM staff WHERE login = $1")
             .bind(login)
             .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?;
+            .await?;
         Ok(r.as_ref().map(Self::staff_row).transpose()?)
     }
 
@@ -380,7 +373,7 @@ impl HubStore {
         sqlx::query_scalar("SELECT COUNT(*) FROM staff")
             .fetch_one(&self.pool)
             .await
-            .map_err(db)
+            .map_err(HubError::from)
     }
 
     /// Records a failed sign-in: after `max` failures in a row the account locks for the
@@ -425,8 +418,7 @@ impl HubStore {
         .bind(staff.id)
         .bind(step)
         .execute(&self.pool)
-        .await
-        .map_err(db)?;
+        .await?;
         if changed.rows_affected() == 0 {
             // another sign-in used this code first
             return Err(HubError::Replayed);
@@ -449,8 +441,7 @@ impl HubStore {
         .bind(csrf)
         .bind(expires_ms)
         .execute(&self.pool)
-        .await
-        .map_err(db)?;
+        .await?;
         Ok(())
     }
 
@@ -463,8 +454,7 @@ impl HubStore {
             .bind(token_hash)
             .bind(now_ms)
             .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?;
+            .await?;
         match r {
             None => Ok(None),
             Some(r) => Ok(Some(SessionRow {
@@ -478,8 +468,7 @@ impl HubStore {
         sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
             .bind(token_hash)
             .execute(&self.pool)
-            .await
-            .map_err(db)?;
+            .await?;
         Ok(())
     }
 
@@ -494,8 +483,7 @@ impl HubStore {
             .bind(pem)
             .bind(now_ms)
             .execute(&self.pool)
-            .await
-            .map_err(db)?;
+            .await?;
         Ok(())
     }
 
@@ -503,7 +491,7 @@ impl HubStore {
         sqlx::query_scalar("SELECT pem FROM trusted_cas ORDER BY added_ms")
             .fetch_all(&self.pool)
             .await
-            .map_err(db)
+            .map_err(HubError::from)
     }
 
     // --- cases ---
@@ -542,7 +530,7 @@ impl HubStore {
         body: &CaseBody,
     ) -> Result<(), HubError> {
         let (key_sealed, body_sealed) = Self::seal_body(master, id, body);
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = self.pool.begin().await?;
         sqlx::query("INSERT INTO cases (id, unit, stage, key_sealed, body_sealed, asked_ms, rev) VALUES ($1, $2, $3, $4, $5, $6, 1)")
             .bind(id)
             .bind(unit)
@@ -551,17 +539,15 @@ impl HubStore {
             .bind(body_sealed)
             .bind(body.case.asked_at_ms)
             .execute(&mut *tx)
-            .await
-            .map_err(db)?;
+            .await?;
         for h in &body.case.candidates {
             sqlx::query("INSERT INTO case_hospitals (case_id, hospital) VALUES ($1, $2)")
                 .bind(id)
                 .bind(&h.0)
                 .execute(&mut *tx)
-                .await
-                .map_err(db)?;
+                .await?;
         }
-        tx.commit().await.map_err(db)?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -570,8 +556,7 @@ impl HubStore {
             sqlx::query("SELECT id, unit, rev, key_sealed, body_sealed FROM cases WHERE id = $1")
                 .bind(id)
                 .fetch_optional(&self.pool)
-                .await
-                .map_err(db)?;
+                .await?;
         let Some(r) = r else { return Ok(None) };
         let key_sealed: Vec<u8> = r.try_get("key_sealed")?;
         let body_sealed: Vec<u8> = r.try_get("body_sealed")?;
@@ -600,8 +585,7 @@ impl HubStore {
             .bind(&stored.id)
             .bind(stored.rev)
             .execute(&self.pool)
-            .await
-            .map_err(db)?;
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -614,7 +598,7 @@ impl HubStore {
             .bind(&hospital.0)
             .fetch_all(&self.pool)
             .await
-            .map_err(db)
+            .map_err(HubError::from)
     }
 
     /// Destroys a case: its row and its case key, the list of its candidates; its counts
@@ -628,7 +612,7 @@ impl HubStore {
             .flatten()
             .filter(|a| matches!(a.answer, crate::handoff::Answer::Decline { .. }))
             .count() as i64;
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = self.pool.begin().await?;
         sqlx::query("INSERT INTO case_stats (case_id, unit, asked_ms, hospitals_asked, declines, time_to_acceptance_ms, outcome) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (case_id) DO NOTHING")
             .bind(&stored.id)
             .bind(&stored.unit)
@@ -638,24 +622,20 @@ impl HubStore {
             .bind(case.time_to_acceptance_ms())
             .bind(outcome)
             .execute(&mut *tx)
-            .await
-            .map_err(db)?;
+            .await?;
         sqlx::query("DELETE FROM cases WHERE id = $1")
             .bind(&stored.id)
             .execute(&mut *tx)
-            .await
-            .map_err(db)?;
+            .await?;
         sqlx::query("DELETE FROM case_hospitals WHERE case_id = $1")
             .bind(&stored.id)
             .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        tx.commit().await.map_err(db)?;
+            .await?;
+        tx.commit().await?;
         if self.backend == Backend::Sqlite {
             sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
                 .execute(&self.pool)
-                .await
-                .map_err(db)?;
+                .await?;
         }
         Ok(())
     }
@@ -673,7 +653,7 @@ impl HubStore {
             .bind(now_ms - stale_ms)
             .fetch_all(&self.pool)
             .await
-            .map_err(db)
+            .map_err(HubError::from)
     }
 
     /// Expired sessions, and events older than `events_before_ms` (a stream that was away
@@ -700,7 +680,7 @@ impl HubStore {
         sqlx::query_scalar("SELECT COUNT(*) FROM cases")
             .fetch_one(&self.pool)
             .await
-            .map_err(db)
+            .map_err(HubError::from)
     }
 
     pub async fn stats(&self) -> Result<Vec<CaseStats>, HubError> {
@@ -736,16 +716,14 @@ impl HubStore {
             .bind(kind)
             .bind(at_ms)
             .fetch_one(&self.pool)
-            .await
-            .map_err(db)?;
+            .await?;
         if self.backend == Backend::Postgres {
             // the other hubs on this database wake their streams on it
             sqlx::query("SELECT pg_notify($1, $2)")
                 .bind(NOTIFY_CHANNEL)
                 .bind(seq.to_string())
                 .execute(&self.pool)
-                .await
-                .map_err(db)?;
+                .await?;
         }
         Ok(seq)
     }
@@ -771,7 +749,7 @@ impl HubStore {
         sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM events")
             .fetch_one(&self.pool)
             .await
-            .map_err(db)
+            .map_err(HubError::from)
     }
 
     pub async fn audit(
@@ -791,8 +769,7 @@ impl HubStore {
             .bind(action)
             .bind(version.map(i64::from))
             .execute(&self.pool)
-            .await
-            .map_err(db)?;
+            .await?;
         Ok(())
     }
 
