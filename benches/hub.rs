@@ -168,7 +168,9 @@ fn ask() -> AskRequest {
         incident_id: "BENCH".into(),
         candidates: vec![HospitalCode("H1".into()), HospitalCode("H2".into())],
         disclosure: mynakyukyu::handoff::Disclosure {
-            age_band: mynakyukyu::handoff::AgeBand::of_age(70),
+            age_band: Some(mynakyukyu::handoff::AgeBand::of_age(70)),
+            modifiers: vec![],
+            onset_minutes_ago: None,
             sex: mynakyukyu::domain::Sex::Male,
             complaint: mynakyukyu::handoff::Complaint::ChestPain,
             vitals: Default::default(),

@@ -18,7 +18,7 @@
 
 use super::AdminError;
 use crate::config;
-use crate::domain::{AuditAction, InfoKind, PatientRef, RecordBody, Timestamp};
+use crate::domain::{AuditAction, HandoffEvent, InfoKind, PatientRef, RecordBody, Timestamp};
 use crate::store::{self, StoredRecord};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -59,6 +59,13 @@ pub struct AuditRow {
     pub kind: String,
     /// The card's certificate fingerprint on a failed lookup.
     pub card: String,
+    /// The hub's case id on a hand-off row (受入照会 … 到着).
+    #[serde(default)]
+    pub handoff_case: String,
+    /// The hospitals of a hand-off row: every one asked (`+`-joined; their number is the
+    /// request's 照会回数), or the one that answered or was chosen.
+    #[serde(default)]
+    pub hospitals: String,
     pub seq: u64,
 }
 
@@ -184,6 +191,8 @@ pub fn row(stored: &StoredRecord) -> AuditRow {
         action: String::new(),
         kind: String::new(),
         card: String::new(),
+        handoff_case: String::new(),
+        hospitals: String::new(),
         seq: stored.seq,
     };
     match &stored.record.body {
@@ -236,6 +245,10 @@ pub fn row(stored: &StoredRecord) -> AuditRow {
                 "explanation:not_yet_handed".into()
             };
         }
+        RecordBody::Handoff(x) => {
+            row.record = "handoff".into();
+            handoff_row(&mut row, &x.event);
+        }
     }
     let h = stored.record.body.header();
     row.at = jst(h.at);
@@ -245,6 +258,62 @@ pub fn row(stored: &StoredRecord) -> AuditRow {
     row.incident_id = h.incident.0.clone();
     (row.patient_id, row.insured_number, row.recipient_number) = numbers(h.patient);
     row
+}
+
+/// A hand-off step as a row: `action` says which step, `kind` its detail (照会回数, the
+/// hospital's answer time in JST, the packet's version and hash, the version of an update).
+fn handoff_row(row: &mut AuditRow, event: &HandoffEvent) {
+    match event {
+        HandoffEvent::Asked { case_id, hospitals } => {
+            row.handoff_case = case_id.clone();
+            row.hospitals = hospitals.join("+");
+            row.action = "handoff:asked".into();
+            row.kind = format!("照会回数 {}", hospitals.len());
+        }
+        HandoffEvent::NotSent { hospitals } => {
+            row.hospitals = hospitals.join("+");
+            row.action = "handoff:not_sent".into();
+        }
+        HandoffEvent::Answered {
+            case_id,
+            hospital,
+            answer,
+            answered_at_ms,
+            late,
+        } => {
+            row.handoff_case = case_id.clone();
+            row.hospitals = hospital.clone();
+            row.action = format!(
+                "handoff:{}:{answer}",
+                if *late { "late_answer" } else { "answer" }
+            );
+            row.kind = format!("answered {}", jst(Timestamp(*answered_at_ms)));
+        }
+        HandoffEvent::Decided {
+            case_id,
+            hospital,
+            packet_version,
+            packet_sha256,
+        } => {
+            row.handoff_case = case_id.clone();
+            row.hospitals = hospital.clone();
+            row.action = "handoff:decided".into();
+            row.kind = format!("packet v{packet_version} sha256:{packet_sha256}");
+        }
+        HandoffEvent::Updated {
+            case_id,
+            version,
+            change,
+        } => {
+            row.handoff_case = case_id.clone();
+            row.action = format!("handoff:update:{change}");
+            row.kind = format!("packet v{version}");
+        }
+        HandoffEvent::Withdrawn { case_id } => {
+            row.handoff_case = case_id.clone();
+            row.action = "handoff:withdrawn".into();
+        }
+    }
 }
 
 fn record_time(stored: &StoredRecord) -> Timestamp {
@@ -496,6 +565,8 @@ mod tests {
             action: "view:emergency_summary".into(),
             kind: "emergency_summary".into(),
             card: String::new(),
+            handoff_case: String::new(),
+            hospitals: "=A+B".into(),
             seq: 7,
         };
         let text = audit_csv(&[row]);

@@ -1,10 +1,11 @@
 //! What the crew (or the road) asks of the controller: the commands the UI, a drill or a
 //! test sends. Their `Debug` names them only (a PIN is never printed).
 
+pub use super::handoff::HandoffCommand;
 use crate::domain::{ConsentDecision, UnobtainableReason};
 
 /// What the crew (or the road) does.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq)]
 pub enum Command {
     SignIn {
         crew_id: String,
@@ -38,6 +39,8 @@ pub enum Command {
     LinkLost,
     LinkRestored,
     IdleTimeout,
+    /// The hand-off screens (受入照会 → 搬送決定 → 到着).
+    Handoff(HandoffCommand),
 }
 
 impl std::fmt::Debug for Command {
@@ -67,6 +70,7 @@ impl Command {
             Command::LinkLost => "link_lost",
             Command::LinkRestored => "link_restored",
             Command::IdleTimeout => "idle_timeout",
+            Command::Handoff(_) => "handoff",
         }
     }
 }

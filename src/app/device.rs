@@ -235,6 +235,8 @@ pub fn open(data_dir: &Path) -> Result<Device, DeviceError> {
             gate: Arc::new(std::sync::Mutex::new(gate)),
             route: Arc::new(KernelRoute),
             endpoint_addr,
+            hub: None,
+            hub_addr: None,
             uploader_wake: None,
         },
         settings: Settings {
@@ -254,6 +256,12 @@ pub fn open(data_dir: &Path) -> Result<Device, DeviceError> {
                 .contact
                 .as_ref()
                 .map(crate::config::DepartmentContact::line_ja)
+                .unwrap_or_default(),
+            // the department's number until a unit's own is enrolled with the hub
+            callback: config
+                .contact
+                .as_ref()
+                .map(|c| c.phone.clone())
                 .unwrap_or_default(),
         },
         background_client: client(ClientSettings::default())?,

@@ -140,13 +140,25 @@ impl Controller {
                 );
                 self.spawn(job, fallback);
             }
-            Effect::AppendConsentRecord(record) => self.append(RecordBody::Consent(record)),
+            Effect::AppendConsentRecord(record) => {
+                self.consent_at = Some((record.incident.clone(), record.at));
+                self.append(RecordBody::Consent(record))
+            }
             Effect::AppendConsentCorrection(c) => self.append(RecordBody::ConsentCorrection(c)),
             Effect::AppendExplanation(x) => self.append(RecordBody::Explanation(x)),
             Effect::AppendAudit(entry) => self.append(RecordBody::Audit(entry)),
             // The patient's data lives only in the session (and the view model built from
             // it): nothing on disk to purge.
             Effect::PurgePatientData { .. } => {
+                // a hand-off drawn from this viewing ends with it; one without a card
+                // (opened from Ready) goes on
+                if self.handoff.as_ref().is_some_and(|h| h.flow.with_card)
+                    || self.session.phase() == Phase::SignedOut
+                {
+                    self.end_handoff("the viewing ended");
+                }
+                self.consent_at = None;
+                self.viewed_at = None;
                 self.pin = PinView::default();
                 self.card_signature = None;
                 self.phone_pin = None;

@@ -16,6 +16,7 @@ mod command;
 mod crl_watch;
 pub mod device;
 mod effects;
+mod handoff;
 pub mod line;
 mod pin;
 pub mod reader;
@@ -32,7 +33,7 @@ use crate::roster::SignInGate;
 use crate::session::Effect;
 use crate::session::{Event, Notice, Phase, ServiceFailure, Session, Station};
 use crate::store::Store;
-pub use command::Command;
+pub use command::{Command, HandoffCommand};
 use line::{LinkProbe, RouteCheck, TunnelState};
 use reader::CardReader;
 use std::net::IpAddr;
@@ -64,6 +65,8 @@ pub struct Settings {
     pub request_deadline: Duration,
     /// The department's contact shown with the explanation reminder (empty: none set).
     pub explanation_contact: String,
+    /// The unit's call-back number, in every 受入照会.
+    pub callback: String,
 }
 
 /// The default total deadline of one request.
@@ -81,6 +84,10 @@ pub struct Ports {
     pub endpoint_addr: Option<IpAddr>,
     /// Woken after every append so that the uploader sends at once.
     pub uploader_wake: Option<Arc<Notify>>,
+    /// The hand-off hub (none: 「搬送先照会」 is not offered).
+    pub hub: Option<Arc<crate::hub::client::HubClient>>,
+    /// The hub's address, for the route check.
+    pub hub_addr: Option<IpAddr>,
 }
 
 /// One line of the controller's journal (drill debriefs): no patient data.
@@ -134,6 +141,13 @@ pub struct Controller {
     phone_signing: Option<IncidentId>,
     /// The server CRL's next update, for the strip's warning.
     crl_watch: crl_watch::CrlWatch,
+    /// The hand-off under way (its findings; never the packet).
+    handoff: Option<handoff::HandoffState>,
+    handoff_generation: u64,
+    /// When this incident's consent was recorded and its summary answered (the packet
+    /// says so).
+    consent_at: Option<(IncidentId, Timestamp)>,
+    viewed_at: Option<Timestamp>,
 }
 
 /// What work off the loop reports back.
@@ -160,6 +174,13 @@ pub enum Outcome {
     },
     /// A record append finished (the error text if it failed).
     Stored(Result<(), String>),
+    /// Hand-off work: an input for the flow of this generation. `counted`: a call that
+    /// `settle` waits for (not the event stream or the retry timer).
+    Handoff {
+        generation: u64,
+        input: crate::handoff::crew::Input,
+        counted: bool,
+    },
 }
 
 /// Keep the journal bounded on a tablet that runs for days.
@@ -206,6 +227,10 @@ impl Controller {
             phone_pin: None,
             phone_signing: None,
             crl_watch: Default::default(),
+            handoff: None,
+            handoff_generation: 0,
+            consent_at: None,
+            viewed_at: None,
         };
         c.tunnel = c.check_route();
         c.refresh_status();
@@ -287,6 +312,7 @@ impl Controller {
         if vm.screen == view::Screen::SignIn {
             vm.crew_list = self.sign_in_list();
         }
+        self.handoff_view(&mut vm);
         self.view.send_replace(vm);
     }
 
@@ -363,12 +389,33 @@ impl Controller {
             Command::LinkLost => Some(Event::LinkLost),
             Command::LinkRestored => Some(Event::LinkRestored),
             Command::IdleTimeout => Some(Event::IdleTimeout),
+            Command::Handoff(c) => {
+                self.handoff_command(c);
+                None
+            }
         };
         if let Some(event) = event {
             self.apply(event);
         }
         self.refresh_status();
         self.publish();
+    }
+
+    /// Take outcomes (the hub's answers on the event stream among them) until `done` holds
+    /// for the view model or `timeout` passed; whether it held.
+    pub async fn wait_for(&mut self, timeout: Duration, done: impl Fn(&ViewModel) -> bool) -> bool {
+        let until = tokio::time::Instant::now() + timeout;
+        loop {
+            self.refresh_status();
+            self.publish();
+            if done(&self.view.borrow()) {
+                return true;
+            }
+            match tokio::time::timeout_at(until, self.outcomes.recv()).await {
+                Ok(Some(outcome)) => self.absorb(outcome),
+                Ok(None) | Err(_) => return done(&self.view.borrow()),
+            }
+        }
     }
 
     /// Wait for every job off the loop and apply what it reports, until none is left.
@@ -385,8 +432,13 @@ impl Controller {
 
     /// Apply one outcome of work off the loop.
     fn absorb(&mut self, outcome: Outcome) {
-        self.in_flight = self.in_flight.saturating_sub(1);
+        if !matches!(outcome, Outcome::Handoff { counted: false, .. }) {
+            self.in_flight = self.in_flight.saturating_sub(1);
+        }
         match outcome {
+            Outcome::Handoff {
+                generation, input, ..
+            } => self.handoff_outcome(generation, input),
             Outcome::Events(events) => {
                 for event in events {
                     self.apply(event);
@@ -482,8 +534,12 @@ impl Controller {
     /// outcomes.
     fn apply(&mut self, event: Event) {
         let name = event.name();
+        let answered = matches!(event, Event::EmergencyInfoAnswered { .. });
         match self.session.handle(Timestamp::now(), event) {
             Ok(effects) => {
+                if answered {
+                    self.viewed_at = Some(Timestamp::now());
+                }
                 self.journal_push(name.to_string(), true);
                 self.publish();
                 for effect in effects {

@@ -11,6 +11,8 @@ use crate::session::{Notice, Phase, Session};
 use std::fmt;
 use time::Date;
 
+pub mod handoff;
+
 /// The six screens (plus About, which the UI handles alone).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Screen {
@@ -23,6 +25,13 @@ pub enum Screen {
     Consent,
     Summary,
     FullData,
+    /// 搬送先照会: the complaint and the times.
+    HandoffFindings,
+    /// The vitals' steppers (before the request, and a new set after 搬送決定).
+    HandoffVitals,
+    HandoffHospitals,
+    /// The answers as they come, 搬送決定, and the updates after it.
+    HandoffAnswers,
 }
 
 impl Screen {
@@ -34,6 +43,10 @@ impl Screen {
             Screen::Consent => "consent",
             Screen::Summary => "summary",
             Screen::FullData => "full-data",
+            Screen::HandoffFindings => "handoff-findings",
+            Screen::HandoffVitals => "handoff-vitals",
+            Screen::HandoffHospitals => "handoff-hospitals",
+            Screen::HandoffAnswers => "handoff-answers",
         }
     }
 }
@@ -206,6 +219,9 @@ pub struct ViewModel {
     pub last_visit: String,
     pub summary: Vec<Section>,
     pub full: Vec<Section>,
+    /// The tablet has a hub to ask (「搬送先照会」 offered).
+    pub hub_available: bool,
+    pub handoff: handoff::HandoffView,
 }
 
 impl fmt::Debug for ViewModel {

@@ -245,6 +245,59 @@ pub struct ExplanationRecord {
     pub handed: bool,
 }
 
+/// One step of a hand-off to a receiving hospital (受入照会 → 搬送決定 → 到着), as the tablet
+/// records it: hospital codes, answers, times, the packet's version and hash. Never the
+/// complaint, the vitals or anything of the patient: the packet itself is dropped with the
+/// viewing, and a stolen tablet must not hold a clinical word.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum HandoffEvent {
+    /// 受入照会 sent to these hospitals (照会回数 = their number).
+    Asked {
+        case_id: String,
+        hospitals: Vec<String>,
+    },
+    /// The request could not be sent before the bound: nothing left the tablet.
+    NotSent { hospitals: Vec<String> },
+    /// A hospital's answer (`accept`, `decline:<reason>`, `call_us`), when the hospital gave
+    /// it, and whether it came after 搬送決定.
+    Answered {
+        case_id: String,
+        hospital: String,
+        answer: String,
+        answered_at_ms: i64,
+        late: bool,
+    },
+    /// 搬送決定: the packet (version 1) went to this hospital alone.
+    Decided {
+        case_id: String,
+        hospital: String,
+        packet_version: u32,
+        /// SHA-256 of the packet's JSON as sent, hex.
+        packet_sha256: String,
+    },
+    /// A new version after 搬送決定: `eta`, `vitals` or `arrived`.
+    Updated {
+        case_id: String,
+        version: u32,
+        change: String,
+    },
+    /// The crew left the flow before 搬送決定: the hub withdrew the request.
+    Withdrawn { case_id: String },
+}
+
+/// A hand-off step with who, when, where.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandoffRecord {
+    pub at: Timestamp,
+    pub incident: IncidentId,
+    pub operator: OperatorId,
+    pub unit: UnitId,
+    pub terminal: TerminalId,
+    #[serde(flatten)]
+    pub event: HandoffEvent,
+}
+
 /// What an audit entry records.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
@@ -299,6 +352,7 @@ pub enum RecordBody {
     Consent(ConsentRecord),
     ConsentCorrection(ConsentCorrection),
     Explanation(ExplanationRecord),
+    Handoff(HandoffRecord),
 }
 
 /// What every record says about itself: when, which incident, who, on which device, and
@@ -355,6 +409,7 @@ impl RecordBody {
                 &x.terminal,
                 Some(&x.patient),
             ),
+            RecordBody::Handoff(x) => h(x.at, &x.incident, &x.operator, &x.unit, &x.terminal, None),
         }
     }
 }

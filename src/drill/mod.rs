@@ -6,7 +6,7 @@
 //! the [`world::TrainingWorld`]: the simulator on loopback, the virtual reader, a training
 //! store.
 //!
-//! What is inside: scenario files (`src/drill/scenarios/*.toml`, 16; `carrier` = card,
+//! What is inside: scenario files (`src/drill/scenarios/*.toml`, 18; `carrier` = card,
 //! android, ios or ios-locked), `drill::world::TrainingWorld` (the simulator served on
 //! loopback with the dev PKI generated into the training dir, a `DelayProxy` as the
 //! trainer's line, the `VirtualReader`, the training roster and store), a runner that plays
@@ -19,11 +19,13 @@ pub mod world;
 pub use debrief::{render_html, render_text};
 
 use crate::app::view::ViewModel;
-use crate::app::{Command, Controller};
+use crate::app::{Command, Controller, HandoffCommand};
 use crate::domain::{
     AuditAction, ConsentDecision, CoverageStatus, IdentityCheck, RecordBody, Timestamp,
     UnobtainableReason,
 };
+use crate::handoff::crew::Input;
+use crate::handoff::{Complaint, HospitalCode};
 use crate::sim::SimError;
 use crate::sim::proxy::LinkState;
 use crate::store::StoreError;
@@ -101,7 +103,44 @@ pub enum Step {
     BackToSummary,
     End,
     Idle,
+    /// 「搬送先照会」 (from the summary, or from Ready without a card).
+    HandoffOpen,
+    ComplaintChestPain,
+    ComplaintAlteredConsciousness,
+    ComplaintDyspnoea,
+    /// A vitals set on the steppers: JCS 10, BP 160, HR 100, SpO₂ 95 (with the screen
+    /// opened and closed).
+    HandoffVitals,
+    /// ETA 10 minutes (four taps up its scale).
+    #[serde(rename = "eta-10")]
+    Eta10,
+    /// 病院を選ぶ.
+    ToHospitals,
+    /// The first three hospitals listed.
+    ChooseThree,
+    /// 照会送信.
+    SendRequest,
+    /// The crew waits (up to 20 s) for the first 受入可.
+    WaitAccept,
+    /// 搬送決定 on the first hospital that accepted.
+    Decide,
+    /// ETA −5.
+    #[serde(rename = "eta-minus-5")]
+    EtaMinus5,
+    Arrived,
+    /// 終了 on the hand-off screen.
+    HandoffEnd,
 }
+
+/// The vitals a drill enters: (field, taps on +, taps on −).
+const DRILL_VITALS: [(crate::handoff::crew::VitalField, usize, usize); 4] = [
+    (crate::handoff::crew::VitalField::BpSystolic, 5, 0),
+    (crate::handoff::crew::VitalField::HeartRate, 5, 0),
+    (crate::handoff::crew::VitalField::Spo2, 1, 1),
+    (crate::handoff::crew::VitalField::RespiratoryRate, 3, 0),
+];
+/// JCS 10: 0, 1, 2, 3, 10.
+const DRILL_JCS_TAPS: usize = 5;
 
 /// A scenario file.
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -109,7 +148,9 @@ pub struct Scenario {
     #[serde(skip_deserializing)]
     pub name: String,
     pub title: String,
-    /// A patient id ("P0020") or a patient scenario name ("elderly-warfarin").
+    /// A patient id ("P0020") or a patient scenario name ("elderly-warfarin"); empty for
+    /// a drill without a card.
+    #[serde(default)]
     pub patient: String,
     /// What the patient holds out (default: the card).
     #[serde(default)]
@@ -122,7 +163,7 @@ pub struct Scenario {
     pub expected_coverage: Option<String>,
 }
 
-const BUILT_IN: [(&str, &str); 16] = [
+const BUILT_IN: [(&str, &str); 18] = [
     (
         "unconscious-warfarin",
         include_str!("scenarios/unconscious-warfarin.toml"),
@@ -168,6 +209,14 @@ const BUILT_IN: [(&str, &str); 16] = [
     (
         "public-assistance-lapsed",
         include_str!("scenarios/public-assistance-lapsed.toml"),
+    ),
+    (
+        "handoff-accept",
+        include_str!("scenarios/handoff-accept.toml"),
+    ),
+    (
+        "handoff-no-card",
+        include_str!("scenarios/handoff-no-card.toml"),
     ),
 ];
 
@@ -249,6 +298,13 @@ pub struct Report {
     /// 傷病者用説明書 records: whether it was handed.
     pub explanations: Vec<bool>,
     pub audit: Vec<AuditLine>,
+    /// The hand-off's records (hospitals asked, answers, 搬送決定, updates): no clinical
+    /// content.
+    pub handoff: Vec<crate::domain::HandoffEvent>,
+    /// From the first 受入照会 to 搬送決定 (ms), when the drill reached it.
+    pub handoff_to_decision_ms: Option<f64>,
+    /// The crew's taps from the card (or 「搬送先照会」 without one) to 搬送決定.
+    pub taps_to_decision: Option<usize>,
     pub server_inquiries: usize,
     /// Where the drill's requests went (always loopback).
     pub endpoint: String,
@@ -274,6 +330,8 @@ struct Runner<'w> {
     seen_journal: usize,
     alerts: Vec<String>,
     coverage_status: Option<CoverageStatus>,
+    /// From the first 受入照会 to 搬送決定, as the flow measured it.
+    decision_ms: Option<i64>,
 }
 
 impl Runner<'_> {
@@ -287,6 +345,9 @@ impl Runner<'_> {
             }
         }
         self.seen_journal = self.controller.journal().len();
+        if let Some((Some(ms), _, _)) = self.controller.handoff_figures() {
+            self.decision_ms = Some(ms);
+        }
         if let Some(c) = self.controller.session().coverage() {
             self.coverage_status = Some(c.status);
         }
@@ -377,9 +438,115 @@ impl Runner<'_> {
             Step::BackToSummary => Command::BackToSummary,
             Step::End => Command::EndViewing,
             Step::Idle => Command::IdleTimeout,
+            Step::HandoffOpen => Command::Handoff(HandoffCommand::Open),
+            Step::ComplaintChestPain => tap(Input::Complaint(Complaint::ChestPain)),
+            Step::ComplaintAlteredConsciousness => {
+                tap(Input::Complaint(Complaint::AlteredConsciousness))
+            }
+            Step::ComplaintDyspnoea => tap(Input::Complaint(Complaint::Dyspnoea)),
+            Step::HandoffVitals => {
+                self.controller
+                    .handle(Command::Handoff(HandoffCommand::Vitals(true)))
+                    .await;
+                for _ in 0..DRILL_JCS_TAPS {
+                    self.controller.handle(tap(Input::StepJcs(1))).await;
+                }
+                for (field, up, down) in DRILL_VITALS {
+                    for _ in 0..up {
+                        self.controller
+                            .handle(tap(Input::StepVital(field, 1)))
+                            .await;
+                    }
+                    for _ in 0..down {
+                        self.controller
+                            .handle(tap(Input::StepVital(field, -1)))
+                            .await;
+                    }
+                }
+                Command::Handoff(HandoffCommand::Vitals(false))
+            }
+            Step::Eta10 => {
+                for _ in 0..3 {
+                    self.controller.handle(tap(Input::StepEta(1))).await;
+                }
+                tap(Input::StepEta(1))
+            }
+            Step::ToHospitals => tap(Input::ToHospitals),
+            Step::ChooseThree => {
+                let codes: Vec<String> = self
+                    .controller
+                    .view()
+                    .handoff
+                    .hospitals
+                    .iter()
+                    .take(3)
+                    .map(|h| h.code.clone())
+                    .collect();
+                for code in codes {
+                    self.controller
+                        .handle(tap(Input::ToggleHospital(HospitalCode(code))))
+                        .await;
+                }
+                return Ok(());
+            }
+            Step::SendRequest => tap(Input::Send),
+            Step::WaitAccept => {
+                let accepted = self
+                    .controller
+                    .wait_for(std::time::Duration::from_secs(20), |vm| {
+                        vm.handoff.candidates.iter().any(|c| c.can_decide)
+                    })
+                    .await;
+                self.controller.note(format!(
+                    "crew: waited for 受入可 ({})",
+                    if accepted { "came" } else { "none in 20 s" }
+                ));
+                return Ok(());
+            }
+            Step::Decide => {
+                let first = self
+                    .controller
+                    .view()
+                    .handoff
+                    .candidates
+                    .iter()
+                    .find(|c| c.can_decide)
+                    .map(|c| c.code.clone())
+                    .unwrap_or_default();
+                tap(Input::Decide(HospitalCode(first)))
+            }
+            Step::EtaMinus5 => tap(Input::EtaMinus5),
+            Step::Arrived => tap(Input::Arrived),
+            Step::HandoffEnd => Command::Handoff(HandoffCommand::End),
         };
         self.controller.handle(command).await;
         Ok(())
+    }
+}
+
+fn tap(input: Input) -> Command {
+    Command::Handoff(HandoffCommand::Tap(input))
+}
+
+/// The crew's taps in a step.
+fn taps_of(step: Step) -> usize {
+    let vitals: usize = DRILL_VITALS.iter().map(|(_, up, down)| up + down).sum();
+    match step {
+        Step::HandoffVitals => 2 + DRILL_JCS_TAPS + vitals,
+        Step::Eta10 => 4,
+        Step::ChooseThree => 3,
+        Step::WaitAccept => 0,
+        Step::HandoffOpen
+        | Step::ComplaintChestPain
+        | Step::ComplaintAlteredConsciousness
+        | Step::ComplaintDyspnoea
+        | Step::ToHospitals
+        | Step::SendRequest
+        | Step::Decide
+        | Step::EtaMinus5
+        | Step::Arrived
+        | Step::HandoffEnd => 1,
+        s => usize::from(is_tap(s)),
     }
 }
 
@@ -410,9 +577,13 @@ pub async fn run(
     world: &TrainingWorld,
     observe: &mut dyn FnMut(usize, &str, &ViewModel),
 ) -> Result<Report, DrillError> {
-    let patient_id = world.patient_id(&scenario.patient).ok_or_else(|| {
-        DrillError::UnknownPatient(scenario.name.clone(), scenario.patient.clone())
-    })?;
+    let patient_id = if scenario.patient.is_empty() {
+        String::new()
+    } else {
+        world.patient_id(&scenario.patient).ok_or_else(|| {
+            DrillError::UnknownPatient(scenario.name.clone(), scenario.patient.clone())
+        })?
+    };
     world.set_line(LinkState::Up);
     let inquiries_before = world.server.inquiry_count();
     let (mut controller, _views) = Controller::new(world.ports()?, world.settings());
@@ -427,6 +598,7 @@ pub async fn run(
         seen_journal: 0,
         alerts: vec![],
         coverage_status: None,
+        decision_ms: None,
     };
     let started_at = Timestamp::now().to_rfc3339();
     let mut rejected = vec![];
@@ -483,6 +655,7 @@ pub async fn run(
     let mut consent_corrections = vec![];
     let mut explanations = vec![];
     let mut audit = vec![];
+    let mut handoff = vec![];
     for body in c.recorded() {
         match body {
             RecordBody::Consent(r) => consent_records.push(r.decision),
@@ -497,10 +670,27 @@ pub async fn run(
                 identity_check: a.identity_check,
                 token: a.token.map(|t| t.name()),
             }),
+            RecordBody::Handoff(x) => handoff.push(x.event.clone()),
         }
     }
     let store_errors = c.store_errors().to_vec();
-    let taps = scenario.steps.iter().filter(|s| is_tap(**s)).count();
+    let taps: usize = scenario.steps.iter().map(|s| taps_of(*s)).sum();
+    // from the card (or, without one, from 「搬送先照会」) to 搬送決定
+    let from = scenario
+        .steps
+        .iter()
+        .position(|s| *s == Step::PlaceCard)
+        .or_else(|| scenario.steps.iter().position(|s| *s == Step::HandoffOpen));
+    let to = scenario.steps.iter().position(|s| *s == Step::Decide);
+    let taps_to_decision = from
+        .zip(to)
+        .map(|(a, b)| scenario.steps[a..=b].iter().map(|s| taps_of(*s)).sum());
+    let handoff_to_decision_ms = runner.decision_ms.map(|ms| ms as f64);
+    // a drill that taps 搬送決定 passes only when the decision was recorded
+    let handoff_decided = !scenario.steps.contains(&Step::Decide)
+        || handoff
+            .iter()
+            .any(|e| matches!(e, crate::domain::HandoffEvent::Decided { .. }));
     Ok(Report {
         scenario: scenario.name.clone(),
         title: scenario.title.clone(),
@@ -520,12 +710,19 @@ pub async fn run(
         consent_corrections,
         explanations,
         audit,
+        handoff,
+        handoff_to_decision_ms,
+        taps_to_decision,
         server_inquiries: world.server.inquiry_count() - inquiries_before,
         endpoint: format!("127.0.0.1:{}", world.proxy.local_addr.port()),
         rejected_events: rejected,
         errors_met,
         taps,
-        passed: path_matches && alerts_match && coverage_matches && store_errors.is_empty(),
+        passed: path_matches
+            && alerts_match
+            && coverage_matches
+            && handoff_decided
+            && store_errors.is_empty(),
         store_errors,
         total_ms,
     })

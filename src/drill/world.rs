@@ -32,6 +32,8 @@ pub const TRAINING_CONTACT: &str = "訓練消防本部 警防課 TEL 000-0000-00
 pub const TRAINING_CREW_PIN: &str = "000000";
 /// The training crew's name: the button the trainee taps on the sign-in screen.
 pub const TRAINING_CREW_NAME: &str = "訓練 隊員";
+/// The training unit's call-back number in every training 受入照会.
+pub const TRAINING_CALLBACK: &str = "000-0000-0119";
 
 pub struct TrainingWorld {
     pub dir: PathBuf,
@@ -39,6 +41,8 @@ pub struct TrainingWorld {
     pub proxy: DelayProxy,
     pub reader: Arc<VirtualReader>,
     pub store: Arc<Store>,
+    /// The training hub: the training hospitals and their scripted answers.
+    pub hub: crate::hub::training::TrainingHub,
     pki_dir: PathBuf,
     roster_key: crate::roster::RosterKey,
 }
@@ -146,7 +150,11 @@ impl TrainingWorld {
                 Err(e) => return Err(e.into()),
             }
         };
+        let hub = crate::hub::training::start(&pki_dir)
+            .await
+            .map_err(|e| DrillError::Setup(format!("training hub: {e}")))?;
         Ok(TrainingWorld {
+            hub,
             dir: dir.to_path_buf(),
             server,
             proxy,
@@ -182,6 +190,22 @@ impl TrainingWorld {
         .map_err(|e| DrillError::Setup(e.to_string()))
     }
 
+    /// A hub client for the training unit (the same unit certificate).
+    pub fn hub_client(&self) -> Result<crate::hub::client::HubClient, DrillError> {
+        let identity = UnitIdentity::from_files(
+            &self.pki_dir.join("unit.pem"),
+            &self.pki_dir.join("unit.key"),
+            &self.pki_dir.join("ca.pem"),
+        )
+        .map_err(|e| DrillError::Setup(e.to_string()))?;
+        let config = tls_config(identity).map_err(|e| DrillError::Setup(e.to_string()))?;
+        Ok(crate::hub::client::HubClient::new(
+            config,
+            "localhost",
+            self.hub.hub.tablet_addr.port(),
+        ))
+    }
+
     /// Client settings for drills: a dropped line is noticed within about a second.
     pub fn client_settings() -> ClientSettings {
         ClientSettings {
@@ -209,6 +233,8 @@ impl TrainingWorld {
             route: Arc::new(KernelRoute),
             endpoint_addr: Some(self.proxy.local_addr.ip()),
             uploader_wake: None,
+            hub: Some(Arc::new(self.hub_client()?)),
+            hub_addr: Some(std::net::IpAddr::from([127, 0, 0, 1])),
         })
     }
 
@@ -229,6 +255,7 @@ impl TrainingWorld {
             idle_lock: Duration::from_secs(300),
             idle_end_viewing: Duration::from_secs(600),
             explanation_contact: TRAINING_CONTACT.into(),
+            callback: TRAINING_CALLBACK.into(),
         }
     }
 
@@ -278,6 +305,7 @@ impl TrainingWorld {
     }
 
     pub async fn shutdown(self) {
+        self.hub.shutdown().await;
         self.server.shutdown().await;
     }
 }

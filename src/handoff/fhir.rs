@@ -142,6 +142,8 @@ pub enum Resource {
         identifier: Vec<Identifier>,
         name: Vec<HumanName>,
         gender: String,
+        /// Absent for a patient not identified (氏名不詳, no card).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
         birth_date: String,
     },
     #[serde(rename_all = "camelCase")]
@@ -513,47 +515,47 @@ pub fn bundle(ctx: &PacketContext) -> Bundle {
             service_provider: hospital.clone(),
         },
     );
-    // consent
-    let (decision, decision_ja) = match p.consent.decision {
-        ConsentDecision::Verbal => ("verbal", "口頭同意"),
-        ConsentDecision::Unobtainable => ("unobtainable", "同意取得困難"),
-        ConsentDecision::Refused => ("refused", "拒否"),
-    };
-    let consent_text = match p.consent.reason {
-        Some(r) => format!(
-            "{decision_ja}（{}）記録: {}",
-            r.label_ja(),
-            p.consent.recorded_by
-        ),
-        None => format!("{decision_ja} 記録: {}", p.consent.recorded_by),
-    };
-    let consent = b.add(
-        "consent",
-        Resource::Consent {
-            meta: base("Consent"),
-            status: "active".into(),
-            scope: coding(
-                "http://terminology.hl7.org/CodeSystem/consentscope",
-                "patient-privacy",
-                "Privacy Consent",
-            ),
-            category: vec![
-                coding("http://loinc.org", "59284-0", "Patient Consent"),
-                Concept {
-                    coding: vec![Coding {
-                        system: CS_CONSENT.into(),
-                        code: decision.into(),
-                        display: Some(decision_ja.into()),
-                    }],
-                    text: Some(consent_text),
-                },
-            ],
-            patient: patient.clone(),
-            date_time: jst(p.consent.at_ms),
-            organization: vec![unit.clone()],
-            policy_rule: text("マイナ救急：救急時医療情報閲覧（救急隊による閲覧と搬送先への提供）"),
-        },
-    );
+    // consent (none without a viewing)
+    let consent = p.consent.as_ref().map(|pc| {
+        let (decision, decision_ja) = match pc.decision {
+            ConsentDecision::Verbal => ("verbal", "口頭同意"),
+            ConsentDecision::Unobtainable => ("unobtainable", "同意取得困難"),
+            ConsentDecision::Refused => ("refused", "拒否"),
+        };
+        let consent_text = match pc.reason {
+            Some(r) => format!("{decision_ja}（{}）記録: {}", r.label_ja(), pc.recorded_by),
+            None => format!("{decision_ja} 記録: {}", pc.recorded_by),
+        };
+        b.add(
+            "consent",
+            Resource::Consent {
+                meta: base("Consent"),
+                status: "active".into(),
+                scope: coding(
+                    "http://terminology.hl7.org/CodeSystem/consentscope",
+                    "patient-privacy",
+                    "Privacy Consent",
+                ),
+                category: vec![
+                    coding("http://loinc.org", "59284-0", "Patient Consent"),
+                    Concept {
+                        coding: vec![Coding {
+                            system: CS_CONSENT.into(),
+                            code: decision.into(),
+                            display: Some(decision_ja.into()),
+                        }],
+                        text: Some(consent_text),
+                    },
+                ],
+                patient: patient.clone(),
+                date_time: jst(pc.at_ms),
+                organization: vec![unit.clone()],
+                policy_rule: text(
+                    "マイナ救急：救急時医療情報閲覧（救急隊による閲覧と搬送先への提供）",
+                ),
+            },
+        )
+    });
     // alerts
     let mut flags = vec![];
     for (i, a) in c.disclosure.alerts.iter().enumerate() {
@@ -797,7 +799,8 @@ pub fn bundle(ctx: &PacketContext) -> Bundle {
         )
         .cloned()
         .collect();
-    let crew_made: Vec<Reference> = std::iter::once(&consent)
+    let crew_made: Vec<Reference> = consent
+        .iter()
         .chain(conditions.iter().take(1))
         .chain(observations.iter())
         .chain(
@@ -852,7 +855,7 @@ pub fn bundle(ctx: &PacketContext) -> Bundle {
     sec(
         "同意",
         loinc("59284-0", "Patient Consent"),
-        vec![consent.clone()],
+        consent.iter().cloned().collect(),
     );
     sec(
         "注意事項",

@@ -15,6 +15,7 @@
 //! - updates after the decision are numbered versions the chosen hospital acknowledges;
 //! - vitals outside plausible ranges are refused before they leave (a typo like BP 1200).
 
+pub mod crew;
 pub mod fhir;
 mod packet;
 mod vitals;
@@ -44,6 +45,12 @@ impl AgeBand {
         AgeBand {
             from: (age.clamp(0, 90) / 10 * 10) as u8,
         }
+    }
+
+    /// 「年代不明」 when not known.
+    pub fn label_of(band: Option<AgeBand>) -> String {
+        band.map(AgeBand::label_ja)
+            .unwrap_or_else(|| "年代不明".into())
     }
 
     pub fn label_ja(self) -> String {
@@ -86,6 +93,48 @@ impl Complaint {
     }
 }
 
+/// What the crew adds to the complaint with one tap each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Modifier {
+    Sudden,
+    Worsening,
+    Fall,
+    Alcohol,
+}
+
+impl Modifier {
+    pub const ALL: [Modifier; 4] = [
+        Modifier::Sudden,
+        Modifier::Worsening,
+        Modifier::Fall,
+        Modifier::Alcohol,
+    ];
+
+    pub fn label_ja(self) -> &'static str {
+        match self {
+            Modifier::Sudden => "突然発症",
+            Modifier::Worsening => "増悪中",
+            Modifier::Fall => "転倒",
+            Modifier::Alcohol => "飲酒",
+        }
+    }
+}
+
+impl Complaint {
+    pub const ALL: [Complaint; 9] = [
+        Complaint::ChestPain,
+        Complaint::Dyspnoea,
+        Complaint::AlteredConsciousness,
+        Complaint::SuspectedStroke,
+        Complaint::Trauma,
+        Complaint::AbdominalPain,
+        Complaint::CardiacArrest,
+        Complaint::Fever,
+        Complaint::Other,
+    ];
+}
+
 /// Where an alert comes from: the national system's answer (as of its date), or the crew.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "source", rename_all = "snake_case")]
@@ -105,9 +154,16 @@ pub struct AlertClaim {
 /// What every candidate sees: what it needs to decide, nothing that names the patient.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Disclosure {
-    pub age_band: AgeBand,
+    /// None: not known (no card, and the crew could not estimate it).
+    #[serde(default)]
+    pub age_band: Option<AgeBand>,
     pub sex: crate::domain::Sex,
     pub complaint: Complaint,
+    #[serde(default)]
+    pub modifiers: Vec<Modifier>,
+    /// Minutes from onset to the request (None: 不明).
+    #[serde(default)]
+    pub onset_minutes_ago: Option<u16>,
     #[serde(default)]
     pub vitals: Vitals,
     #[serde(default)]

@@ -57,11 +57,26 @@ impl std::fmt::Debug for SummaryItem {
     }
 }
 
+impl PacketPatient {
+    /// The patient no card identified (氏名不詳): the hospital registers an unknown patient.
+    pub fn unidentified(sex: Sex) -> PacketPatient {
+        PacketPatient {
+            name: "氏名不詳".into(),
+            kana: "シメイフショウ".into(),
+            birth_date: String::new(),
+            sex,
+            insured_number: None,
+        }
+    }
+}
+
 /// What the crew sends with 搬送決定.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Packet {
     pub patient: PacketPatient,
-    pub consent: PacketConsent,
+    /// The consent behind the viewing; none when no card was read (nothing was viewed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consent: Option<PacketConsent>,
     /// From the national system (claims-derived).
     #[serde(default)]
     pub medications: Vec<SummaryItem>,
@@ -86,8 +101,8 @@ impl Packet {
             self.patient.name.as_str(),
             self.patient.kana.as_str(),
             self.crew_note.as_str(),
-            self.consent.recorded_by.as_str(),
         ];
+        t.extend(self.consent.iter().map(|c| c.recorded_by.as_str()));
         for list in [&self.medications, &self.diagnoses, &self.procedures] {
             t.extend(list.iter().map(|i| i.text.as_str()));
         }

@@ -8,7 +8,9 @@ fn h(code: &str) -> HospitalCode {
 
 fn disclosure() -> Disclosure {
     Disclosure {
-        age_band: AgeBand::of_age(86),
+        age_band: Some(AgeBand::of_age(86)),
+        modifiers: vec![Modifier::Sudden],
+        onset_minutes_ago: Some(30),
         sex: crate::domain::Sex::Female,
         complaint: Complaint::AlteredConsciousness,
         vitals: Vitals {
@@ -69,6 +71,8 @@ fn the_disclosure_names_nobody() {
             "callback",
             "complaint",
             "eta_minutes",
+            "modifiers",
+            "onset_minutes_ago",
             "sex",
             "vitals"
         ],

@@ -51,7 +51,7 @@ pub struct Vitals {
 }
 
 /// A value outside what a living patient shows: asked again, never sent.
-#[derive(Debug, Error, PartialEq, Eq)]
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
 #[error("{what} {value} is outside {low}–{high}: enter it again")]
 pub struct VitalError {
     pub what: &'static str,

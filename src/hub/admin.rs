@@ -155,15 +155,21 @@ pub async fn status(store: &HubStore) -> Result<String, HubError> {
     Ok(out)
 }
 
-/// The training world's hospitals (synthetic names; codes start with `TRAIN-`).
-pub const TRAINING_HOSPITALS: [(&str, &str, &[&str]); 3] = [
+/// The training world's hospitals (codes start with `TRAIN-`). Their names are those the
+/// simulator's patients visited, so that a drill after a viewing shows かかりつけ.
+pub const TRAINING_HOSPITALS: [(&str, &str, &[&str]); 4] = [
     (
         "TRAIN-1",
-        "訓練中央病院",
+        "みなと循環器病院",
         &["救急科", "循環器内科", "脳神経外科"],
     ),
-    ("TRAIN-2", "訓練市民病院", &["救急科", "外科"]),
-    ("TRAIN-3", "訓練医療センター", &["救命救急センター"]),
+    ("TRAIN-2", "市民病院", &["救急科", "外科"]),
+    ("TRAIN-3", "みなと中央病院", &["救命救急センター"]),
+    (
+        "TRAIN-4",
+        "東都大学医学部附属病院",
+        &["救急科", "脳神経外科"],
+    ),
 ];
 
 /// The training staff's shared password (training only: the hospitals are not real).

@@ -13,6 +13,7 @@
 //! | [`inbox`] | the hospitals' page: sign-in (password + TOTP, lockout), sessions, CSRF, SSE, answers |
 //! | [`client`] | the tablet's side of h1 (what the app uses; the tests' tablet) |
 //! | [`serve`] | TLS listeners, connection limits, the retention sweep |
+//! | [`training`] | the training world's hub: its hospitals and their scripted answers |
 //!
 //! Pushes go through the events table (ids and kinds only): a page or tablet that
 //! reconnects with `Last-Event-ID` replays what it missed, and a notification on this
@@ -28,6 +29,7 @@ pub mod store;
 mod stream;
 pub mod tablet;
 pub mod totp;
+pub mod training;
 
 use crate::handoff::{
     Answer, Case, CaseError, Change, Disclosure, Effect, HospitalCode, Packet, Stage, Visibility,

@@ -4,7 +4,7 @@
 //! an event arrives, sound and flash until someone answers, and count the ETA down.
 
 use super::store::{Hospital, StoredCase};
-use crate::handoff::{Answer, Change, DeclineReason, Stage, Visibility, Vitals};
+use crate::handoff::{AgeBand, Answer, Change, DeclineReason, Stage, Visibility, Vitals};
 use maud::{DOCTYPE, Markup, html};
 
 pub const STYLE: &str = r#"
@@ -203,7 +203,7 @@ pub fn case(
         section.case.unacked[unacked] id={"case-" (id)} data-case=(id) data-unacked[unacked] data-version=(c.version) {
             @match visibility {
                 Visibility::Request => {
-                    h2 { "受入照会 " (d.age_band.label_ja()) " " (d.sex.label_ja()) " " (d.complaint.label_ja()) }
+                    h2 { "受入照会 " (AgeBand::label_of(d.age_band)) " " (d.sex.label_ja()) " " (d.complaint.label_ja()) }
                 }
                 _ => {
                     h2 { "搬送決定 — 当院へ搬送します" }
@@ -214,8 +214,12 @@ pub fn case(
             }
             dl.facts {
                 dt { "照会時刻" } dd { (time_hm(c.asked_at_ms)) }
-                dt { "年代・性別" } dd { (d.age_band.label_ja()) " " (d.sex.label_ja()) }
-                dt { "主訴" } dd { (d.complaint.label_ja()) }
+                dt { "年代・性別" } dd { (AgeBand::label_of(d.age_band)) " " (d.sex.label_ja()) }
+                dt { "主訴" } dd { (d.complaint.label_ja())
+                    @for m in &d.modifiers { " ・" (m.label_ja()) } }
+                @if let Some(m) = d.onset_minutes_ago {
+                    dt { "発症" } dd { "約" (m) "分前" }
+                }
                 (vitals_rows(&d.vitals))
                 @for a in &d.alerts {
                     dt { "注意" }
@@ -299,9 +303,11 @@ fn packet(stored: &StoredCase, csrf: &str) -> Markup {
                 dt { "氏名" } dd { (p.patient.name) "（" (p.patient.kana) "）" }
                 dt { "生年月日" } dd { (p.patient.birth_date) " " (p.patient.sex.label_ja()) }
                 @if let Some(n) = &p.patient.insured_number { dt { "被保険者番号" } dd { (n) } }
-                dt { "同意" } dd { (p.consent.decision.label_ja())
-                    @if let Some(r) = p.consent.reason { "（" (r.label_ja()) "）" }
-                    " " small { (time_hm(p.consent.at_ms)) " " (p.consent.recorded_by) } }
+                @if let Some(pc) = &p.consent {
+                    dt { "同意" } dd { (pc.decision.label_ja())
+                        @if let Some(r) = pc.reason { "（" (r.label_ja()) "）" }
+                        " " small { (time_hm(pc.at_ms)) " " (pc.recorded_by) } }
+                }
                 @for m in &p.medications { dt { "薬剤" } dd { (m.text) @if let Some(d) = &m.as_of { " " small { "(" (d) " 処方・レセプト由来)" } } } }
                 @for m in &p.diagnoses { dt { "傷病名" } dd { (m.text) @if let Some(d) = &m.as_of { " " small { "(" (d) " レセプト由来・未確定)" } } } }
                 @for m in &p.procedures { dt { "手術・処置" } dd { (m.text) @if let Some(d) = &m.as_of { " " small { "(" (d) ")" } } } }

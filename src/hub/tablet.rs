@@ -62,6 +62,38 @@ pub struct CaseView {
     pub acknowledged: u32,
 }
 
+impl From<CaseView> for crate::handoff::crew::CaseState {
+    fn from(v: CaseView) -> Self {
+        crate::handoff::crew::CaseState {
+            case_id: v.case_id,
+            stage: v.stage,
+            candidates: v
+                .candidates
+                .into_iter()
+                .map(|c| crate::handoff::crew::Candidate {
+                    code: c.code,
+                    name: c.name,
+                    answer: c.answer,
+                })
+                .collect(),
+            chosen: v.chosen,
+            version: v.version,
+            acknowledged: v.acknowledged,
+        }
+    }
+}
+
+impl From<super::store::Hospital> for crate::handoff::crew::Hospital {
+    fn from(h: super::store::Hospital) -> Self {
+        crate::handoff::crew::Hospital {
+            code: h.code,
+            name: h.name,
+            departments: h.departments,
+            regular: false,
+        }
+    }
+}
+
 /// The hospitals a tablet may ask.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct HospitalList {

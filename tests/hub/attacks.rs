@@ -247,7 +247,9 @@ async fn a_script_in_every_free_text_field_arrives_as_text() {
     let p = &mut d.packet;
     p.patient.name = format!("山田{XSS}");
     p.patient.kana = format!("ヤマダ{XSS}");
-    p.consent.recorded_by = XSS.into();
+    if let Some(c) = &mut p.consent {
+        c.recorded_by = XSS.into();
+    }
     p.medications[0].text = XSS.into();
     p.medications[0].as_of = Some(XSS.into());
     p.diagnoses[0].text = XSS.into();

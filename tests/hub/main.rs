@@ -8,6 +8,7 @@ mod common;
 
 mod attacks;
 mod browser;
+mod drills;
 mod fhir;
 mod flow;
 mod postgres;
@@ -189,7 +190,9 @@ pub fn tablet_at(port: u16, unit: &str) -> HubClient {
 
 pub fn disclosure() -> Disclosure {
     Disclosure {
-        age_band: AgeBand::of_age(84),
+        age_band: Some(AgeBand::of_age(84)),
+        modifiers: vec![],
+        onset_minutes_ago: None,
         sex: Sex::Female,
         complaint: Complaint::AlteredConsciousness,
         vitals: Vitals {
@@ -229,12 +232,12 @@ pub fn packet() -> Packet {
             sex: Sex::Female,
             insured_number: None,
         },
-        consent: PacketConsent {
+        consent: Some(PacketConsent {
             decision: ConsentDecision::Unobtainable,
             reason: Some(UnobtainableReason::Unconscious),
             at_ms: 1_765_000_000_000,
             recorded_by: "救急隊長 佐藤".into(),
-        },
+        }),
         medications: vec![SummaryItem {
             text: "ワルファリン錠1mg".into(),
             as_of: Some("2026-11-30".into()),
