@@ -352,6 +352,11 @@ impl Controller {
             Command::SignIn { crew_id, pin } => self.sign_in(crew_id, pin).await,
             Command::SignOut => Some(Event::CrewSignedOut),
             Command::CardPlaced => {
+                // a card on the reader: its screens come first; a hand-off without a card
+                // waits under them (「照会に戻る」 on Ready or the summary)
+                if let Some(h) = self.handoff.as_mut() {
+                    h.shown = false;
+                }
                 self.incident_seq += 1;
                 self.pin = PinView::default();
                 Some(Event::CardDetected {

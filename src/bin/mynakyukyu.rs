@@ -346,6 +346,7 @@ fn run_app(
         let trainer = Arc::new(mynakyukyu::ui::TrainingPanel {
             world: world.clone(),
             commands: cmd_tx.clone(),
+            runtime: rt.handle().clone(),
         });
         ui::bind(&app, cmd_tx, Some(trainer));
         _training_world = Some(world);

@@ -43,6 +43,8 @@ pub struct TrainingWorld {
     pub store: Arc<Store>,
     /// The training hub: the training hospitals and their scripted answers.
     pub hub: crate::hub::training::TrainingHub,
+    /// The trainer's line in front of the hub too: 回線断 cuts both.
+    pub hub_proxy: DelayProxy,
     pki_dir: PathBuf,
     roster_key: crate::roster::RosterKey,
 }
@@ -153,8 +155,12 @@ impl TrainingWorld {
         let hub = crate::hub::training::start(&pki_dir)
             .await
             .map_err(|e| DrillError::Setup(format!("training hub: {e}")))?;
+        let hub_proxy = DelayProxy::start(hub.hub.tablet_addr, Duration::ZERO)
+            .await
+            .map_err(|e| DrillError::Setup(format!("hub line proxy: {e}")))?;
         Ok(TrainingWorld {
             hub,
+            hub_proxy,
             dir: dir.to_path_buf(),
             server,
             proxy,
@@ -202,7 +208,7 @@ impl TrainingWorld {
         Ok(crate::hub::client::HubClient::new(
             config,
             "localhost",
-            self.hub.hub.tablet_addr.port(),
+            self.hub_proxy.local_addr.port(),
         ))
     }
 
@@ -302,6 +308,7 @@ impl TrainingWorld {
 
     pub fn set_line(&self, state: LinkState) {
         self.proxy.set_state(state);
+        self.hub_proxy.set_state(state);
     }
 
     pub async fn shutdown(self) {

@@ -10,11 +10,14 @@
 
 pub mod headless;
 
-use crate::app::Command;
+use crate::app::view::handoff::{AnswerKind, HandoffView};
 use crate::app::view::{self, Level as VLevel, Screen as VScreen, ViewModel};
+use crate::app::{Command, HandoffCommand};
 use crate::domain::{ConsentDecision, UnobtainableReason};
 use crate::drill::world::LinkState;
 use crate::drill::{self, world::TrainingWorld};
+use crate::handoff::crew::{Input, VitalField};
+use crate::handoff::{Complaint, HospitalCode, Modifier};
 use slint::{ComponentHandle, ModelRc, SharedString, VecModel};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -96,6 +99,9 @@ pub trait Trainer: Send + Sync {
     fn remove_card(&self) -> String;
     fn line_drop(&self) -> String;
     fn line_restore(&self) -> String;
+    /// Answer the newest request to a training hospital as its staff would (0 受入可,
+    /// 1 受入不可, 2 要電話).
+    fn answer_as(&self, hospital: &str, answer: i32) -> String;
 }
 
 fn s(text: &str) -> SharedString {
@@ -136,6 +142,8 @@ fn sections(list: &[view::Section]) -> ModelRc<Section> {
 pub struct TrainingPanel {
     pub world: Arc<TrainingWorld>,
     pub commands: tokio::sync::mpsc::Sender<Command>,
+    /// Where the trainer's answers as a hospital run (the UI thread is not on tokio).
+    pub runtime: tokio::runtime::Handle,
 }
 
 impl Trainer for TrainingPanel {
@@ -189,6 +197,103 @@ impl Trainer for TrainingPanel {
     fn line_restore(&self) -> String {
         self.world.set_line(LinkState::Up);
         "回線復旧".into()
+    }
+    fn answer_as(&self, hospital: &str, answer: i32) -> String {
+        use crate::handoff::{Answer, DeclineReason};
+        let answer = match answer {
+            0 => Answer::Accept,
+            1 => Answer::Decline {
+                reason: DeclineReason::InTreatment,
+            },
+            _ => Answer::CallUs {
+                phone: crate::hub::training::TRAINING_ER_PHONE.into(),
+            },
+        };
+        let label = answer.label_ja();
+        let core = self.world.hub.hub.core.clone();
+        let code = HospitalCode(hospital.to_string());
+        self.runtime.spawn(async move {
+            if let Err(e) = crate::hub::training::answer_newest(&core, &code, answer).await {
+                tracing::info!(error = %e, "trainer's answer not taken");
+            }
+        });
+        format!("{hospital}: {label} と回答")
+    }
+}
+
+fn handoff_view(h: &HandoffView) -> Handoff {
+    let model = |v: Vec<HandoffChoice>| ModelRc::from(Rc::new(VecModel::from(v)));
+    let choices = |list: &[view::handoff::Choice]| {
+        model(
+            list.iter()
+                .map(|c| HandoffChoice {
+                    label: s(&c.label),
+                    on: c.on,
+                })
+                .collect(),
+        )
+    };
+    let stepper = |st: &view::handoff::Stepper| HandoffStepper {
+        label: s(&st.label),
+        value: s(&st.value),
+    };
+    // the screens index the presets and the vitals: the lists are whole even with no flow
+    let empty = crate::app::view::handoff::Stepper::default();
+    let vitals: Vec<HandoffStepper> = (0..VitalField::ALL.len())
+        .map(|i| stepper(h.vitals.get(i).unwrap_or(&empty)))
+        .collect();
+    Handoff {
+        open: h.open,
+        with_card: h.with_card,
+        complaints: choices(&h.complaints),
+        modifiers: choices(&h.modifiers),
+        jcs: stepper(&h.jcs),
+        vitals: ModelRc::from(Rc::new(VecModel::from(vitals))),
+        vitals_summary: s(&h.vitals_summary),
+        onset: s(&h.onset),
+        eta: s(&h.eta),
+        age_band: s(&h.age_band),
+        sex: s(&h.sex),
+        can_choose: h.can_choose,
+        hospitals: ModelRc::from(Rc::new(VecModel::from(
+            h.hospitals
+                .iter()
+                .map(|x| HandoffHospital {
+                    code: s(&x.code),
+                    name: s(&x.name),
+                    departments: s(&x.departments),
+                    regular: x.regular,
+                    selected: x.selected,
+                })
+                .collect::<Vec<_>>(),
+        ))),
+        selected: i32::try_from(h.selected).unwrap_or(0),
+        candidates: ModelRc::from(Rc::new(VecModel::from(
+            h.candidates
+                .iter()
+                .map(|c| HandoffCandidate {
+                    code: s(&c.code),
+                    name: s(&c.name),
+                    answer: s(&c.answer),
+                    kind: match c.kind {
+                        AnswerKind::Waiting => 0,
+                        AnswerKind::Accept => 1,
+                        AnswerKind::Decline => 2,
+                        AnswerKind::CallUs => 3,
+                    },
+                    at: s(&c.at),
+                    late: c.late,
+                    chosen: c.chosen,
+                    can_decide: c.can_decide,
+                })
+                .collect::<Vec<_>>(),
+        ))),
+        sending: h.sending,
+        decided: h.decided,
+        arrived: h.arrived,
+        chosen: s(&h.chosen),
+        notice: s(&h.notice),
+        notice_is_error: h.notice_is_error,
     }
 }
 
@@ -277,7 +382,13 @@ pub fn apply(app: &AppWindow, vm: &ViewModel) {
         VScreen::Consent => Screen::Consent,
         VScreen::Summary => Screen::Summary,
         VScreen::FullData => Screen::FullData,
+        VScreen::HandoffFindings => Screen::HandoffFindings,
+        VScreen::HandoffVitals => Screen::HandoffVitals,
+        VScreen::HandoffHospitals => Screen::HandoffHospitals,
+        VScreen::HandoffAnswers => Screen::HandoffAnswers,
     });
+    api.set_hub_available(vm.hub_available);
+    api.set_handoff(handoff_view(&vm.handoff));
     api.set_crew(s(&vm.crew));
     api.set_crew_list(ModelRc::from(Rc::new(VecModel::from(
         vm.crew_list
@@ -436,8 +547,65 @@ pub fn bind_with_guard(
     api.on_back_to_summary(move || tx(Command::BackToSummary));
     let tx = send.clone();
     api.on_end_viewing(move || tx(Command::EndViewing));
-    let tx = send;
+    let tx = send.clone();
     api.on_retry(move || tx(Command::Retry));
+    let hand = |c: HandoffCommand| Command::Handoff(c);
+    let tap = |i: Input| Command::Handoff(HandoffCommand::Tap(i));
+    let tx = send.clone();
+    api.on_handoff_open(move || tx(hand(HandoffCommand::Open)));
+    let tx = send.clone();
+    api.on_handoff_hide(move || tx(hand(HandoffCommand::Hide)));
+    let tx = send.clone();
+    api.on_handoff_end(move || tx(hand(HandoffCommand::End)));
+    let tx = send.clone();
+    api.on_handoff_vitals(move |open| tx(hand(HandoffCommand::Vitals(open))));
+    let tx = send.clone();
+    api.on_handoff_complaint(move |i| {
+        if let Some(c) = usize::try_from(i).ok().and_then(|i| Complaint::ALL.get(i)) {
+            tx(tap(Input::Complaint(*c)))
+        }
+    });
+    let tx = send.clone();
+    api.on_handoff_modifier(move |i| {
+        if let Some(m) = usize::try_from(i).ok().and_then(|i| Modifier::ALL.get(i)) {
+            tx(tap(Input::ToggleModifier(*m)))
+        }
+    });
+    let dir = |d: i32| if d < 0 { -1 } else { 1 };
+    let tx = send.clone();
+    api.on_handoff_jcs(move |d| tx(tap(Input::StepJcs(dir(d)))));
+    let tx = send.clone();
+    api.on_handoff_vital(move |i, d| {
+        if let Some(f) = usize::try_from(i).ok().and_then(|i| VitalField::ALL.get(i)) {
+            tx(tap(Input::StepVital(*f, dir(d))))
+        }
+    });
+    let tx = send.clone();
+    api.on_handoff_onset(move |d| tx(tap(Input::StepOnset(dir(d)))));
+    let tx = send.clone();
+    api.on_handoff_eta(move |d| tx(tap(Input::StepEta(dir(d)))));
+    let tx = send.clone();
+    api.on_handoff_age(move |d| tx(tap(Input::StepAgeBand(dir(d)))));
+    let tx = send.clone();
+    api.on_handoff_sex(move || tx(tap(Input::CycleSex)));
+    let tx = send.clone();
+    api.on_handoff_to_hospitals(move || tx(tap(Input::ToHospitals)));
+    let tx = send.clone();
+    api.on_handoff_back(move || tx(tap(Input::BackToFindings)));
+    let tx = send.clone();
+    api.on_handoff_toggle(move |code| {
+        tx(tap(Input::ToggleHospital(HospitalCode(code.to_string()))))
+    });
+    let tx = send.clone();
+    api.on_handoff_send(move || tx(tap(Input::Send)));
+    let tx = send.clone();
+    api.on_handoff_decide(move |code| tx(tap(Input::Decide(HospitalCode(code.to_string())))));
+    let tx = send.clone();
+    api.on_handoff_eta_minus_5(move || tx(tap(Input::EtaMinus5)));
+    let tx = send.clone();
+    api.on_handoff_arrived(move || tx(tap(Input::Arrived)));
+    let tx = send;
+    api.on_handoff_send_vitals(move || tx(tap(Input::SendVitals)));
 
     let Some(trainer) = trainer else { return };
     api.set_scenarios(ModelRc::from(Rc::new(VecModel::from(
@@ -462,8 +630,10 @@ pub fn bind_with_guard(
     api.on_trainer_remove_card(move || r(t.remove_card()));
     let (t, r) = (trainer.clone(), report.clone());
     api.on_trainer_line_drop(move || r(t.line_drop()));
-    let (t, r) = (trainer, report);
+    let (t, r) = (trainer.clone(), report.clone());
     api.on_trainer_line_restore(move || r(t.line_restore()));
+    let (t, r) = (trainer, report);
+    api.on_trainer_answer(move |code, answer| r(t.answer_as(&code, answer)));
 }
 
 /// Forward every new view model to the window, from a tokio task, through Slint's event

@@ -348,6 +348,7 @@ fn the_tap_guard_ignores_a_tap_that_lands_just_after_the_screen_changed() {
     let panel = ui::TrainingPanel {
         world: r.world.clone(),
         commands: r.tx.clone(),
+        runtime: r.rt.handle().clone(),
     };
     ui::bind(&r.app, r.tx.clone(), Some(std::sync::Arc::new(panel)));
     std::thread::sleep(ui::TAP_GUARD);

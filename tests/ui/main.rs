@@ -8,6 +8,7 @@ mod common;
 mod faults;
 mod flow;
 mod geometry;
+mod handoff;
 mod phones;
 
 pub use common::TempDir;
@@ -53,6 +54,7 @@ impl Rig {
         let panel = ui::TrainingPanel {
             world: world.clone(),
             commands: tx.clone(),
+            runtime: rt.handle().clone(),
         };
         app.window()
             .set_size(slint::LogicalSize::new(width, height));
@@ -83,6 +85,19 @@ impl Rig {
         while let Ok(cmd) = self.rx.try_recv() {
             self.rt.block_on(self.controller.handle(cmd));
         }
+        ui::apply(&self.app, &self.controller.view());
+    }
+
+    /// Take the hub's answers as they come (the case's event stream) until `done` holds for
+    /// the view model, then show it.
+    fn wait(&mut self, done: impl Fn(&mynakyukyu::app::view::ViewModel) -> bool) {
+        let held = self.rt.block_on(
+            self.controller
+                .wait_for(std::time::Duration::from_secs(20), done),
+        );
+        assert!(held, "not reached in 20 s: {:?}", self.controller.view());
+        // the records it set off are written before the test reads them
+        self.rt.block_on(self.controller.settle());
         ui::apply(&self.app, &self.controller.view());
     }
 
