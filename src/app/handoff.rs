@@ -457,21 +457,19 @@ impl Controller {
                     as_of: date(m.date),
                 })
                 .collect(),
-            diagnoses: s
+            // the summary has no diagnoses; its 診療行為 and surgeries are what was done
+            diagnoses: vec![],
+            procedures: s
                 .clinical
                 .iter()
                 .map(|d| SummaryItem {
                     text: d.description.clone(),
                     as_of: date(d.date),
                 })
-                .collect(),
-            procedures: s
-                .surgeries
-                .iter()
-                .map(|p| SummaryItem {
+                .chain(s.surgeries.iter().map(|p| SummaryItem {
                     text: p.procedure.clone(),
                     as_of: date(p.date),
-                })
+                }))
                 .collect(),
             summary_as_of_ms: self.viewed_at.as_ref().map(|t| t.0),
             crew_note: String::new(),

@@ -292,6 +292,7 @@ fn handoff_view(h: &HandoffView) -> Handoff {
         decided: h.decided,
         arrived: h.arrived,
         chosen: s(&h.chosen),
+        chosen_status: s(&h.chosen_status),
         notice: s(&h.notice),
         notice_is_error: h.notice_is_error,
     }

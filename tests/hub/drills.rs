@@ -9,6 +9,58 @@ use mynakyukyu::domain::{HandoffEvent, RecordBody};
 use mynakyukyu::drill::{self, world::TrainingWorld};
 use mynakyukyu::handoff::Visibility;
 
+/// A nurse of `hospital` enrolled on the training hub: (login, TOTP secret).
+async fn nurse(world: &TrainingWorld, hospital: &str, login: &str) -> (String, Vec<u8>) {
+    let master =
+        mynakyukyu::hub::seal::SealKey::load_or_create(&world.hub.dir().join("seal.key")).unwrap();
+    let e = admin::add_staff(
+        &world.hub.hub.core.store,
+        &master,
+        hospital,
+        login,
+        "訓練 看護師",
+        PASSWORD,
+    )
+    .await
+    .unwrap();
+    let secret = data_encoding::BASE32_NOPAD
+        .decode(e.secret_base32.as_bytes())
+        .unwrap();
+    (login.to_string(), secret)
+}
+
+/// What a signed-in nurse's inbox page shows (its text), in Debian's chromium.
+async fn inbox_text(
+    world: &TrainingWorld,
+    dir: &std::path::Path,
+    who: &(String, Vec<u8>),
+) -> Option<String> {
+    let b = common::chromium::Chromium::start_for(&dir.join("pki")).await?;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let code = format!("{:06}", totp::code_at(&who.1, now / totp::STEP_S));
+    b.sign_in(world.hub.hub.inbox_addr.port(), &who.0, PASSWORD, &code)
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let text = b
+        .client
+        .find(fantoccini::Locator::Css("body"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    if let Some(dir) = std::env::var_os("MYNA_HUB_SHOTS") {
+        let png = b.client.screenshot().await.unwrap();
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            std::path::Path::new(&dir).join(format!("hub-10-from-the-tablet-{}.png", who.0)),
+            png,
+        )
+        .unwrap();
+    }
+    Some(text)
+}
+
 fn decided(report: &drill::Report) -> (String, String) {
     report
         .handoff
@@ -120,6 +172,42 @@ async fn handoff_drills_pass_and_only_the_chosen_hospital_sees_the_patient() {
             core.case_for_hospital(other, &case_id).await.is_err(),
             "{other:?} still sees the case after 搬送決定"
         );
+    }
+    // the same run from the hospitals' side, in a browser: the chosen one's inbox shows the
+    // packet the tablet sent, field by field; the one that declined shows nothing of it
+    let chosen_nurse = nurse(&world, "TRAIN-1", "er-drill-1").await;
+    let declined_nurse = nurse(&world, "TRAIN-2", "er-drill-2").await;
+    if let Some(page) = inbox_text(&world, dir.path(), &chosen_nurse).await {
+        for want in [
+            patient.name.as_str(),
+            patient.kana.as_str(),
+            &patient.birth_date.to_string(),
+            "ワーファリン錠1mg",
+            "抗凝固薬",
+            "意識障害",
+            "160 mmHg",
+            "JCS",
+            "同意取得困難",
+        ] {
+            assert!(
+                page.contains(want),
+                "{want} not on the chosen hospital's page:\n{page}"
+            );
+        }
+        let other = inbox_text(&world, dir.path(), &declined_nurse)
+            .await
+            .unwrap();
+        for secret in [
+            patient.name.as_str(),
+            patient.kana.as_str(),
+            "ワーファリン",
+            "意識障害",
+        ] {
+            assert!(
+                !other.contains(secret),
+                "{secret} on the page of a hospital that was not chosen:\n{other}"
+            );
+        }
     }
 
     // without a card: the crew's findings only, 氏名不詳

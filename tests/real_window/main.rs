@@ -12,6 +12,7 @@
 mod common;
 
 mod crash;
+mod handoff;
 mod refusals;
 mod taps;
 

@@ -78,8 +78,10 @@ pub struct HandoffView {
     pub sending: bool,
     pub decided: bool,
     pub arrived: bool,
-    /// The chosen hospital's name and what it has read (「第2版まで既読」).
+    /// The chosen hospital's name.
     pub chosen: String,
+    /// What it has read: 「第2版 送信済み・未読」「第2版まで既読・最新 第3版」.
+    pub chosen_status: String,
     pub notice: String,
     pub notice_is_error: bool,
 }
@@ -149,20 +151,18 @@ pub fn build(flow: &CrewFlow, vitals_open: bool) -> HandoffView {
                 .collect()
         })
         .unwrap_or_default();
-    let chosen = flow
+    let (chosen, chosen_status) = flow
         .case
         .as_ref()
         .and_then(|c| {
             let code = c.chosen.as_ref()?;
             let name = c.candidates.iter().find(|x| &x.code == code)?.name.clone();
-            Some(if c.acknowledged > 0 {
-                format!(
-                    "{name}（第{}版まで既読・最新 第{}版）",
-                    c.acknowledged, c.version
-                )
+            let status = if c.acknowledged > 0 {
+                format!("第{}版まで既読・最新 第{}版", c.acknowledged, c.version)
             } else {
-                format!("{name}（第{}版 送信済み・未読）", c.version)
-            })
+                format!("第{}版 送信済み・未読", c.version)
+            };
+            Some((name, status))
         })
         .unwrap_or_default();
     HandoffView {
@@ -230,6 +230,7 @@ pub fn build(flow: &CrewFlow, vitals_open: bool) -> HandoffView {
         decided: matches!(flow.step, Step::Decided | Step::Arrived),
         arrived: flow.step == Step::Arrived,
         chosen,
+        chosen_status,
         notice: flow
             .notice
             .as_ref()
