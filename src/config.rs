@@ -39,6 +39,8 @@ pub const SERVER_CA_FILE: &str = "server-ca.pem";
 /// The server CA's CRLs (`mynakyukyu-admin install-crl`); optional.
 pub const SERVER_CRL_FILE: &str = "server-crl.pem";
 pub const UNIT_CA_FILE: &str = "unit-ca.pem";
+/// The hand-off hub's CA (`mynakyukyu-admin hub`); optional.
+pub const HUB_CA_FILE: &str = "hub-ca.pem";
 pub const STORE_DIR: &str = "store";
 pub const ROSTER_FILE: &str = "roster.toml";
 
@@ -53,6 +55,7 @@ pub const PROTECTED_FILES: &[&str] = &[
     UNIT_CA_FILE,
     UNIT_CERT_FILE,
     UNIT_CHAIN_FILE,
+    HUB_CA_FILE,
 ];
 
 fn unsynced_warning_days() -> u32 {
@@ -105,6 +108,23 @@ pub struct DeviceConfig {
     /// the explanation reminder and printed on the leaflet (`mynakyukyu-admin contact`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contact: Option<DepartmentContact>,
+    /// The hand-off hub this tablet asks (受入照会); none: 「搬送先照会」 is not offered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hub: Option<HubConfig>,
+}
+
+/// Where the hand-off hub is and how it is reached (`mynakyukyu-admin hub`); its CA is
+/// `hub-ca.pem`, covered by the manifest like every file that says whom to trust.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HubConfig {
+    /// `https://host:port` of the hub's tablet face.
+    pub endpoint: String,
+    /// The department reaches the hub through the tunnel (then the host is an address and
+    /// every call's route is checked, as for the eligibility endpoint).
+    #[serde(default = "yes")]
+    pub require_tunnel: bool,
+    /// The unit's call-back number, in every 受入照会.
+    pub callback: String,
 }
 
 /// The department's contact as a citizen reads it on the leaflet and the crew on screen.

@@ -116,6 +116,50 @@ pub fn set_contact(data_dir: &Path, contact: config::DepartmentContact) -> Resul
     Ok(keys.seal_files(config::PROTECTED_FILES)?)
 }
 
+/// `hub`: enrol the hand-off hub (its endpoint, its CA, whether it is reached through the
+/// tunnel, the unit's call-back number), re-signing the manifest. Checked before anything
+/// is written: an endpoint that is not `https://host:port` (an address when the tunnel is
+/// required), a CA file without a certificate, a call-back that is not a phone number.
+pub fn set_hub(
+    data_dir: &Path,
+    endpoint: &str,
+    ca: &Path,
+    require_tunnel: bool,
+    callback: &str,
+) -> Result<(), AdminError> {
+    let parsed =
+        Endpoint::parse(endpoint).map_err(|_| AdminError::BadEndpoint(endpoint.to_string()))?;
+    if require_tunnel && parsed.host.parse::<std::net::IpAddr>().is_err() {
+        return Err(AdminError::BadEndpoint(format!(
+            "{endpoint}: an address, not a name, when the hub is reached through the tunnel (or --no-tunnel)"
+        )));
+    }
+    let phone_like = !callback.is_empty()
+        && callback.len() <= 20
+        && callback.chars().all(|c| c.is_ascii_digit() || c == '-');
+    if !phone_like {
+        return Err(AdminError::UnsafeValue {
+            what: "call-back number",
+            value: callback.to_string(),
+            why: "digits and hyphens only, at most 20",
+        });
+    }
+    let pem = read(ca)?;
+    first_certificate(ca)?;
+    let mut cfg = DeviceConfig::load(data_dir)?.ok_or(AdminError::NotInitialised)?;
+    // never bless an edited configuration by signing it again
+    let keys = DeviceKeys::open(data_dir)?;
+    keys.verify_files(config::PROTECTED_FILES)?;
+    write(&data_dir.join(config::HUB_CA_FILE), &pem)?;
+    cfg.hub = Some(config::HubConfig {
+        endpoint: endpoint.to_string(),
+        require_tunnel,
+        callback: callback.to_string(),
+    });
+    cfg.save(data_dir)?;
+    Ok(keys.seal_files(config::PROTECTED_FILES)?)
+}
+
 /// One PEM certificate from a file, as DER.
 fn first_certificate(path: &Path) -> Result<Vec<u8>, AdminError> {
     let text = String::from_utf8_lossy(&read(path)?).into_owned();
@@ -187,6 +231,7 @@ pub fn init(data_dir: &Path, o: &InitOptions<'_>) -> Result<PathBuf, AdminError>
         unsynced_warning_days: crate::upkeep::UNSYNCED_WARNING_DAYS,
         key_protection: keys.protection(),
         contact: None,
+        hub: None,
     }
     .save(data_dir)?;
     keys.seal_files(config::PROTECTED_FILES)?;
@@ -373,6 +418,8 @@ pub struct Status {
     pub key_protection: &'static str,
     /// `ok`, or why the signed manifest of the configuration files does not hold.
     pub integrity: String,
+    /// The hand-off hub's endpoint and how it is reached (none: not enrolled).
+    pub hub: Option<String>,
     /// When the oldest record still on the tablet was appended (RFC 3339).
     pub oldest_record: Option<String>,
     /// When the oldest record is purged (and its day key destroyed, once no other record
@@ -477,6 +524,18 @@ pub fn status(data_dir: &Path) -> Result<Status, AdminError> {
         day_keys,
         tpm_keys,
         warnings,
+        hub: cfg.hub.as_ref().map(|h| {
+            format!(
+                "{} ({}; call-back {})",
+                h.endpoint,
+                if h.require_tunnel {
+                    "through the tunnel"
+                } else {
+                    "outside the tunnel"
+                },
+                h.callback
+            )
+        }),
     })
 }
 

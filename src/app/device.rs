@@ -115,6 +115,39 @@ pub fn check(data_dir: &Path) -> Result<(DeviceConfig, crate::keys::DeviceKeys),
     Ok((config, keys))
 }
 
+/// The hand-off hub's client: mutual TLS with the same unit certificate and unit key (the
+/// TPM signs the handshake where the key lives there), the hub's own CA from `hub-ca.pem`;
+/// and the hub's address for the route check.
+pub fn hub_client(
+    data_dir: &Path,
+    hub: &crate::config::HubConfig,
+    keys: &crate::keys::DeviceKeys,
+) -> Result<(Arc<crate::hub::client::HubClient>, Option<std::net::IpAddr>), DeviceError> {
+    let cert = |e: &dyn std::fmt::Display| DeviceError::Certificate(format!("hub: {e}"));
+    let endpoint = Endpoint::parse(&hub.endpoint).map_err(|e| cert(&e))?;
+    let key = keys.unit_tls_key().map_err(|e| cert(&e))?;
+    let identity = UnitIdentity::with_key(
+        &data_dir.join(config::UNIT_CERT_FILE),
+        key,
+        &data_dir.join(config::HUB_CA_FILE),
+    )
+    .map_err(|e| cert(&e))?;
+    let tls = tls_config(identity).map_err(|e| cert(&e))?;
+    let addr = (endpoint.host.as_str(), endpoint.port)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .map(|a| a.ip());
+    Ok((
+        Arc::new(crate::hub::client::HubClient::new(
+            tls,
+            &endpoint.host,
+            endpoint.port,
+        )),
+        addr,
+    ))
+}
+
 /// A mutual-TLS client to the endpoint with the unit certificate and the unit key (the
 /// TPM signs the handshake where the key lives there), the pinned server CA and its CRL.
 pub fn client(
@@ -224,6 +257,11 @@ pub fn open(data_dir: &Path) -> Result<Device, DeviceError> {
         .ok()
         .and_then(|mut a| a.next())
         .map(|a| a.ip());
+    let hub = config
+        .hub
+        .as_ref()
+        .map(|h| hub_client(data_dir, h, &keys))
+        .transpose()?;
     let (tx, presence) = mpsc::channel(8);
     let (reader, watch) = PcscReader::watch(tx);
     let reader: Arc<dyn CardReader> = reader;
@@ -235,8 +273,8 @@ pub fn open(data_dir: &Path) -> Result<Device, DeviceError> {
             gate: Arc::new(std::sync::Mutex::new(gate)),
             route: Arc::new(KernelRoute),
             endpoint_addr,
-            hub: None,
-            hub_addr: None,
+            hub: hub.as_ref().map(|(c, _)| c.clone()),
+            hub_addr: hub.as_ref().and_then(|(_, a)| *a),
             uploader_wake: None,
         },
         settings: Settings {
@@ -257,12 +295,12 @@ pub fn open(data_dir: &Path) -> Result<Device, DeviceError> {
                 .as_ref()
                 .map(crate::config::DepartmentContact::line_ja)
                 .unwrap_or_default(),
-            // the department's number until a unit's own is enrolled with the hub
             callback: config
-                .contact
+                .hub
                 .as_ref()
-                .map(|c| c.phone.clone())
+                .map(|h| h.callback.clone())
                 .unwrap_or_default(),
+            hub_require_tunnel: config.hub.as_ref().is_some_and(|h| h.require_tunnel),
         },
         background_client: client(ClientSettings::default())?,
         config,

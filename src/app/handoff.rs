@@ -235,7 +235,7 @@ impl Controller {
     fn hub_route_refused(&self) -> impl std::future::Future<Output = bool> + Send + 'static {
         let route = self.ports.route.clone();
         let addr = self.ports.hub_addr;
-        let require = self.settings.require_tunnel;
+        let require = self.settings.hub_require_tunnel;
         async move { Self::tunnel_refuses(require, route, addr).await.1 }
     }
 
@@ -365,6 +365,21 @@ impl Controller {
                                 Input::UpdateFailed
                             }
                             Err(_) => Input::UpdateFailed,
+                        }
+                    });
+                }
+                FlowEffect::Close { case_id } => {
+                    if let Some(h) = self.handoff.as_mut()
+                        && let Some(w) = h.watcher.take()
+                    {
+                        w.abort();
+                    }
+                    let hub = hub.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) =
+                            tokio::time::timeout(HUB_DEADLINE, hub.close(&case_id)).await
+                        {
+                            tracing::warn!(error = %e, "hand-off withdrawal not sent");
                         }
                     });
                 }

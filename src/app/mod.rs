@@ -67,6 +67,8 @@ pub struct Settings {
     pub explanation_contact: String,
     /// The unit's call-back number, in every 受入照会.
     pub callback: String,
+    /// Calls to the hand-off hub are refused unless their route is the tunnel.
+    pub hub_require_tunnel: bool,
 }
 
 /// The default total deadline of one request.

@@ -142,6 +142,22 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 eprintln!("warning: this CRL is past its next update; get a newer one");
             }
         }
+        Command::Hub {
+            endpoint,
+            ca,
+            no_tunnel,
+            callback,
+        } => {
+            admin::set_hub(&data, &endpoint, &ca, !no_tunnel, &callback)?;
+            println!(
+                "hub {endpoint} enrolled ({}); 搬送先照会 is offered from the next start",
+                if no_tunnel {
+                    "outside the tunnel"
+                } else {
+                    "through the tunnel"
+                }
+            );
+        }
         Command::Contact { name, phone, hours } => {
             let contact = mynakyukyu::config::DepartmentContact { name, phone, hours };
             let line = contact.line_ja();
@@ -201,6 +217,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 println!("tunnel:      {} (required: {})", s.tunnel, s.require_tunnel);
                 println!("keys:        {}", s.key_protection);
                 println!("integrity:   {}", s.integrity);
+                println!(
+                    "hub:         {}",
+                    s.hub.as_deref().unwrap_or("none (搬送先照会 not offered)")
+                );
                 println!(
                     "oldest:      {} (retention {} days; next purge {})",
                     s.oldest_record.as_deref().unwrap_or("no records"),

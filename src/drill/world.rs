@@ -262,6 +262,7 @@ impl TrainingWorld {
             idle_end_viewing: Duration::from_secs(600),
             explanation_contact: TRAINING_CONTACT.into(),
             callback: TRAINING_CALLBACK.into(),
+            hub_require_tunnel: false,
         }
     }
 

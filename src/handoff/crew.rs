@@ -277,6 +277,9 @@ pub enum Input {
     /// A case view from the event stream or a call.
     Case(CaseState),
     Decide(HospitalCode),
+    /// 別の病院に照会: none of those asked will do; this request is withdrawn and the crew
+    /// chooses others (those asked are no longer listed).
+    AskMore,
     /// The hub took 搬送決定; the packet's SHA-256 (hex) the controller sent.
     Decided(CaseState, String),
     DecideFailed,
@@ -315,6 +318,10 @@ pub enum Effect {
         case_id: String,
         change: Change,
     },
+    /// Withdraw the request at the hub (the crew asks others instead).
+    Close {
+        case_id: String,
+    },
     Record(HandoffEvent),
 }
 
@@ -329,6 +336,12 @@ pub struct CrewFlow {
     pub notice: Option<FlowNotice>,
     /// When the crew first tapped 照会送信 (the start of "time to 搬送決定").
     pub first_request_ms: Option<i64>,
+    /// When the request now on its way was first tried (the send bound counts from it).
+    sending_since_ms: Option<i64>,
+    /// Hospitals asked in an earlier request of this flow.
+    pub asked_before: Vec<HospitalCode>,
+    /// 照会送信 taps that left (requests made).
+    pub requests: u32,
     pub decided_at_ms: Option<i64>,
     pub arrived_at_ms: Option<i64>,
     /// Answers already recorded, per (hospital, answered at).
@@ -350,6 +363,9 @@ impl CrewFlow {
                 case: None,
                 notice: None,
                 first_request_ms: None,
+                sending_since_ms: None,
+                asked_before: vec![],
+                requests: 0,
                 decided_at_ms: None,
                 arrived_at_ms: None,
                 recorded_answers: vec![],
@@ -479,7 +495,11 @@ impl CrewFlow {
                 self.notice = None;
             }
             Input::HospitalsLoaded(list) => {
-                self.hospitals = list;
+                let asked = &self.asked_before;
+                self.hospitals = list
+                    .into_iter()
+                    .filter(|h| !asked.contains(&h.code))
+                    .collect();
                 self.clear_notice_of(&[FlowNotice::HospitalsUnavailable]);
             }
             Input::HospitalsFailed => {
@@ -503,13 +523,16 @@ impl CrewFlow {
                     self.notice = Some(FlowNotice::NoHospitalChosen);
                 } else {
                     self.step = Step::Sending;
-                    self.first_request_ms = Some(now_ms);
+                    self.first_request_ms.get_or_insert(now_ms);
+                    self.sending_since_ms = Some(now_ms);
                     self.notice = None;
                     fx.push(self.ask());
                 }
             }
             Input::Sent(state) if self.step == Step::Sending => {
                 self.step = Step::Asking;
+                self.requests += 1;
+                self.sending_since_ms = None;
                 self.notice = None;
                 fx.push(Effect::Record(HandoffEvent::Asked {
                     case_id: state.case_id.clone(),
@@ -521,7 +544,7 @@ impl CrewFlow {
                 self.absorb(state, &mut fx);
             }
             Input::SendFailed if self.step == Step::Sending => {
-                let first = self.first_request_ms.unwrap_or(now_ms);
+                let first = self.sending_since_ms.unwrap_or(now_ms);
                 if now_ms - first + RETRY_EVERY_MS <= SEND_BOUND_MS {
                     self.notice = Some(FlowNotice::SendFailed);
                     fx.push(Effect::RetryAfter(RETRY_EVERY_MS));
@@ -530,14 +553,38 @@ impl CrewFlow {
                 }
             }
             Input::RetryDue if self.step == Step::Sending => {
-                let first = self.first_request_ms.unwrap_or(now_ms);
+                let first = self.sending_since_ms.unwrap_or(now_ms);
                 if now_ms - first <= SEND_BOUND_MS {
                     fx.push(self.ask());
                 } else {
                     self.give_up(&mut fx);
                 }
             }
-            Input::Case(state) if self.case.is_some() => self.absorb(state, &mut fx),
+            Input::Case(state)
+                if self
+                    .case
+                    .as_ref()
+                    .is_some_and(|c| c.case_id == state.case_id) =>
+            {
+                self.absorb(state, &mut fx)
+            }
+            Input::AskMore if self.step == Step::Asking => {
+                if let Some(case) = self.case.take() {
+                    fx.push(Effect::Record(HandoffEvent::Withdrawn {
+                        case_id: case.case_id.clone(),
+                    }));
+                    fx.push(Effect::Close {
+                        case_id: case.case_id.clone(),
+                    });
+                    self.asked_before
+                        .extend(case.candidates.iter().map(|c| c.code.clone()));
+                }
+                let asked = &self.asked_before;
+                self.hospitals.retain(|h| !asked.contains(&h.code));
+                self.selected.clear();
+                self.step = Step::Choosing;
+                self.notice = None;
+            }
             Input::Decide(code) if self.step == Step::Asking => {
                 let accepted = self
                     .case
@@ -646,7 +693,10 @@ impl CrewFlow {
         fx.push(Effect::Record(HandoffEvent::NotSent {
             hospitals: self.selected.iter().map(|c| c.0.clone()).collect(),
         }));
-        self.first_request_ms = None;
+        self.sending_since_ms = None;
+        if self.requests == 0 {
+            self.first_request_ms = None;
+        }
     }
 
     fn clear_notice_of(&mut self, kinds: &[FlowNotice]) {

@@ -289,6 +289,7 @@ fn handoff_view(h: &HandoffView) -> Handoff {
                 .collect::<Vec<_>>(),
         ))),
         sending: h.sending,
+        can_ask_more: h.can_ask_more,
         decided: h.decided,
         arrived: h.arrived,
         chosen: s(&h.chosen),
@@ -603,6 +604,8 @@ pub fn bind_with_guard(
     api.on_handoff_decide(move |code| tx(tap(Input::Decide(HospitalCode(code.to_string())))));
     let tx = send.clone();
     api.on_handoff_eta_minus_5(move || tx(tap(Input::EtaMinus5)));
+    let tx = send.clone();
+    api.on_handoff_ask_more(move || tx(tap(Input::AskMore)));
     let tx = send.clone();
     api.on_handoff_arrived(move || tx(tap(Input::Arrived)));
     let tx = send;

@@ -12,6 +12,7 @@ mod drills;
 mod fhir;
 mod flow;
 mod postgres;
+mod provision;
 mod retention;
 
 use common::{TempDir, pki};

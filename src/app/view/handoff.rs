@@ -76,6 +76,8 @@ pub struct HandoffView {
     pub selected: usize,
     pub candidates: Vec<CandidateItem>,
     pub sending: bool,
+    /// 別の病院に照会 is offered (a request is out and no decision yet).
+    pub can_ask_more: bool,
     pub decided: bool,
     pub arrived: bool,
     /// The chosen hospital's name.
@@ -227,6 +229,7 @@ pub fn build(flow: &CrewFlow, vitals_open: bool) -> HandoffView {
         selected: flow.selected.len(),
         candidates,
         sending: flow.step == Step::Sending || flow.step == Step::Deciding,
+        can_ask_more: flow.step == Step::Asking,
         decided: matches!(flow.step, Step::Decided | Step::Arrived),
         arrived: flow.step == Step::Arrived,
         chosen,

@@ -67,6 +67,23 @@ pub(crate) enum Command {
     },
     /// Install the server CA's CRL (PEM): the app refuses a revoked server certificate.
     InstallCrl { crl: PathBuf },
+    /// The hand-off hub (受入照会 to several hospitals, the packet to the one that accepts):
+    /// its endpoint, its CA, and the unit's call-back number.
+    Hub {
+        /// `https://host:port` of the hub's tablet face (an address when reached through
+        /// the tunnel).
+        #[arg(long)]
+        endpoint: String,
+        /// The CA that issued the hub's certificate (PEM).
+        #[arg(long)]
+        ca: PathBuf,
+        /// The hub is reached outside the tunnel (the department's decision).
+        #[arg(long)]
+        no_tunnel: bool,
+        /// The unit's call-back number, in every request.
+        #[arg(long)]
+        callback: String,
+    },
     /// The department's contact for patients and families (傷病者用説明書の問い合わせ先):
     /// shown with the explanation reminder and printed on the leaflet.
     Contact {

@@ -387,3 +387,62 @@ fn steppers_start_at_the_usual_value_and_a_step_past_the_range_is_refused() {
     f.handle(0, Input::StepVital(VitalField::Spo2, -1));
     assert_eq!(f.findings.vitals.spo2, Some(95));
 }
+
+#[test]
+fn when_none_will_do_the_crew_asks_others_and_the_clock_keeps_running() {
+    let mut f = asking();
+    f.handle(
+        4_000,
+        Input::Case(state(
+            &[
+                (
+                    "A",
+                    Some(Answer::Decline {
+                        reason: DeclineReason::BedsFull,
+                    }),
+                    3_000,
+                    false,
+                ),
+                ("B", None, 0, false),
+                ("C", None, 0, false),
+            ],
+            Stage::Asking,
+        )),
+    );
+    let fx = f.handle(5_000, Input::AskMore);
+    assert!(fx.contains(&Effect::Close {
+        case_id: "case-1".into()
+    }));
+    assert!(fx.contains(&Effect::Record(HandoffEvent::Withdrawn {
+        case_id: "case-1".into()
+    })));
+    assert_eq!(f.step, Step::Choosing);
+    let listed: Vec<_> = f.hospitals.iter().map(|h| h.code.0.as_str()).collect();
+    assert_eq!(listed, ["D", "E", "F"], "those asked are not listed again");
+    // an event of the withdrawn case changes nothing
+    assert!(
+        f.handle(
+            5_100,
+            Input::Case(state(
+                &[("B", Some(Answer::Accept), 5_050, false)],
+                Stage::Closed
+            ))
+        )
+        .is_empty()
+    );
+    f.handle(6_000, Input::ToggleHospital(h("D")));
+    f.handle(6_000, Input::Send);
+    let mut s2 = state(&[("D", None, 0, false)], Stage::Asking);
+    s2.case_id = "case-2".into();
+    f.handle(6_100, Input::Sent(s2));
+    let mut s3 = state(&[("D", Some(Answer::Accept), 8_000, false)], Stage::Asking);
+    s3.case_id = "case-2".into();
+    f.handle(8_100, Input::Case(s3));
+    f.handle(9_000, Input::Decide(h("D")));
+    assert_eq!(f.requests, 2);
+    assert_eq!(
+        f.time_to_decision_ms(),
+        Some(8_000),
+        "from the first request"
+    );
+}
