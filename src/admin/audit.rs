@@ -348,6 +348,83 @@ pub fn audit_export(
         .collect())
 }
 
+/// One incident's hand-off, for the department's 搬送困難事案 figures: how many hospitals
+/// were asked (照会回数), in how many requests, and how long from the first request to
+/// the first 受入可 and to 搬送決定.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandoffSummary {
+    pub incident_id: String,
+    /// JST.
+    pub first_request_at: String,
+    /// 照会回数: hospitals asked, over every request of the incident.
+    pub hospitals_asked: usize,
+    pub requests: usize,
+    /// Seconds from the first request to the first 受入可 that was not late (empty: none).
+    pub seconds_to_acceptance: Option<i64>,
+    /// Seconds from the first request to 搬送決定 (empty: no decision).
+    pub seconds_to_decision: Option<i64>,
+    pub decided_hospital: String,
+    /// Requests never sent (the line stayed down past the bound).
+    pub not_sent: usize,
+}
+
+/// Every incident with a hand-off, oldest first.
+pub fn handoff_report(data_dir: &Path) -> Result<Vec<HandoffSummary>, AdminError> {
+    let store = config::open_store(data_dir)?;
+    let mut out: Vec<(Timestamp, HandoffSummary)> = vec![];
+    for stored in store.records()? {
+        let RecordBody::Handoff(h) = &stored.record.body else {
+            continue;
+        };
+        let i = match out.iter().position(|(_, s)| s.incident_id == h.incident.0) {
+            Some(i) => i,
+            None => {
+                out.push((
+                    h.at,
+                    HandoffSummary {
+                        incident_id: h.incident.0.clone(),
+                        first_request_at: String::new(),
+                        hospitals_asked: 0,
+                        requests: 0,
+                        seconds_to_acceptance: None,
+                        seconds_to_decision: None,
+                        decided_hospital: String::new(),
+                        not_sent: 0,
+                    },
+                ));
+                out.len() - 1
+            }
+        };
+        let (first, s) = &mut out[i];
+        let since = |first: Timestamp, at_ms: i64| (at_ms - first.0).max(0) / 1000;
+        match &h.event {
+            HandoffEvent::Asked { hospitals, .. } => {
+                if s.requests == 0 {
+                    *first = h.at;
+                    s.first_request_at = jst(h.at);
+                }
+                s.requests += 1;
+                s.hospitals_asked += hospitals.len();
+            }
+            HandoffEvent::Answered {
+                answer,
+                answered_at_ms,
+                late,
+                ..
+            } if answer == "accept" && !late && s.seconds_to_acceptance.is_none() => {
+                s.seconds_to_acceptance = Some(since(*first, *answered_at_ms));
+            }
+            HandoffEvent::Decided { hospital, .. } => {
+                s.seconds_to_decision = Some(since(*first, h.at.0));
+                s.decided_hospital = hospital.clone();
+            }
+            HandoffEvent::NotSent { .. } => s.not_sent += 1,
+            _ => {}
+        }
+    }
+    Ok(out.into_iter().map(|(_, s)| s).collect())
+}
+
 /// This tablet's whole chain, for `audit merge` at the fire department.
 pub fn audit_bundle(data_dir: &Path) -> Result<AuditBundle, AdminError> {
     let cfg = config::DeviceConfig::load(data_dir)
@@ -514,6 +591,9 @@ pub fn audit_csv(rows: &[AuditRow]) -> String {
         "action",
         "card",
         "seq",
+        "kind",
+        "handoff_case",
+        "hospitals",
     ];
     // Writing to a Vec cannot fail; a failure would only lose the line, never panic.
     let _ = w.write_record(header);
@@ -535,8 +615,45 @@ pub fn audit_csv(rows: &[AuditRow]) -> String {
             &r.action,
             &r.card,
             &seq,
+            &r.kind,
+            &r.handoff_case,
+            &r.hospitals,
         ];
         let _ = w.write_record(fields.map(|f| neutralise(f)));
+    }
+    String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
+}
+
+/// The hand-off report as CSV: every field quoted, formulas neutralised (hospital codes
+/// come from the hub).
+pub fn handoffs_csv(report: &[HandoffSummary]) -> String {
+    let mut w = csv::WriterBuilder::new()
+        .quote_style(csv::QuoteStyle::Always)
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(vec![]);
+    let _ = w.write_record([
+        "incident_id",
+        "first_request_at",
+        "hospitals_asked",
+        "requests",
+        "seconds_to_acceptance",
+        "seconds_to_decision",
+        "decided_hospital",
+        "not_sent",
+    ]);
+    let opt = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
+    for r in report {
+        let fields = [
+            r.incident_id.clone(),
+            r.first_request_at.clone(),
+            r.hospitals_asked.to_string(),
+            r.requests.to_string(),
+            opt(r.seconds_to_acceptance),
+            opt(r.seconds_to_decision),
+            r.decided_hospital.clone(),
+            r.not_sent.to_string(),
+        ];
+        let _ = w.write_record(fields.iter().map(|f| neutralise(f)));
     }
     String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
 }

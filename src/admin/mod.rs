@@ -540,8 +540,8 @@ pub fn status(data_dir: &Path) -> Result<Status, AdminError> {
 }
 
 pub use audit::{
-    AuditBundle, AuditFilter, AuditRow, MergeError, audit_bundle, audit_csv, audit_export,
-    audit_merge, row as audit_row,
+    AuditBundle, AuditFilter, AuditRow, HandoffSummary, MergeError, audit_bundle, audit_csv,
+    audit_export, audit_merge, handoff_report, handoffs_csv, row as audit_row,
 };
 
 /// Check the store's hash chain.

@@ -326,6 +326,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
             print_rows(&rows, format)?;
         }
         Command::Audit {
+            command: AuditCommand::Handoffs { format },
+        } => {
+            let report = admin::handoff_report(&data)?;
+            match format {
+                Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+                Format::Csv => print!("{}", admin::handoffs_csv(&report)),
+                Format::Bundle => return Err("--format bundle is for `audit export` only".into()),
+            }
+        }
+        Command::Audit {
             command:
                 AuditCommand::Merge {
                     bundles,

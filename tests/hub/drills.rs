@@ -249,4 +249,52 @@ async fn handoff_drills_pass_and_only_the_chosen_hospital_sees_the_patient() {
     }
     world.shutdown().await;
     assert!(!hub_dir.exists(), "the training hub's dir is gone with it");
+
+    // as the department reads it: every request, answer and decision in the audit export,
+    // JST; per incident 照会回数 and the time to acceptance and to 搬送決定
+    let rows = common::audit_export_json(dir.path());
+    let handoff_rows: Vec<&serde_json::Value> =
+        rows.iter().filter(|r| r["record"] == "handoff").collect();
+    assert_eq!(handoff_rows.len(), handoff.len());
+    for r in &handoff_rows {
+        assert!(r["at"].as_str().unwrap().ends_with("+09:00"), "{r}");
+        assert!(
+            !r["handoff_case"].as_str().unwrap().is_empty() || r["action"] == "handoff:not_sent"
+        );
+    }
+    let actions: Vec<&str> = handoff_rows
+        .iter()
+        .map(|r| r["action"].as_str().unwrap())
+        .collect();
+    for want in [
+        "handoff:asked",
+        "handoff:answer:accept",
+        "handoff:answer:decline:beds_full",
+        "handoff:decided",
+        "handoff:update:eta",
+        "handoff:update:arrived",
+    ] {
+        assert_eq!(
+            actions.iter().filter(|a| **a == want).count(),
+            2,
+            "{want} once per drill: {actions:?}"
+        );
+    }
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_mynakyukyu-admin"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["audit", "handoffs", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", common::output_text(&o));
+    let report: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report.len(), 2, "{report:?}");
+    for r in &report {
+        assert_eq!(r["hospitals_asked"], 3);
+        assert_eq!(r["requests"], 1);
+        assert_eq!(r["decided_hospital"], "TRAIN-1");
+        let accept = r["seconds_to_acceptance"].as_i64().unwrap();
+        let decision = r["seconds_to_decision"].as_i64().unwrap();
+        assert!((2..=6).contains(&accept) && decision >= accept, "{r}");
+    }
 }

@@ -219,6 +219,12 @@ pub(crate) enum AuditCommand {
     },
     /// Check the hash chain; name the first broken record.
     Verify,
+    /// Per incident with a hand-off: 照会回数 (hospitals asked), requests, seconds from the
+    /// first request to the first 受入可 and to 搬送決定, the hospital chosen.
+    Handoffs {
+        #[arg(long, value_enum, default_value_t = Format::Csv)]
+        format: Format,
+    },
     /// Combine several tablets' bundles (`audit export --format bundle`) into one answer,
     /// checking each tablet's chain first.
     Merge {
