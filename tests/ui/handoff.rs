@@ -158,4 +158,12 @@ fn a_request_on_a_dropped_line_says_so_at_once_and_goes_when_the_line_is_back() 
         Some(HandoffEvent::Asked { .. })
     ));
     r.tap("照会終了");
+    common::reliability_row(
+        "handoff-line-down",
+        "Faults",
+        "a 受入照会 sent with the trainer's line down (the hub behind it), then the line back while the crew stays on the flow",
+        1,
+        0,
+        "said at once (電話で照会), nothing recorded as asked; retried every 5 s and sent once the line was back, within the 90 s bound (the bound itself: handoff::crew unit tests)",
+    );
 }
