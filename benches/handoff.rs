@@ -66,7 +66,7 @@ fn code(i: usize) -> HospitalCode {
 fn departments(core: Arc<HubCore>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut wake = core.subscribe();
-        let mut seen = vec![core.store.last_event().await.unwrap_or(0); HOSPITALS];
+        let mut seen = [core.store.last_event().await.unwrap_or(0); HOSPITALS];
         loop {
             for (i, last) in seen.iter_mut().enumerate() {
                 let hospital = code(i);
@@ -105,7 +105,7 @@ fn departments(core: Arc<HubCore>) -> tokio::task::JoinHandle<()> {
                             reason: DeclineReason::BedsFull,
                         }
                     };
-                    let core = core.clone();
+                    let (core, hospital) = (core.clone(), hospital.clone());
                     tokio::spawn(async move {
                         tokio::time::sleep(Duration::from_secs_f64(after * SCALE / 1000.0)).await;
                         let _ = core.answer(&hospital, "bench", &e.case_id, answer).await;
@@ -120,14 +120,11 @@ fn departments(core: Arc<HubCore>) -> tokio::task::JoinHandle<()> {
     })
 }
 
-/// One case as the crew runs it: (simulated seconds to 搬送決定, hospitals asked, taps,
+/// One case as the crew ran it: (simulated seconds to 搬送決定, hospitals asked, taps,
 /// screens shown).
-async fn run_case(
-    hub: &HubClient,
-    profile: &str,
-    n: usize,
-    batch: usize,
-) -> (f64, usize, usize, usize) {
+type CaseRun = (f64, usize, usize, usize);
+
+async fn run_case(hub: &HubClient, profile: &str, n: usize, batch: usize) -> CaseRun {
     let (mut flow, _) = CrewFlow::open(false);
     let started = Instant::now();
     let now = |t: Instant| (t.elapsed().as_secs_f64() * 1000.0) as i64;
@@ -291,7 +288,7 @@ fn main() {
     );
     let mut rows = vec![];
     for profile in &PROFILES {
-        let mut results: Vec<(usize, Vec<(f64, usize, usize, usize)>)> = vec![];
+        let mut results: Vec<(usize, Vec<CaseRun>)> = vec![];
         for batch in [1usize, 5] {
             let mut r = vec![];
             for n in 0..CASES {

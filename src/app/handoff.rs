@@ -309,10 +309,10 @@ impl Controller {
                     let tx = self.outcomes_tx.clone();
                     let hub = hub.clone();
                     let task = tokio::spawn(watch_case(hub, case_id, generation, tx));
-                    if let Some(h) = self.handoff.as_mut() {
-                        if let Some(old) = h.watcher.replace(task.abort_handle()) {
-                            old.abort();
-                        }
+                    if let Some(h) = self.handoff.as_mut()
+                        && let Some(old) = h.watcher.replace(task.abort_handle())
+                    {
+                        old.abort();
                     }
                 }
                 FlowEffect::Decide {

@@ -502,10 +502,8 @@ impl CrewFlow {
                     .collect();
                 self.clear_notice_of(&[FlowNotice::HospitalsUnavailable]);
             }
-            Input::HospitalsFailed => {
-                if self.step == Step::Choosing {
-                    self.notice = Some(FlowNotice::HospitalsUnavailable);
-                }
+            Input::HospitalsFailed if self.step == Step::Choosing => {
+                self.notice = Some(FlowNotice::HospitalsUnavailable);
             }
             Input::ToggleHospital(code) if self.step == Step::Choosing => {
                 if let Some(i) = self.selected.iter().position(|c| *c == code) {
