@@ -199,18 +199,10 @@ async fn run_case(hub: &HubClient, profile: &str, n: usize, batch: usize) -> Cas
                         &case_id,
                         &DecideRequest {
                             hospital,
-                            packet: mynakyukyu::handoff::Packet {
-                                patient: mynakyukyu::handoff::PacketPatient::unidentified(
-                                    mynakyukyu::domain::Sex::NotKnown,
-                                ),
-                                consent: None,
-                                medications: vec![],
-                                diagnoses: vec![],
-                                procedures: vec![],
-                                summary_as_of_ms: None,
-                                crew_note: String::new(),
-                                crew: vec![],
-                            },
+                            packet: mynakyukyu::handoff::Packet::unidentified(
+                                mynakyukyu::domain::Sex::NotKnown,
+                                vec![],
+                            ),
                         },
                     )
                     .await

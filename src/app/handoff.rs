@@ -430,16 +430,7 @@ impl Controller {
         let date = |d: time::Date| Some(d.to_string());
         let viewing = self.session.coverage().zip(self.session.emergency_info());
         let Some((c, info)) = viewing else {
-            return Packet {
-                patient: PacketPatient::unidentified(findings.sex.unwrap_or(Sex::NotKnown)),
-                consent: None,
-                medications: vec![],
-                diagnoses: vec![],
-                procedures: vec![],
-                summary_as_of_ms: None,
-                crew_note: String::new(),
-                crew: vec![operator],
-            };
+            return Packet::unidentified(findings.sex.unwrap_or(Sex::NotKnown), vec![operator]);
         };
         let s = &info.summary;
         let consent = self.session.incident().and_then(|i| {

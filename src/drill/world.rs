@@ -176,15 +176,20 @@ impl TrainingWorld {
         &self.roster_key
     }
 
-    /// A client for the training unit, through the line proxy on loopback.
-    pub fn client(&self, settings: ClientSettings) -> Result<EligibilityClient, DrillError> {
+    /// The training unit's TLS: its certificate and key, the development CA.
+    fn unit_tls(&self) -> Result<rustls::ClientConfig, DrillError> {
         let identity = UnitIdentity::from_files(
             &self.pki_dir.join("unit.pem"),
             &self.pki_dir.join("unit.key"),
             &self.pki_dir.join("ca.pem"),
         )
         .map_err(|e| DrillError::Setup(e.to_string()))?;
-        let config = tls_config(identity).map_err(|e| DrillError::Setup(e.to_string()))?;
+        tls_config(identity).map_err(|e| DrillError::Setup(e.to_string()))
+    }
+
+    /// A client for the training unit, through the line proxy on loopback.
+    pub fn client(&self, settings: ClientSettings) -> Result<EligibilityClient, DrillError> {
+        let config = self.unit_tls()?;
         EligibilityClient::new(
             Endpoint {
                 host: "127.0.0.1".into(),
@@ -198,13 +203,7 @@ impl TrainingWorld {
 
     /// A hub client for the training unit (the same unit certificate).
     pub fn hub_client(&self) -> Result<crate::hub::client::HubClient, DrillError> {
-        let identity = UnitIdentity::from_files(
-            &self.pki_dir.join("unit.pem"),
-            &self.pki_dir.join("unit.key"),
-            &self.pki_dir.join("ca.pem"),
-        )
-        .map_err(|e| DrillError::Setup(e.to_string()))?;
-        let config = tls_config(identity).map_err(|e| DrillError::Setup(e.to_string()))?;
+        let config = self.unit_tls()?;
         Ok(crate::hub::client::HubClient::new(
             config,
             "localhost",

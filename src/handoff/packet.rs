@@ -95,6 +95,21 @@ pub struct Packet {
 }
 
 impl Packet {
+    /// The packet for a patient no card identified: 氏名不詳, nothing from the national
+    /// system, no consent (nothing was viewed).
+    pub fn unidentified(sex: Sex, crew: Vec<String>) -> Packet {
+        Packet {
+            patient: PacketPatient::unidentified(sex),
+            consent: None,
+            medications: vec![],
+            diagnoses: vec![],
+            procedures: vec![],
+            summary_as_of_ms: None,
+            crew_note: String::new(),
+            crew,
+        }
+    }
+
     /// Every free text of the packet (for the tests that look for it where it must not be).
     pub fn free_texts(&self) -> Vec<&str> {
         let mut t = vec![

@@ -13,19 +13,14 @@ use mynakyukyu::handoff::Visibility;
 async fn nurse(world: &TrainingWorld, hospital: &str, login: &str) -> (String, Vec<u8>) {
     let master =
         mynakyukyu::hub::seal::SealKey::load_or_create(&world.hub.dir().join("seal.key")).unwrap();
-    let e = admin::add_staff(
+    let secret = enrol_staff(
         &world.hub.hub.core.store,
         &master,
         hospital,
         login,
         "訓練 看護師",
-        PASSWORD,
     )
-    .await
-    .unwrap();
-    let secret = data_encoding::BASE32_NOPAD
-        .decode(e.secret_base32.as_bytes())
-        .unwrap();
+    .await;
     (login.to_string(), secret)
 }
 

@@ -91,19 +91,7 @@ impl HubFixture {
             admin::add_hospital(&store, code, name, &["救急科".into()])
                 .await
                 .unwrap();
-            let e = admin::add_staff(
-                &store,
-                &master,
-                code,
-                login,
-                &format!("{name} 当直"),
-                PASSWORD,
-            )
-            .await
-            .unwrap();
-            let secret = data_encoding::BASE32_NOPAD
-                .decode(e.secret_base32.as_bytes())
-                .unwrap();
+            let secret = enrol_staff(&store, &master, code, login, &format!("{name} 当直")).await;
             secrets.insert(login.to_string(), secret);
         }
         store.close().await;
@@ -173,6 +161,22 @@ impl HubFixture {
         self.stop().await;
         self.hub = Some(Hub::start(self.options.clone()).await.unwrap());
     }
+}
+
+/// A staff member of `hospital` with [`PASSWORD`]; their TOTP secret.
+pub async fn enrol_staff(
+    store: &mynakyukyu::hub::store::HubStore,
+    master: &mynakyukyu::hub::seal::SealKey,
+    hospital: &str,
+    login: &str,
+    name: &str,
+) -> Vec<u8> {
+    let e = admin::add_staff(store, master, hospital, login, name, PASSWORD)
+        .await
+        .unwrap();
+    data_encoding::BASE32_NOPAD
+        .decode(e.secret_base32.as_bytes())
+        .unwrap()
 }
 
 pub fn tablet_at(port: u16, unit: &str) -> HubClient {
