@@ -547,6 +547,10 @@ impl Controller {
                 if answered {
                     self.viewed_at = Some(Timestamp::now());
                 }
+                // the next crew never meets this crew's hand-off
+                if self.session.phase() == Phase::SignedOut {
+                    self.end_handoff("signed out");
+                }
                 self.journal_push(name.to_string(), true);
                 self.publish();
                 for effect in effects {

@@ -167,3 +167,32 @@ fn a_request_on_a_dropped_line_says_so_at_once_and_goes_when_the_line_is_back() 
         "said at once (電話で照会), nothing recorded as asked; retried every 5 s and sent once the line was back, within the 90 s bound (the bound itself: handoff::crew unit tests)",
     );
 }
+
+#[test]
+fn the_trainer_answers_for_the_silent_hospital_and_sign_out_ends_the_flow() {
+    let mut r = Rig::new();
+    r.sign_in();
+    r.tap("搬送先照会（カードなし）");
+    r.tap("主訴 発熱");
+    r.tap("病院を選ぶ →");
+    let silent = mynakyukyu::hub::admin::TRAINING_HOSPITALS[3].1;
+    r.tap(silent);
+    r.tap("照会送信");
+    r.wait(|vm| vm.handoff.step == "handoff_asking");
+    r.tap("訓練操作");
+    r.tap("訓練病院 受入可");
+    assert!(r.api().get_trainer_message().contains("受入可"));
+    r.tap("訓練操作");
+    r.wait(|vm| vm.handoff.candidates.iter().any(|c| c.can_decide));
+    // the crew leaves the flow for Ready and signs out: the next crew finds nothing of it
+    r.tap("待機画面へ");
+    assert_eq!(r.screen(), Screen::Ready);
+    assert!(r.shows("照会に戻る"));
+    r.tap("サインアウト");
+    assert_eq!(r.screen(), Screen::SignIn);
+    assert!(!r.controller.view().handoff.open);
+    assert!(matches!(
+        handoff_records(&r).last(),
+        Some(HandoffEvent::Withdrawn { .. })
+    ));
+}
