@@ -118,13 +118,62 @@ fn the_unit_key_is_made_in_the_tpm_signs_mutual_tls_and_cannot_be_exported() {
     let o = admin(None, &data, &["check-line"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
 
+    // the hand-off hub: the same unit key, in the TPM, signs its handshakes too
+    let rt = common::runtime();
+    let hub_dir = TempDir::new("tpm-hub");
+    let hub = rt.block_on(async {
+        use mynakyukyu::hub::{Hub, HubOptions, admin as hub_admin, store::HubStore};
+        let data = hub_dir.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let store = HubStore::open(&data).await.unwrap();
+        let ca = std::fs::read_to_string(common::pki().join("ca.pem")).unwrap();
+        hub_admin::trust_ca(&store, &ca).await.unwrap();
+        hub_admin::add_hospital(&store, "H1", "第一病院", &["救急科".into()])
+            .await
+            .unwrap();
+        store.close().await;
+        Hub::start(HubOptions::loopback(
+            data,
+            hub_dir.path().join("seal.key"),
+            common::pki().to_path_buf(),
+        ))
+        .await
+        .unwrap()
+    });
+    let endpoint = format!("https://localhost:{}", hub.tablet_addr.port());
+    let ca = common::pki().join("ca.pem");
+    let o = admin(
+        Some(&tpm),
+        &data,
+        &[
+            "hub",
+            "--endpoint",
+            &endpoint,
+            "--ca",
+            ca.to_str().unwrap(),
+            "--no-tunnel",
+            "--callback",
+            "090-0000-0001",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let o = admin(Some(&tpm), &data, &["check-hub"]);
+    assert!(
+        o.status.success() && text(&o).contains("key: tpm") && text(&o).contains("第一病院"),
+        "{}",
+        text(&o)
+    );
+    let o = admin(None, &data, &["check-hub"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    rt.block_on(hub.shutdown());
+
     common::reliability_row(
         "tpm-unit-key",
         "Security",
-        "unit key generated in a TPM 2.0 (swtpm + tpm2-abrmd) through PKCS#11; attributes read by our status and by OpenSC pkcs11-tool; C_GetAttributeValue(CKA_VALUE) of each private key; mutual TLS to the simulator; the same data dir without the TPM",
-        4,
+        "unit key generated in a TPM 2.0 (swtpm + tpm2-abrmd) through PKCS#11; attributes read by our status and by OpenSC pkcs11-tool; C_GetAttributeValue(CKA_VALUE) of each private key; mutual TLS to the simulator and to the hand-off hub; the same data dir without the TPM",
+        6,
         0,
-        "sensitive, never extractable; the token refuses the key value; TLS 1.3 handshake signed in the TPM; without the TPM no handshake",
+        "sensitive, never extractable; the token refuses the key value; TLS 1.3 handshakes (simulator, hub) signed in the TPM; without the TPM no handshake",
     );
 }
 

@@ -259,6 +259,37 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 Err(_) => return Err(format!("{}: no answer in {timeout} s", cfg.endpoint).into()),
             }
         }
+        Command::CheckHub { timeout } => {
+            use mynakyukyu::app::device;
+            let (cfg, keys) = device::check(&data)?;
+            let hub = cfg
+                .hub
+                .as_ref()
+                .ok_or("no hub enrolled (mynakyukyu-admin hub --endpoint … --ca … --callback …)")?;
+            let (client, _) = device::hub_client(&data, hub, &keys)?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let listed = rt.block_on(async {
+                tokio::time::timeout(std::time::Duration::from_secs(timeout), client.hospitals())
+                    .await
+            });
+            match listed {
+                Ok(Ok(list)) => {
+                    println!(
+                        "hub ok: {} answered with the unit certificate (key: {}); {} hospitals",
+                        hub.endpoint,
+                        keys.protection().as_str(),
+                        list.hospitals.len()
+                    );
+                    for h in &list.hospitals {
+                        println!("  {}  {}  {}", h.code.0, h.name, h.departments.join("・"));
+                    }
+                }
+                Ok(Err(e)) => return Err(format!("{}: {e}", hub.endpoint).into()),
+                Err(_) => return Err(format!("{}: no answer in {timeout} s", hub.endpoint).into()),
+            }
+        }
         Command::Crew { command } => {
             let path = data.join(config::ROSTER_FILE);
             let mut roster = Roster::load(&path)?;

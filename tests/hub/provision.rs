@@ -90,6 +90,14 @@ async fn an_admin_enrols_the_hub_and_the_tablet_asks_it_as_itself() {
         )) && status.contains("integrity:   ok"),
         "{status}"
     );
+    // the admin's own check, before the tablet goes into service
+    let check = common::output_text(&admin(&data, &["check-hub"]));
+    assert!(
+        check.contains("hub ok:")
+            && check.contains("3 hospitals")
+            && check.contains("H1  第一病院"),
+        "{check}"
+    );
     // the client the app builds: the tablet's own certificate and key, the hub's CA
     let (cfg, keys) = device::check(&data).expect("the enrolled tablet starts");
     let hub_cfg = cfg.hub.clone().expect("the hub in device.toml");

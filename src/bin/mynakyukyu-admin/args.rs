@@ -117,6 +117,13 @@ pub(crate) enum Command {
         #[arg(long, default_value_t = 10)]
         timeout: u64,
     },
+    /// Connect to the enrolled hand-off hub as the tablet does (mutual TLS with the unit
+    /// certificate, the key in the TPM) and list the hospitals it offers this unit.
+    CheckHub {
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 10)]
+        timeout: u64,
+    },
     /// The crew roster.
     Crew {
         #[command(subcommand)]
