@@ -30,6 +30,9 @@ pub fn render_text(report: &Report) -> String {
         report.server_inquiries,
         report.taps
     ));
+    if let Some(line) = handoff_line(report) {
+        out.push_str(&format!("  hand-off: {line}\n"));
+    }
     out.push_str(&format!(
         "  result:   {}\n",
         if report.passed {
@@ -39,6 +42,33 @@ pub fn render_text(report: &Report) -> String {
         }
     ));
     out
+}
+
+/// 照会 → 搬送決定 in one line: the time from the first request, the taps from the card
+/// (or 「搬送先照会」) to 搬送決定, how many hospitals were asked.
+fn handoff_line(report: &Report) -> Option<String> {
+    let asked: usize = report
+        .handoff
+        .iter()
+        .map(|e| match e {
+            crate::domain::HandoffEvent::Asked { hospitals, .. } => hospitals.len(),
+            _ => 0,
+        })
+        .sum();
+    if asked == 0 {
+        return None;
+    }
+    Some(format!(
+        "照会 {asked} 病院; 最初の照会から搬送決定まで {}; 搬送決定までのタップ {}",
+        report
+            .handoff_to_decision_ms
+            .map(|ms| format!("{:.1} s", ms / 1000.0))
+            .unwrap_or_else(|| "—（未決定）".into()),
+        report
+            .taps_to_decision
+            .map(|t| t.to_string())
+            .unwrap_or_else(|| "—".into())
+    ))
 }
 
 impl Report {
@@ -104,7 +134,7 @@ table{{border-collapse:collapse}}td,th{{border:1px solid #999;padding:.2em .6em}
 <h1>{scenario}: {title}</h1>\n{verdict}\n\
 <p>開始 {started} / 合計 {total:.1} ms / タップ {taps} 回 / 照会 {inquiries} 件（{endpoint}）</p>\n\
 <h2>経路</h2><p>実際: {path}<br>想定: {expected}</p>\n\
-<h2>注意表示</h2><p>{alerts}</p>\n<h2>表示されたエラー</h2><p>{errors}</p>\n\
+{handoff}<h2>注意表示</h2><p>{alerts}</p>\n<h2>表示されたエラー</h2><p>{errors}</p>\n\
 <h2>手順ごとの所要時間</h2><table><tr><th>手順</th><th>ms</th><th>画面</th></tr>\n{steps}</table>\n\
 <h2>タイムライン</h2><table><tr><th>ms</th><th>出来事</th><th>状態</th><th>表示</th></tr>\n{rows}</table>\n</html>\n",
         scenario = escape(&report.scenario),
@@ -118,5 +148,8 @@ table{{border-collapse:collapse}}td,th{{border:1px solid #999;padding:.2em .6em}
         expected = escape(&report.expected_path.join(" → ")),
         alerts = escape(&report.alerts.join("、")),
         errors = escape(&report.errors_met.join(" / ")),
+        handoff = handoff_line(report)
+            .map(|l| format!("<h2>搬送先照会</h2><p>{}</p>\n", escape(&l)))
+            .unwrap_or_default(),
     )
 }

@@ -205,13 +205,19 @@ pub async fn start(pki_dir: &Path) -> Result<TrainingHub, HubError> {
         let pem = std::fs::read_to_string(pki_dir.join("ca.pem")).map_err(io)?;
         admin::trust_ca(&store, &pem).await?;
     }
-    admin::seed_training(&store, &master).await?;
+    let staff = admin::seed_training(&store, &master).await?;
     store.close().await;
     let mut options = HubOptions::loopback(data, seal_key, pki_dir.to_path_buf());
     options.poll_every = Duration::from_millis(500);
     options.retention = Duration::from_secs(60);
     options.sweep_every = Duration::from_secs(10);
     let hub = Hub::start(options).await?;
+    // the trainer may answer as a hospital on its inbox page (training staff only: the
+    // hospitals are not real, and the hub is gone when the drill or the app ends)
+    tracing::info!(inbox = %format!("https://localhost:{}", hub.inbox_addr.port()), "training hub inbox");
+    for line in &staff {
+        tracing::info!("{line}");
+    }
     let responders = start_responders(hub.core.clone(), drill_plan());
     Ok(TrainingHub {
         hub,
