@@ -129,11 +129,7 @@ impl Controller {
             self.record_handoff(&h.incident, event);
             if let (Some(hub), Some(case)) = (self.ports.hub.clone(), h.flow.case.as_ref()) {
                 let id = case.case_id.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = tokio::time::timeout(HUB_DEADLINE, hub.close(&id)).await {
-                        tracing::warn!(error = %e, "hand-off withdrawal not sent");
-                    }
-                });
+                tokio::spawn(withdraw(hub, id));
             }
         }
         self.note(format!("hand-off ended: {why}"));
@@ -374,14 +370,7 @@ impl Controller {
                     {
                         w.abort();
                     }
-                    let hub = hub.clone();
-                    tokio::spawn(async move {
-                        if let Err(e) =
-                            tokio::time::timeout(HUB_DEADLINE, hub.close(&case_id)).await
-                        {
-                            tracing::warn!(error = %e, "hand-off withdrawal not sent");
-                        }
-                    });
+                    tokio::spawn(withdraw(hub.clone(), case_id));
                 }
                 FlowEffect::Record(event) => self.record_handoff(&incident, event),
             }
@@ -515,6 +504,16 @@ impl Controller {
         self.handoff
             .as_ref()
             .map(|h| (h.flow.time_to_decision_ms(), h.taps, h.flow.step.name()))
+    }
+}
+
+/// Withdraw a request at the hub (the crew left the flow or asks others): a hub that is not
+/// reached keeps the case until its stale sweep; nothing waits for this.
+async fn withdraw(hub: Arc<HubClient>, case_id: String) {
+    match tokio::time::timeout(HUB_DEADLINE, hub.close(&case_id)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "hand-off withdrawal refused"),
+        Err(_) => tracing::warn!("hand-off withdrawal not sent in time"),
     }
 }
 

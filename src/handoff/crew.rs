@@ -712,12 +712,9 @@ impl CrewFlow {
                 continue;
             }
             self.recorded_answers.push(key);
-            // the hub marks an answer given after 搬送決定 as late; the tablet also counts
-            // one that reaches it after its own 搬送決定 left
-            let late = a.late
-                || self.decided_at_ms.is_some_and(|d| {
-                    matches!(self.step, Step::Decided | Step::Arrived) && a.at_ms > d
-                });
+            // the hub marks an answer given after 搬送決定 as late, by its own clock (the
+            // tablet's may differ); a late answer is shown and recorded, never decides
+            let late = a.late;
             if late {
                 self.notice = Some(FlowNotice::LateAnswer);
             }

@@ -184,7 +184,7 @@ pub async fn seed_training(store: &HubStore, master: &SealKey) -> Result<Vec<Str
         add_hospital(store, code, name, &departments).await?;
         let login = format!("er-train-{}", i + 1);
         if store.staff_by_login(&login).await?.is_some() {
-            lines.push(format!("training staff {login} ({name}) exists"));
+            lines.push(format!("training staff {login} ({code}) exists"));
             continue;
         }
         let e = add_staff(
@@ -197,7 +197,7 @@ pub async fn seed_training(store: &HubStore, master: &SealKey) -> Result<Vec<Str
         )
         .await?;
         lines.push(format!(
-            "training staff {login} ({name}): password {TRAINING_PASSWORD}, TOTP secret {}",
+            "training staff {login} ({code}): password {TRAINING_PASSWORD}, TOTP secret {}",
             e.secret_base32
         ));
     }

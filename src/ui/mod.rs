@@ -290,6 +290,7 @@ fn handoff_view(h: &HandoffView) -> Handoff {
         ))),
         sending: h.sending,
         can_ask_more: h.can_ask_more,
+        accept_waiting: h.accept_waiting,
         decided: h.decided,
         arrived: h.arrived,
         chosen: s(&h.chosen),

@@ -187,7 +187,10 @@ fn the_trainer_answers_for_the_silent_hospital_and_sign_out_ends_the_flow() {
     // the crew leaves the flow for Ready and signs out: the next crew finds nothing of it
     r.tap("待機画面へ");
     assert_eq!(r.screen(), Screen::Ready);
-    assert!(r.shows("照会に戻る"));
+    assert!(
+        r.shows("受入可あり — 照会に戻る"),
+        "the 受入可 waiting is said under the flow"
+    );
     r.tap("サインアウト");
     assert_eq!(r.screen(), Screen::SignIn);
     assert!(!r.controller.view().handoff.open);

@@ -78,6 +78,9 @@ pub struct HandoffView {
     pub sending: bool,
     /// 別の病院に照会 is offered (a request is out and no decision yet).
     pub can_ask_more: bool,
+    /// A 受入可 waits for 搬送決定 (the summary's and Ready's button say so while the flow is
+    /// hidden under them).
+    pub accept_waiting: bool,
     pub decided: bool,
     pub arrived: bool,
     /// The chosen hospital's name.
@@ -230,6 +233,14 @@ pub fn build(flow: &CrewFlow, vitals_open: bool) -> HandoffView {
         candidates,
         sending: flow.step == Step::Sending || flow.step == Step::Deciding,
         can_ask_more: flow.step == Step::Asking,
+        accept_waiting: flow.step == Step::Asking
+            && flow.case.as_ref().is_some_and(|c| {
+                c.candidates.iter().any(|x| {
+                    x.answer
+                        .as_ref()
+                        .is_some_and(|a| a.answer == Answer::Accept && !a.late)
+                })
+            }),
         decided: matches!(flow.step, Step::Decided | Step::Arrived),
         arrived: flow.step == Step::Arrived,
         chosen,
