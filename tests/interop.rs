@@ -169,6 +169,21 @@ fn the_simulators_limits_answer_curl_with_431_413_and_a_chunked_body_is_read() {
             .unwrap();
         String::from_utf8_lossy(&out.stdout).to_string()
     };
+    // curl sends `Expect: 100-continue` before a large body; on a loaded machine it can
+    // see the interim 100 and then the connection closed under the body it was still
+    // sending, before it reads the final status (it printed "100" once in CI). The limit is
+    // the server's to show, not curl's race: ask again (at most three times) while curl
+    // saw no final status
+    let curl = |extra: &[&str], path: &str| {
+        let mut got = String::new();
+        for _ in 0..3 {
+            got = curl(extra, path);
+            if got != "100" && got != "000" {
+                break;
+            }
+        }
+        got
+    };
     // a header section over 16 KiB
     let big_header = format!("x-padding: {}", "a".repeat(20 * 1024));
     assert_eq!(curl(&["-H", &big_header], "/v2/health"), "431");
