@@ -145,11 +145,12 @@ impl RuntimeDir {
         } else {
             std::env::temp_dir()
         };
+        sweep_abandoned(&base);
         let mut random = [0u8; 8];
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut random)
             .map_err(|_| std::io::Error::other("no randomness"))?;
         let dir = base.join(format!(
-            "mynakyukyu-training-hub-{}-{}",
+            "{PREFIX}{}-{}",
             std::process::id(),
             data_encoding::HEXLOWER.encode(&random)
         ));
@@ -163,6 +164,32 @@ impl RuntimeDir {
         &self.0
     }
 }
+
+/// Remove the training hub dirs of our own processes that ended without dropping theirs (a
+/// SIGKILL, a crash): their pid is gone. Another user's, or a live process's, stay.
+fn sweep_abandoned(base: &Path) {
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
+    let me = rustix::process::geteuid().as_raw();
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix(PREFIX)
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        use std::os::unix::fs::MetadataExt;
+        let ours = std::fs::symlink_metadata(e.path()).is_ok_and(|m| m.is_dir() && m.uid() == me);
+        if ours && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+const PREFIX: &str = "mynakyukyu-training-hub-";
 
 impl Drop for RuntimeDir {
     fn drop(&mut self) {

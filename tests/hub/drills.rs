@@ -9,6 +9,16 @@ use mynakyukyu::domain::{HandoffEvent, RecordBody};
 use mynakyukyu::drill::{self, world::TrainingWorld};
 use mynakyukyu::handoff::Visibility;
 
+/// Where training hubs keep their dirs (as `hub::training` picks it).
+fn world_base() -> std::path::PathBuf {
+    let shm = std::path::Path::new("/dev/shm");
+    if shm.is_dir() {
+        shm.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    }
+}
+
 /// A nurse of `hospital` enrolled on the training hub: (login, TOTP secret).
 async fn nurse(world: &TrainingWorld, hospital: &str, login: &str) -> (String, Vec<u8>) {
     let master =
@@ -73,7 +83,15 @@ fn decided(report: &drill::Report) -> (String, String) {
 async fn handoff_drills_pass_and_only_the_chosen_hospital_sees_the_patient() {
     let dir = TempDir::new("handoff-drills");
     let today = time::OffsetDateTime::now_utc().date();
+    // a training hub's dir left by a process killed with SIGKILL (pid 4194305 is past
+    // Linux's largest): the next start removes it
+    let abandoned = world_base().join("mynakyukyu-training-hub-4194305-0000000000000000");
+    std::fs::create_dir_all(abandoned.join("hub")).unwrap();
     let world = TrainingWorld::start(dir.path(), today).await.unwrap();
+    assert!(
+        !abandoned.exists(),
+        "an abandoned training hub dir is swept"
+    );
     let hub_dir = world.hub.dir().to_path_buf();
     assert!(
         !hub_dir.starts_with(dir.path()),
